@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: Apache-2.0
+# `format` rewrites and `format-check` verifies the C++ sources with the repository's
+# .clang-format. Kernel C under kmod/ follows the kernel's own style and checkpatch instead.
+find_program(TANDEM_CLANG_FORMAT NAMES clang-format clang-format-14)
+if(TANDEM_CLANG_FORMAT)
+  file(GLOB_RECURSE _tandem_fmt_files CONFIGURE_DEPENDS
+       ${PROJECT_SOURCE_DIR}/dataplane/*.h ${PROJECT_SOURCE_DIR}/dataplane/*.cc
+       ${PROJECT_SOURCE_DIR}/control/*.h ${PROJECT_SOURCE_DIR}/control/*.cc
+       ${PROJECT_SOURCE_DIR}/netlink/*.h ${PROJECT_SOURCE_DIR}/netlink/*.cc
+       ${PROJECT_SOURCE_DIR}/perf/*.h ${PROJECT_SOURCE_DIR}/perf/*.cc
+       ${PROJECT_SOURCE_DIR}/tests/*.h ${PROJECT_SOURCE_DIR}/tests/*.cc)
+  add_custom_target(format-check
+    COMMAND ${TANDEM_CLANG_FORMAT} --dry-run --Werror ${_tandem_fmt_files}
+    COMMENT "clang-format --dry-run over ${PROJECT_NAME} sources" VERBATIM)
+  add_custom_target(format
+    COMMAND ${TANDEM_CLANG_FORMAT} -i ${_tandem_fmt_files}
+    COMMENT "clang-format -i over ${PROJECT_NAME} sources" VERBATIM)
+endif()

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+// The test lab: hosts as network namespaces on private bridges, their processes, logs and faults.
+#include "tests/lab/netns.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace tandem::lab {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string port_name(int host_index, int lan) {
+  return "h" + std::to_string(host_index) + "l" + std::to_string(lan);
+}
+
+}  // namespace
+
+std::string unique_id() {
+  std::random_device rd;
+  for (;;) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "%06x", static_cast<unsigned>(rd()) & 0xffffffU);
+    std::string id(buf);
+    if (!fs::exists("/run/netns/tdm-" + id + "-sw")) return id;
+  }
+}
+
+lab_options cluster_options(int nodes, int extra_interconnects, bool client) {
+  lab_options o;
+  o.lans = 1 + extra_interconnects;
+  for (int i = 1; i <= nodes; ++i) {
+    host_spec h{"node" + std::to_string(i), {}};
+    for (int l = 0; l < o.lans; ++l) h.lans.push_back(l);
+    o.hosts.push_back(h);
+  }
+  if (client) o.hosts.push_back({"client", {0}});
+  return o;
+}
+
+lab::lab(lab_options opts) : opts_(std::move(opts)) {
+  if (::geteuid() != 0) {
+    throw std::runtime_error("the test lab needs root (network namespaces, veth, bridges)");
+  }
+  if (opts_.hosts.empty()) throw std::invalid_argument("lab: no hosts");
+  if (opts_.lans < 1 || opts_.lans > 200) throw std::invalid_argument("lab: lans must be 1..200");
+  id_ = unique_id();
+  log_dir_ = opts_.log_dir.empty() ? std::string(TANDEM_BUILD_DIR) + "/lab-logs/" + id_
+                                   : opts_.log_dir;
+  fs::create_directories(log_dir_);
+  int index = 0;
+  for (const auto& h : opts_.hosts) {
+    if (h.name.empty() || h.name.size() > 32 ||
+        h.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
+      throw std::invalid_argument("lab: bad host name '" + h.name + "' (a-z, 0-9, '-')");
+    }
+    if (hosts_.count(h.name)) throw std::invalid_argument("lab: duplicate host " + h.name);
+    for (int l : h.lans) {
+      if (l < 0 || l >= opts_.lans) {
+        throw std::invalid_argument("lab: host " + h.name + " on lan " + std::to_string(l) +
+                                    " but the lab has " + std::to_string(opts_.lans));
+      }
+    }
+    hosts_.emplace(h.name, host_state{h, index++});
+    order_.push_back(h.name);
+  }
+  if (index > 200) throw std::invalid_argument("lab: at most 200 hosts");
+  try {
+    build();
+  } catch (...) {
+    teardown();
+    throw;
+  }
+}
+
+lab::~lab() { teardown(); }
+
+void lab::teardown() {
+  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it) it->second->stop(SIGTERM, 5s);
+  procs_.clear();
+  janitor_.cleanup();
+}
+
+void lab::build() {
+  const std::string sw = switch_netns();
+  // Register first, create second: a crash in between still leaves nothing behind.
+  janitor_.add("netns", sw);
+  ctl::run_checked({"ip", "netns", "add", sw});
+  ctl::run_checked({"ip", "-n", sw, "link", "set", "lo", "up"});
+  for (int l = 0; l < opts_.lans; ++l) {
+    const std::string br = "br" + std::to_string(l);
+    ctl::run_checked({"ip", "-n", sw, "link", "add", br, "type", "bridge"});
+    ctl::run_checked({"ip", "-n", sw, "link", "set", br, "up"});
+  }
+  for (const auto& name : order_) {
+    const auto& h = hosts_.at(name);
+    const std::string ns = netns(name);
+    janitor_.add("netns", ns);
+    ctl::run_checked({"ip", "netns", "add", ns});
+    ctl::run_checked({"ip", "-n", ns, "link", "set", "lo", "up"});
+    for (int l : h.spec.lans) {
+      const std::string port = port_name(h.index, l);
+      ctl::run_checked({"ip", "link", "add", "name", iface(l), "netns", ns, "address",
+                        mac(name, l), "type", "veth", "peer", "name", port, "netns", sw});
+      ctl::run_checked({"ip", "-n", sw, "link", "set", port, "master", "br" + std::to_string(l),
+                        "up"});
+      ctl::run_checked({"ip", "-n", ns, "addr", "add",
+                        address(name, l) + "/" + std::to_string(prefix_len()), "dev", iface(l)});
+      ctl::run_checked({"ip", "-n", ns, "link", "set", iface(l), "up"});
+    }
+  }
+}
+
+std::vector<std::string> lab::hosts() const { return order_; }
+
+const lab::host_state& lab::host(const std::string& name) const {
+  auto it = hosts_.find(name);
+  if (it == hosts_.end()) throw std::invalid_argument("lab " + id_ + ": no host '" + name + "'");
+  return it->second;
+}
+
+std::string lab::netns(const std::string& name) const {
+  host(name);
+  return "tdm-" + id_ + "-" + name;
+}
+
+std::string lab::address(const std::string& name, int lan) const {
+  const auto& h = host(name);
+  return "10.99." + std::to_string(lan) + "." + std::to_string(10 + h.index);
+}
+
+std::string lab::mac(const std::string& name, int lan) const {
+  const auto& h = host(name);
+  char buf[32];
+  // Locally administered, unicast; unique within the lab's bridges.
+  std::snprintf(buf, sizeof(buf), "02:74:64:%02x:%02x:%02x", lan & 0xff, (h.index >> 8) & 0xff,
+                h.index & 0xff);
+  return buf;
+}
+
+std::string lab::log_path(const std::string& name, const std::string& what) const {
+  host(name);
+  return log_dir_ + "/" + name + "." + what + ".log";
+}
+
+ctl::process& lab::spawn(const std::string& name, const std::string& what,
+                         std::vector<std::string> argv, std::vector<std::string> env) {
+  ctl::spawn_options o;
+  o.argv = std::move(argv);
+  o.env = std::move(env);
+  o.netns = netns(name);
+  o.output_path = log_path(name, what);
+  auto p = std::make_unique<ctl::process>(ctl::process::spawn(o));
+  procs_.emplace_back(name + "/" + what, std::move(p));
+  return *procs_.back().second;
+}
+
+ctl::run_result lab::exec(const std::string& name, std::vector<std::string> argv,
+                          std::chrono::milliseconds timeout) {
+  return ctl::run(std::move(argv), timeout, netns(name));
+}
+
+std::string lab::exec_checked(const std::string& name, std::vector<std::string> argv,
+                              std::chrono::milliseconds timeout) {
+  return ctl::run_checked(std::move(argv), timeout, netns(name));
+}
+
+void lab::set_link(const std::string& name, int lan, bool up) {
+  const auto& h = host(name);
+  bool plugged = false;
+  for (int l : h.spec.lans) plugged |= (l == lan);
+  if (!plugged) {
+    throw std::invalid_argument("lab: host " + name + " is not on lan " + std::to_string(lan));
+  }
+  ctl::run_checked({"ip", "-n", switch_netns(), "link", "set", port_name(h.index, lan),
+                    up ? "up" : "down"});
+}
+
+void lab::random_drop(const std::string& name, int percent) {
+  if (percent < 0 || percent > 100) throw std::invalid_argument("lab: drop percent 0..100");
+  const std::string ns = netns(name);
+  ctl::run({"nft", "delete", "table", "inet", "tandem_lab"}, 10s, ns);  // absent is fine
+  if (percent == 0) return;
+  const std::string rule =
+      percent == 100 ? "drop" : "numgen random mod 100 < " + std::to_string(percent) + " drop";
+  std::ostringstream script;
+  script << "table inet tandem_lab {\n"
+         << "  chain in { type filter hook input priority -150; " << rule << "; }\n"
+         << "  chain out { type filter hook output priority -150; " << rule << "; }\n"
+         << "}\n";
+  const std::string file = log_dir_ + "/" + name + ".drop.nft";
+  std::ofstream(file) << script.str();
+  ctl::run_checked({"nft", "-f", file}, 10s, ns);
+}
+
+std::string lab::read_log(const std::string& name, const std::string& what) const {
+  std::ifstream in(log_path(name, what));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string lab::collect_logs() const {
+  std::string all;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(log_dir_, ec)) {
+    if (e.path().extension() != ".log") continue;
+    std::ifstream in(e.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += "==== " + e.path().filename().string() + " ====\n" + ss.str() + "\n";
+  }
+  return all;
+}
+
+}  // namespace tandem::lab
