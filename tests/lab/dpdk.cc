@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+// The DPDK harness: EAL processes with --no-huge --no-pci and a vdev inside lab hosts.
+#include "tests/lab/dpdk.h"
+
+#include <stdexcept>
+#include <thread>
+
+#include "dataplane/port/eal.h"
+
+namespace tandem::lab {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string last_json_line(const std::string& log) {
+  std::string last;
+  size_t pos = 0;
+  while (pos < log.size()) {
+    const size_t end = log.find('\n', pos);
+    const std::string line = log.substr(pos, end == std::string::npos ? end : end - pos);
+    if (!line.empty() && line.front() == '{') last = line;
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return last;
+}
+
+}  // namespace
+
+std::string dpdk_frames_tool() { return TANDEM_LAB_DPDK_FRAMES; }
+
+dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
+  static int run = 0;
+  const std::string tag = "dpdk" + std::to_string(run++);
+  std::string rx_vdev, tx_vdev;
+  if (opts.kind == dpdk_vdev_kind::af_packet) {
+    rx_vdev = dp::af_packet_vdev(0, l.iface(opts.lan));
+    tx_vdev = rx_vdev;
+  } else {
+    const std::string sock = l.log_dir() + "/" + tag + ".memif.sock";
+    l.register_path(sock);
+    rx_vdev = dp::memif_vdev(0, "server", sock);
+    tx_vdev = dp::memif_vdev(0, "client", sock);
+  }
+  auto common = [&](const std::string& role, const std::string& host, const std::string& vdev) {
+    const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
+    l.register_path(dp::eal_runtime_dir(prefix));
+    return std::vector<std::string>{dpdk_frames_tool(),
+                                    "--role", role,
+                                    "--vdev", vdev,
+                                    "--file-prefix", prefix,
+                                    "--count", std::to_string(opts.count),
+                                    "--payload", std::to_string(opts.payload),
+                                    "--timeout-ms", std::to_string(opts.timeout.count())};
+  };
+  auto& rx = l.spawn(opts.rx_host, tag + "-rx", common("rx", opts.rx_host, rx_vdev));
+  const auto ready_deadline = std::chrono::steady_clock::now() + 30s;
+  while (l.read_log(opts.rx_host, tag + "-rx").find("READY") == std::string::npos) {
+    if (!rx.running() || std::chrono::steady_clock::now() > ready_deadline) {
+      rx.stop();
+      throw std::runtime_error("DPDK receiver in " + opts.rx_host + " did not get ready:\n" +
+                               l.read_log(opts.rx_host, tag + "-rx"));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  auto tx_argv = common("tx", opts.tx_host, tx_vdev);
+  tx_argv.insert(tx_argv.end(),
+                 {"--src-ip", l.address(opts.tx_host, opts.lan), "--dst-ip",
+                  l.address(opts.rx_host, opts.lan), "--dst-mac", l.mac(opts.rx_host, opts.lan),
+                  "--pps", std::to_string(opts.pps)});
+  auto& tx = l.spawn(opts.tx_host, tag + "-tx", tx_argv);
+
+  dpdk_frames_result r;
+  const auto limit = opts.timeout + 30s;
+  auto tx_st = tx.wait(limit);
+  r.tx_status = tx_st ? *tx_st : tx.stop();
+  auto rx_st = rx.wait(limit);
+  r.rx_status = rx_st ? *rx_st : rx.stop();
+  const std::string tx_log = l.read_log(opts.tx_host, tag + "-tx");
+  const std::string rx_log = l.read_log(opts.rx_host, tag + "-rx");
+  r.tx_json = last_json_line(tx_log);
+  r.rx_json = last_json_line(rx_log);
+  r.logs = "---- " + opts.tx_host + " tx (" + r.tx_status.describe() + ")\n" + tx_log + "---- " +
+           opts.rx_host + " rx (" + r.rx_status.describe() + ")\n" + rx_log;
+  return r;
+}
+
+}  // namespace tandem::lab
