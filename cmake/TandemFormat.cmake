@@ -16,3 +16,12 @@ if(TANDEM_CLANG_FORMAT)
     COMMAND ${TANDEM_CLANG_FORMAT} -i ${_tandem_fmt_files}
     COMMENT "clang-format -i over ${PROJECT_NAME} sources" VERBATIM)
 endif()
+
+# `tidy` runs clang-tidy (the repository's .clang-tidy) over every compiled source of this build.
+find_program(TANDEM_RUN_CLANG_TIDY NAMES run-clang-tidy run-clang-tidy-14)
+if(TANDEM_RUN_CLANG_TIDY)
+  add_custom_target(tidy
+    COMMAND ${TANDEM_RUN_CLANG_TIDY} -quiet -p ${PROJECT_BINARY_DIR}
+            "^${PROJECT_SOURCE_DIR}/(dataplane|control|netlink|perf|tests)/.*\\.cc$"
+    COMMENT "clang-tidy over ${PROJECT_NAME} sources" VERBATIM)
+endif()
