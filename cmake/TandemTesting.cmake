@@ -42,7 +42,11 @@ function(tandem_add_fuzzer name)
   target_link_libraries(${name} PRIVATE ${F_LIBS})
   if(TANDEM_FUZZ)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
-    set(cmd $<TARGET_FILE:${name}> -runs=${F_SMOKE_RUNS} -seed=1 ${F_CORPUS})
+    # libFuzzer writes what it learns into the first corpus directory: give it a scratch one in
+    # the build tree, so the committed seeds are only read.
+    set(scratch ${CMAKE_CURRENT_BINARY_DIR}/${name}.corpus)
+    file(MAKE_DIRECTORY ${scratch})
+    set(cmd $<TARGET_FILE:${name}> -runs=${F_SMOKE_RUNS} -seed=1 ${scratch} ${F_CORPUS})
   else()
     target_link_libraries(${name} PRIVATE tandem_fuzz_driver)
     set(cmd $<TARGET_FILE:${name}> --runs=${F_SMOKE_RUNS} --seed=1 ${F_CORPUS})
