@@ -207,7 +207,10 @@ int run_tx(uint16_t port, rte_mempool* pool, const options& o) {
       fill_payload(payload.data(), o.payload, sent + i);
       const auto len = static_cast<uint16_t>(dp::udp_frame_overhead + o.payload);
       auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(bufs[i], len));
-      dp::build_udp_frame({data, len}, o.src, o.dst, payload);
+      if (!data || dp::build_udp_frame({data, len}, o.src, o.dst, payload) != len) {
+        rte_pktmbuf_free_bulk(bufs, burst);
+        return fail("cannot build a " + std::to_string(len) + "-byte frame in an mbuf");
+      }
     }
     unsigned done = 0;
     while (done < burst && clock_type::now() < deadline) {
