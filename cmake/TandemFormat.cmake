@@ -25,3 +25,9 @@ if(TANDEM_RUN_CLANG_TIDY)
             "^${PROJECT_SOURCE_DIR}/(dataplane|control|netlink|perf|tests)/.*\\.cc$"
     COMMENT "clang-tidy over ${PROJECT_NAME} sources" VERBATIM)
 endif()
+
+# The default suite checks formatting too, so drift is caught where everything else is.
+if(TANDEM_CLANG_FORMAT)
+  add_test(NAME format_check COMMAND ${TANDEM_CLANG_FORMAT} --dry-run --Werror ${_tandem_fmt_files})
+  set_tests_properties(format_check PROPERTIES LABELS unit TIMEOUT 120)
+endif()

@@ -25,7 +25,7 @@ struct address_info {
   int family = 0;       // AF_INET or AF_INET6
   std::string address;  // "10.99.0.10" / "fe80::1", without prefix
   int prefix_len = 0;
-  std::string label;    // IPv4 label ("eth0", "eth0:vip"); empty for IPv6
+  std::string label;  // IPv4 label ("eth0", "eth0:vip"); empty for IPv6
 };
 
 // All links of the socket's namespace, by index. Throws nl::error.

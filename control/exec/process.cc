@@ -25,7 +25,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 std::system_error sys_error(const std::string& what) {
   return std::system_error(errno, std::generic_category(), what);
@@ -49,7 +51,8 @@ struct prepared {
 
 prepared prepare(const spawn_options& opts) {
   prepared p;
-  for (const auto& a : opts.argv) p.argv.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : opts.argv)
+    p.argv.push_back(const_cast<char*>(a.c_str()));
   p.argv.push_back(nullptr);
   for (char** e = environ; e && *e; ++e) {
     std::string entry(*e);
@@ -60,8 +63,10 @@ prepared prepare(const spawn_options& opts) {
     }
     if (!overridden) p.env_storage.push_back(std::move(entry));
   }
-  for (const auto& extra : opts.env) p.env_storage.push_back(extra);
-  for (auto& e : p.env_storage) p.envp.push_back(e.data());
+  for (const auto& extra : opts.env)
+    p.env_storage.push_back(extra);
+  for (auto& e : p.env_storage)
+    p.envp.push_back(e.data());
   p.envp.push_back(nullptr);
   return p;
 }
@@ -72,8 +77,8 @@ prepared prepare(const spawn_options& opts) {
 }
 
 // Runs in the child between fork and exec: async-signal-safe calls only.
-[[noreturn]] void child_exec(const spawn_options& opts, const prepared& p, int err_fd,
-                             int stdin_fd, int out_fd, int netns_fd, pid_t parent) {
+[[noreturn]] void child_exec(const spawn_options& opts, const prepared& p, int err_fd, int stdin_fd,
+                             int out_fd, int netns_fd, pid_t parent) {
   if (opts.new_process_group) ::setpgid(0, 0);
   if (opts.kill_with_parent) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -105,7 +110,8 @@ struct fd_guard {
 }  // namespace
 
 std::string exit_status::describe() const {
-  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+  if (signal != 0)
+    return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
   return "exited with " + std::to_string(code);
 }
 
@@ -176,7 +182,10 @@ process process::spawn_fd(const spawn_options& opts, int out_fd) {
 }
 
 process::process(process&& other) noexcept
-    : pid_(other.pid_), pidfd_(other.pidfd_), group_(other.group_), status_(other.status_),
+    : pid_(other.pid_),
+      pidfd_(other.pidfd_),
+      group_(other.group_),
+      status_(other.status_),
       reaped_(other.reaped_) {
   other.pid_ = -1;
   other.pidfd_ = -1;
@@ -196,7 +205,9 @@ process& process::operator=(process&& other) noexcept {
   return *this;
 }
 
-process::~process() { release(); }
+process::~process() {
+  release();
+}
 
 void process::release() {
   if (pid_ > 0) {
@@ -309,10 +320,9 @@ std::string run_checked(std::vector<std::string> argv, std::chrono::milliseconds
   const std::string cmd = join(argv);
   run_result r = run(std::move(argv), timeout, netns);
   if (r.timed_out || !r.status.ok()) {
-    throw std::runtime_error("command failed (" +
-                             (r.timed_out ? std::string("timed out") : r.status.describe()) +
-                             (netns.empty() ? "" : ", netns " + netns) + "): " + cmd + "\n" +
-                             r.output);
+    throw std::runtime_error(
+        "command failed (" + (r.timed_out ? std::string("timed out") : r.status.describe()) +
+        (netns.empty() ? "" : ", netns " + netns) + "): " + cmd + "\n" + r.output);
   }
   return std::move(r.output);
 }

@@ -12,20 +12,20 @@
 namespace tandem::ctl {
 
 struct spawn_options {
-  std::vector<std::string> argv;           // argv[0] is looked up in PATH when it has no '/'
-  std::vector<std::string> env;            // extra "NAME=value" entries added to the environment
-  std::string netns;                       // run inside /run/netns/<netns> when not empty
-  std::string output_path;                 // stdout+stderr appended here; empty: inherit
-  std::string input;                       // written to the child's stdin, which is then closed
-  std::string cwd;                         // working directory when not empty
-  bool kill_with_parent = true;            // PR_SET_PDEATHSIG(SIGKILL)
-  bool new_process_group = true;           // so stop() reaches the child's own children too
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::vector<std::string> env;   // extra "NAME=value" entries added to the environment
+  std::string netns;              // run inside /run/netns/<netns> when not empty
+  std::string output_path;        // stdout+stderr appended here; empty: inherit
+  std::string input;              // written to the child's stdin, which is then closed
+  std::string cwd;                // working directory when not empty
+  bool kill_with_parent = true;   // PR_SET_PDEATHSIG(SIGKILL)
+  bool new_process_group = true;  // so stop() reaches the child's own children too
 };
 
 // How a process ended: exit code, or the signal that killed it.
 struct exit_status {
-  int code = -1;    // valid when signal == 0
-  int signal = 0;   // non-zero when killed by a signal
+  int code = -1;   // valid when signal == 0
+  int signal = 0;  // non-zero when killed by a signal
   bool ok() const { return signal == 0 && code == 0; }
   std::string describe() const;
 };
@@ -58,7 +58,7 @@ class process {
 
  private:
   friend struct run_result run(std::vector<std::string>, std::chrono::milliseconds,
-                              const std::string&);
+                               const std::string&);
   // spawn() with stdout and stderr on an open descriptor (run() passes a memfd).
   static process spawn_fd(const spawn_options& opts, int out_fd);
   explicit process(pid_t pid, int pidfd, bool group) : pid_(pid), pidfd_(pidfd), group_(group) {}

@@ -2,11 +2,11 @@
 // DPDK EAL start-up from configured arguments, and the argument sets tandem uses.
 #include "dataplane/port/eal.h"
 
-#include <rte_eal.h>
-#include <rte_errno.h>
-
 #include <cerrno>
 #include <cstring>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
 
 namespace tandem::dp {
 namespace {
@@ -14,11 +14,13 @@ bool g_initialised = false;
 }
 
 std::vector<std::string> eal_arguments(const eal_options& opts) {
-  std::vector<std::string> a = {"tandem", "--no-huge", "--no-pci", "-m",
-                                std::to_string(opts.memory_mb), "--lcores", opts.lcores};
+  std::vector<std::string> a = {
+      "tandem",   "--no-huge", "--no-pci", "-m", std::to_string(opts.memory_mb),
+      "--lcores", opts.lcores};
   if (opts.no_shconf) a.emplace_back("--no-shconf");
   if (!opts.file_prefix.empty()) a.push_back("--file-prefix=" + opts.file_prefix);
-  for (const auto& v : opts.vdevs) a.push_back("--vdev=" + v);
+  for (const auto& v : opts.vdevs)
+    a.push_back("--vdev=" + v);
   a.insert(a.end(), opts.extra.begin(), opts.extra.end());
   return a;
 }
@@ -47,7 +49,8 @@ int eal_init(const std::vector<std::string>& args, std::string& error) {
   // rte_eal_init may permute argv; it gets its own copies.
   std::vector<std::string> storage(args);
   std::vector<char*> argv;
-  for (auto& s : storage) argv.push_back(s.data());
+  for (auto& s : storage)
+    argv.push_back(s.data());
   argv.push_back(nullptr);
   const int rc = rte_eal_init(static_cast<int>(storage.size()), argv.data());
   if (rc < 0) {

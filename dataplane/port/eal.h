@@ -10,12 +10,12 @@ namespace tandem::dp {
 // EAL arguments for hosts without hugepages or a NIC that DPDK may own: tests, the demo and
 // containers. Production passes its own arguments (PCI allow-list, hugepages) to eal_init().
 struct eal_options {
-  std::string file_prefix;          // unique per process: keeps runs apart
-  std::vector<std::string> vdevs;   // e.g. af_packet_vdev(0, "eth1")
-  std::string lcores = "0@(0-1)";   // main lcore, allowed to float over the first two CPUs
-  unsigned memory_mb = 256;         // heap for mempools (anonymous memory with --no-huge)
-  bool no_shconf = true;            // no shared config files; memif needs them (false)
-  std::vector<std::string> extra;   // appended verbatim
+  std::string file_prefix;         // unique per process: keeps runs apart
+  std::vector<std::string> vdevs;  // e.g. af_packet_vdev(0, "eth1")
+  std::string lcores = "0@(0-1)";  // main lcore, allowed to float over the first two CPUs
+  unsigned memory_mb = 256;        // heap for mempools (anonymous memory with --no-huge)
+  bool no_shconf = true;           // no shared config files; memif needs them (false)
+  std::vector<std::string> extra;  // appended verbatim
 };
 
 // "tandem" followed by the EAL arguments: --no-huge --no-pci --no-shconf --file-prefix ...

@@ -24,7 +24,9 @@ bool ping(lab& l, const std::string& from, const std::string& to_addr) {
   return l.exec(from, {"ping", "-c", "1", "-W", "1", to_addr}, 5s).status.ok();
 }
 
-bool netns_exists(const std::string& name) { return fs::exists("/run/netns/" + name); }
+bool netns_exists(const std::string& name) {
+  return fs::exists("/run/netns/" + name);
+}
 
 TEST(lab, two_nodes_client_and_interconnect_reach_each_other) {
   lab l(cluster_options(2, 1, true));
@@ -59,7 +61,8 @@ TEST(lab, cut_and_restore_a_link) {
   EXPECT_NE(link.find("NO-CARRIER"), std::string::npos) << link;
   l.set_link("node2", 0, true);
   bool back = false;
-  for (int i = 0; i < 20 && !back; ++i) back = ping(l, "node1", l.address("node2", 0));
+  for (int i = 0; i < 20 && !back; ++i)
+    back = ping(l, "node1", l.address("node2", 0));
   EXPECT_TRUE(back);
 }
 
@@ -69,11 +72,10 @@ TEST(lab, random_drop_loses_packets_then_clears) {
   EXPECT_FALSE(ping(l, "node1", l.address("node2", 0)));
   l.random_drop("node2", 50);
   // 200 pings at 50% loss each way: the chance that all or none get through is negligible.
-  const auto out = l.exec("node1",
-                          {"ping", "-q", "-c", "200", "-i", "0.002", "-W", "1",
-                           l.address("node2", 0)},
-                          30s)
-                       .output;
+  const auto out =
+      l.exec("node1", {"ping", "-q", "-c", "200", "-i", "0.002", "-W", "1", l.address("node2", 0)},
+             30s)
+          .output;
   const auto pos = out.find("% packet loss");
   ASSERT_NE(pos, std::string::npos) << out;
   const auto start = out.rfind(' ', pos) + 1;
@@ -86,8 +88,8 @@ TEST(lab, random_drop_loses_packets_then_clears) {
 
 TEST(lab, processes_run_inside_hosts_and_log) {
   lab l(cluster_options(1, 0, true));
-  auto& p = l.spawn("node1", "echo", {"sh", "-c", "ip -o -4 addr show eth0; echo marker-$X"},
-                    {"X=42"});
+  auto& p =
+      l.spawn("node1", "echo", {"sh", "-c", "ip -o -4 addr show eth0; echo marker-$X"}, {"X=42"});
   auto st = p.wait(10s);
   ASSERT_TRUE(st.has_value());
   EXPECT_TRUE(st->ok()) << st->describe();
@@ -138,7 +140,8 @@ TEST(lab, sigkilled_owner_leaves_nothing_behind) {
   ASSERT_GT(n, 0);
   std::string names(buf, static_cast<size_t>(n));
   const std::string node_ns = names.substr(0, names.find(' '));
-  const std::string sw_ns = names.substr(names.find(' ') + 1, names.find('\n') - names.find(' ') - 1);
+  const std::string sw_ns =
+      names.substr(names.find(' ') + 1, names.find('\n') - names.find(' ') - 1);
   ASSERT_TRUE(netns_exists(node_ns));
   ::kill(child, SIGKILL);
   int st;

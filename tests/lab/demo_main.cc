@@ -90,7 +90,8 @@ int main() {
          ping(l, "node1", l.address("node2", 1)));
     l.set_link("node2", 0, true);
     bool back = false;
-    for (int i = 0; i < 10 && !back; ++i) back = ping(l, "client", l.address("node2", 0));
+    for (int i = 0; i < 10 && !back; ++i)
+      back = ping(l, "client", l.address("node2", 0));
     step("link restored: client reaches node2 again", back);
 
     std::printf("\nlogs of this run: %s\n", l.log_dir().c_str());

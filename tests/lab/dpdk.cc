@@ -27,7 +27,9 @@ std::string last_json_line(const std::string& log) {
 
 }  // namespace
 
-std::string dpdk_frames_tool() { return TANDEM_LAB_DPDK_FRAMES; }
+std::string dpdk_frames_tool() {
+  return TANDEM_LAB_DPDK_FRAMES;
+}
 
 dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
   static int run = 0;
@@ -46,12 +48,18 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
     const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
     l.register_path(dp::eal_runtime_dir(prefix));
     return std::vector<std::string>{dpdk_frames_tool(),
-                                    "--role", role,
-                                    "--vdev", vdev,
-                                    "--file-prefix", prefix,
-                                    "--count", std::to_string(opts.count),
-                                    "--payload", std::to_string(opts.payload),
-                                    "--timeout-ms", std::to_string(opts.timeout.count())};
+                                    "--role",
+                                    role,
+                                    "--vdev",
+                                    vdev,
+                                    "--file-prefix",
+                                    prefix,
+                                    "--count",
+                                    std::to_string(opts.count),
+                                    "--payload",
+                                    std::to_string(opts.payload),
+                                    "--timeout-ms",
+                                    std::to_string(opts.timeout.count())};
   };
   auto& rx = l.spawn(opts.rx_host, tag + "-rx", common("rx", opts.rx_host, rx_vdev));
   const auto ready_deadline = std::chrono::steady_clock::now() + 30s;
@@ -64,10 +72,9 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
     std::this_thread::sleep_for(20ms);
   }
   auto tx_argv = common("tx", opts.tx_host, tx_vdev);
-  tx_argv.insert(tx_argv.end(),
-                 {"--src-ip", l.address(opts.tx_host, opts.lan), "--dst-ip",
-                  l.address(opts.rx_host, opts.lan), "--dst-mac", l.mac(opts.rx_host, opts.lan),
-                  "--pps", std::to_string(opts.pps)});
+  tx_argv.insert(tx_argv.end(), {"--src-ip", l.address(opts.tx_host, opts.lan), "--dst-ip",
+                                 l.address(opts.rx_host, opts.lan), "--dst-mac",
+                                 l.mac(opts.rx_host, opts.lan), "--pps", std::to_string(opts.pps)});
   auto& tx = l.spawn(opts.tx_host, tag + "-tx", tx_argv);
 
   dpdk_frames_result r;

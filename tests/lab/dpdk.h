@@ -32,7 +32,7 @@ struct dpdk_frames_result {
   ctl::exit_status rx_status;
   std::string tx_json;  // the tool's summary lines (see tests/lab/dpdk_frames_main.cc)
   std::string rx_json;
-  std::string logs;     // both processes' complete output, for failure messages
+  std::string logs;  // both processes' complete output, for failure messages
   bool ok() const { return tx_status.ok() && rx_status.ok(); }
 };
 

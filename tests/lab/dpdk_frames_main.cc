@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // tandem-lab-dpdk-frames: sends or receives numbered UDP frames on one DPDK port (any vdev) and
 // prints a JSON summary line. The DPDK harness runs one in each of two lab hosts.
-#include <rte_ethdev.h>
-#include <rte_mbuf.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +8,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
 
 #include "dataplane/net/headers.h"
 #include "dataplane/port/eal.h"
@@ -28,7 +28,7 @@ struct options {
   unsigned payload = 1024;
   dp::udp_endpoint src, dst;
   unsigned timeout_ms = 20000;
-  uint64_t pps = 0;  // 0: as fast as the port takes them
+  uint64_t pps = 0;         // 0: as fast as the port takes them
   unsigned idle_ms = 2000;  // rx: stop this long after the last frame
 };
 
@@ -101,7 +101,8 @@ uint64_t load_seq(const uint8_t* p) {
 // Payload: 64-bit sequence number, then bytes derived from it, so corruption is visible.
 void fill_payload(uint8_t* p, unsigned len, uint64_t seq) {
   store_seq(p, seq);
-  for (unsigned i = 8; i < len; ++i) p[i] = static_cast<uint8_t>(seq * 31 + i);
+  for (unsigned i = 8; i < len; ++i)
+    p[i] = static_cast<uint8_t>(seq * 31 + i);
 }
 
 bool check_payload(std::span<const uint8_t> p, unsigned len, uint64_t& seq) {
@@ -214,7 +215,8 @@ int run_tx(uint16_t port, rte_mempool* pool, const options& o) {
     }
     unsigned done = 0;
     while (done < burst && clock_type::now() < deadline) {
-      const uint16_t n = rte_eth_tx_burst(port, 0, bufs + done, static_cast<uint16_t>(burst - done));
+      const uint16_t n =
+          rte_eth_tx_burst(port, 0, bufs + done, static_cast<uint16_t>(burst - done));
       done += n;
       if (n == 0) ++retries;
     }
@@ -248,8 +250,8 @@ int main(int argc, char** argv) {
     rc = fail("expected exactly one port from --vdev " + o.vdev);
   } else {
     const uint16_t port = 0;
-    rte_mempool* pool = rte_pktmbuf_pool_create("frames", 8191, 256, 0,
-                                                RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+    rte_mempool* pool =
+        rte_pktmbuf_pool_create("frames", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
     rte_eth_conf conf{};
     if (!pool) {
       rc = fail(std::string("mempool: ") + rte_strerror(rte_errno));

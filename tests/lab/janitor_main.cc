@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -39,13 +39,13 @@ void logf(const std::string& line) {
 // PIDs of processes whose network namespace is the named one.
 std::vector<pid_t> pids_in_netns(const std::string& name) {
   std::vector<pid_t> pids;
-  struct stat target{};
+  struct stat target {};
   if (::stat(("/run/netns/" + name).c_str(), &target) != 0) return pids;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string pid_str = entry.path().filename();
     if (pid_str.empty() || pid_str.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st{};
+    struct stat st {};
     if (::stat((entry.path() / "ns/net").c_str(), &st) != 0) continue;
     if (st.st_ino == target.st_ino && st.st_dev == target.st_dev) {
       pids.push_back(static_cast<pid_t>(std::stol(pid_str)));
@@ -115,7 +115,8 @@ int main(int argc, char** argv) {
 
   std::vector<std::pair<std::string, std::string>> items;
   auto clean_all = [&] {
-    for (auto it = items.rbegin(); it != items.rend(); ++it) remove(it->first, it->second);
+    for (auto it = items.rbegin(); it != items.rend(); ++it)
+      remove(it->first, it->second);
     items.clear();
   };
   char buf[4096];

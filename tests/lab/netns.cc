@@ -39,7 +39,8 @@ lab_options cluster_options(int nodes, int extra_interconnects, bool client) {
   o.lans = 1 + extra_interconnects;
   for (int i = 1; i <= nodes; ++i) {
     host_spec h{"node" + std::to_string(i), {}};
-    for (int l = 0; l < o.lans; ++l) h.lans.push_back(l);
+    for (int l = 0; l < o.lans; ++l)
+      h.lans.push_back(l);
     o.hosts.push_back(h);
   }
   if (client) o.hosts.push_back({"client", {0}});
@@ -53,8 +54,8 @@ lab::lab(lab_options opts) : opts_(std::move(opts)) {
   if (opts_.hosts.empty()) throw std::invalid_argument("lab: no hosts");
   if (opts_.lans < 1 || opts_.lans > 200) throw std::invalid_argument("lab: lans must be 1..200");
   id_ = unique_id();
-  log_dir_ = opts_.log_dir.empty() ? std::string(TANDEM_BUILD_DIR) + "/lab-logs/" + id_
-                                   : opts_.log_dir;
+  log_dir_ =
+      opts_.log_dir.empty() ? std::string(TANDEM_BUILD_DIR) + "/lab-logs/" + id_ : opts_.log_dir;
   fs::create_directories(log_dir_);
   int index = 0;
   for (const auto& h : opts_.hosts) {
@@ -81,10 +82,13 @@ lab::lab(lab_options opts) : opts_(std::move(opts)) {
   }
 }
 
-lab::~lab() { teardown(); }
+lab::~lab() {
+  teardown();
+}
 
 void lab::teardown() {
-  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it) it->second->stop(SIGTERM, 5s);
+  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it)
+    it->second->stop(SIGTERM, 5s);
   procs_.clear();
   janitor_.cleanup();
 }
@@ -108,10 +112,10 @@ void lab::build() {
     ctl::run_checked({"ip", "-n", ns, "link", "set", "lo", "up"});
     for (int l : h.spec.lans) {
       const std::string port = port_name(h.index, l);
-      ctl::run_checked({"ip", "link", "add", "name", iface(l), "netns", ns, "address",
-                        mac(name, l), "type", "veth", "peer", "name", port, "netns", sw});
-      ctl::run_checked({"ip", "-n", sw, "link", "set", port, "master", "br" + std::to_string(l),
-                        "up"});
+      ctl::run_checked({"ip", "link", "add", "name", iface(l), "netns", ns, "address", mac(name, l),
+                        "type", "veth", "peer", "name", port, "netns", sw});
+      ctl::run_checked(
+          {"ip", "-n", sw, "link", "set", port, "master", "br" + std::to_string(l), "up"});
       ctl::run_checked({"ip", "-n", ns, "addr", "add",
                         address(name, l) + "/" + std::to_string(prefix_len()), "dev", iface(l)});
       ctl::run_checked({"ip", "-n", ns, "link", "set", iface(l), "up"});
@@ -119,7 +123,9 @@ void lab::build() {
   }
 }
 
-std::vector<std::string> lab::hosts() const { return order_; }
+std::vector<std::string> lab::hosts() const {
+  return order_;
+}
 
 const lab::host_state& lab::host(const std::string& name) const {
   auto it = hosts_.find(name);
@@ -176,12 +182,13 @@ std::string lab::exec_checked(const std::string& name, std::vector<std::string> 
 void lab::set_link(const std::string& name, int lan, bool up) {
   const auto& h = host(name);
   bool plugged = false;
-  for (int l : h.spec.lans) plugged |= (l == lan);
+  for (int l : h.spec.lans)
+    plugged |= (l == lan);
   if (!plugged) {
     throw std::invalid_argument("lab: host " + name + " is not on lan " + std::to_string(lan));
   }
-  ctl::run_checked({"ip", "-n", switch_netns(), "link", "set", port_name(h.index, lan),
-                    up ? "up" : "down"});
+  ctl::run_checked(
+      {"ip", "-n", switch_netns(), "link", "set", port_name(h.index, lan), up ? "up" : "down"});
 }
 
 void lab::random_drop(const std::string& name, int percent) {

@@ -21,7 +21,8 @@ TEST(netlink, reads_loopback_link_and_address) {
   EXPECT_TRUE(lo->up);
   EXPECT_GT(lo->index, 0);
   EXPECT_GT(lo->mtu, 0u);
-  EXPECT_TRUE(std::any_of(all.begin(), all.end(), [](const link_info& l) { return l.name == "lo"; }));
+  EXPECT_TRUE(
+      std::any_of(all.begin(), all.end(), [](const link_info& l) { return l.name == "lo"; }));
   const auto addrs = addresses(sk, "lo");
   const auto v4 = std::find_if(addrs.begin(), addrs.end(),
                                [](const address_info& a) { return a.family == AF_INET; });
