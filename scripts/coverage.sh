@@ -15,8 +15,8 @@ cmake --build --preset coverage
 out=build/coverage
 find "$out" -name '*.gcda' -delete
 ctest --preset coverage "$@" || echo "coverage.sh: some tests failed; the report covers what ran" >&2
-lcov --quiet --capture --directory "$out" --output-file "$out/all.info" \
-  --ignore-errors mismatch,negative --rc lcov_branch_coverage=0
+lcov --quiet --capture --directory "$out" --output-file "$out/all.info" 2>"$out/lcov.log" ||
+  { cat "$out/lcov.log" >&2; exit 1; }
 lcov --quiet --extract "$out/all.info" "$PWD/dataplane/*" "$PWD/control/*" "$PWD/netlink/*" \
   "$PWD/tests/lab/*" --output-file "$out/tandem.info"
 genhtml --quiet "$out/tandem.info" --output-directory "$out/html"
