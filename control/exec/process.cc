@@ -7,12 +7,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -24,6 +26,8 @@ namespace tandem::ctl {
 namespace {
 
 using namespace std::chrono_literals;
+
+constexpr size_t max_input = 1 << 20;
 
 int pidfd_open(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -42,8 +46,33 @@ std::string join(const std::vector<std::string>& argv) {
   return s;
 }
 
+// Looks argv[0] up in the PATH the child will have (not ours, which execvpe would use), so that
+// a PATH given in spawn_options::env is honoured and "not found" is reported before fork.
+std::string resolve(const std::string& cmd, const std::vector<std::string>& env) {
+  if (cmd.find('/') != std::string::npos) return cmd;
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    const size_t end = std::min(path.find(':', pos), path.size());
+    const std::string dir = end > pos ? path.substr(pos, end - pos) : ".";
+    const std::string candidate = dir + "/" + cmd;
+    struct stat st{};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    pos = end + 1;
+  }
+  errno = ENOENT;
+  throw sys_error("exec " + cmd + ": not found in PATH " + path);
+}
+
 // Everything the child needs, prepared before fork so the child only makes system calls.
 struct prepared {
+  std::string path;  // argv[0] resolved against the child's PATH
   std::vector<char*> argv;
   std::vector<std::string> env_storage;
   std::vector<char*> envp;
@@ -68,6 +97,7 @@ prepared prepare(const spawn_options& opts) {
   for (auto& e : p.env_storage)
     p.envp.push_back(e.data());
   p.envp.push_back(nullptr);
+  p.path = resolve(opts.argv[0], p.env_storage);
   return p;
 }
 
@@ -84,6 +114,9 @@ prepared prepare(const spawn_options& opts) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
   }
+  // Ignored dispositions survive exec (the lab's janitor ignores SIGPIPE and friends): give the
+  // child the defaults, and an empty signal mask.
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) ::signal(sig, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -95,7 +128,9 @@ prepared prepare(const spawn_options& opts) {
     }
   }
   if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) child_fail(err_fd, errno);
-  ::execvpe(p.argv[0], p.argv.data(), p.envp.data());
+  // No descriptor of the caller's leaks into the program (the error pipe is already CLOEXEC).
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::execve(p.path.c_str(), p.argv.data(), p.envp.data());
   child_fail(err_fd, errno);
 }
 
@@ -137,6 +172,28 @@ process process::spawn_fd(const spawn_options& opts, int out_fd) {
   int in_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw sys_error("pipe2");
   fd_guard in_r{in_pipe[0]}, in_w{in_pipe[1]};
+  if (!opts.input.empty()) {
+    // The whole input goes into the pipe before fork: the pipe is sized to hold it, so the write
+    // can neither block on a child that never reads nor raise SIGPIPE on one that exits early.
+    if (opts.input.size() > max_input) {
+      throw std::invalid_argument("spawn: input larger than 1 MiB for " + join(opts.argv));
+    }
+    if (opts.input.size() > 65536 &&
+        ::fcntl(in_w.fd, F_SETPIPE_SZ, static_cast<int>(opts.input.size())) < 0) {
+      throw sys_error("sizing the stdin pipe for " + join(opts.argv));
+    }
+    const char* data = opts.input.data();
+    size_t left = opts.input.size();
+    while (left > 0) {
+      const ssize_t w = ::write(in_w.fd, data, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) throw sys_error("writing stdin for " + join(opts.argv));
+      data += w;
+      left -= static_cast<size_t>(w);
+    }
+  }
+  ::close(in_w.fd);  // the child sees end of file after the input
+  in_w.fd = -1;
   int err_pipe[2];
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw sys_error("pipe2");
   fd_guard err_r{err_pipe[0]}, err_w{err_pipe[1]};
@@ -164,19 +221,6 @@ process process::spawn_fd(const spawn_options& opts, int out_fd) {
     errno = child_errno;
     throw sys_error("exec " + join(opts.argv) +
                     (opts.netns.empty() ? "" : " in netns " + opts.netns));
-  }
-  if (!opts.input.empty()) {
-    const char* data = opts.input.data();
-    size_t left = opts.input.size();
-    while (left > 0) {
-      const ssize_t w = ::write(in_w.fd, data, left);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        break;  // the child closed its stdin early; that is its business
-      }
-      data += w;
-      left -= static_cast<size_t>(w);
-    }
   }
   return proc;
 }
@@ -209,10 +253,16 @@ process::~process() {
   release();
 }
 
-void process::release() {
+void process::release() noexcept {
   if (pid_ > 0) {
-    if (!status_) stop(SIGTERM, 2s);
-    reap();
+    try {
+      if (!status_) stop(SIGTERM, 2s);
+      reap();
+    } catch (const std::exception&) {
+      // waitid can only fail here if someone else reaped the child (SIGCHLD ignored); the
+      // process is gone either way, and a destructor must not throw.
+      ::kill(group_ ? -pid_ : pid_, SIGKILL);
+    }
   }
   if (pidfd_ >= 0) ::close(pidfd_);
   pid_ = -1;

@@ -62,7 +62,7 @@ class process {
   // spawn() with stdout and stderr on an open descriptor (run() passes a memfd).
   static process spawn_fd(const spawn_options& opts, int out_fd);
   explicit process(pid_t pid, int pidfd, bool group) : pid_(pid), pidfd_(pidfd), group_(group) {}
-  void release();
+  void release() noexcept;
   void reap();
 
   pid_t pid_ = -1;

@@ -2,6 +2,7 @@
 // tandem::ctl::process and run(): exit codes, signals, timeouts, exec errors, env, groups.
 #include "control/exec/process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -121,6 +122,79 @@ TEST(process, wait_times_out_without_stopping) {
   ASSERT_TRUE(st);
   EXPECT_EQ(st->signal, SIGKILL);
   EXPECT_EQ(st->describe().rfind("killed by signal 9", 0), 0u);
+}
+
+TEST(process, large_input_to_a_child_that_never_reads_neither_blocks_nor_sigpipes) {
+  spawn_options o;
+  o.argv = {"true"};
+  o.input = std::string(512 * 1024, 'x');
+  auto p = process::spawn(o);
+  auto st = p.wait(10s);
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->ok());
+  o.input = std::string((1 << 20) + 1, 'x');
+  EXPECT_THROW(process::spawn(o), std::invalid_argument);
+}
+
+TEST(process, input_arrives_whole) {
+  spawn_options o;
+  o.argv = {"wc", "-c"};
+  o.input = std::string(300000, 'y');
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("tandem-proc-wc-" + std::to_string(getpid()));
+  o.output_path = path.string();
+  auto p = process::spawn(o);
+  ASSERT_TRUE(p.wait(10s));
+  std::ifstream in(path);
+  long n = 0;
+  in >> n;
+  EXPECT_EQ(n, 300000);
+  std::filesystem::remove(path);
+}
+
+TEST(process, path_from_the_childs_environment_is_used) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("tandem-proc-path-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const auto tool = dir / "tandem-only-here";
+  std::ofstream(tool) << "#!/bin/sh\necho found-it\n";
+  std::filesystem::permissions(tool, std::filesystem::perms::owner_all);
+  spawn_options o;
+  o.argv = {"tandem-only-here"};
+  o.env = {"PATH=" + dir.string() + ":/usr/bin:/bin"};
+  o.output_path = (dir / "out").string();
+  auto p = process::spawn(o);
+  auto st = p.wait(10s);
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->ok());
+  std::ifstream in(dir / "out");
+  std::string word;
+  in >> word;
+  EXPECT_EQ(word, "found-it");
+  EXPECT_THROW(run({"tandem-only-here"}), std::system_error);  // not on our own PATH
+  std::filesystem::remove_all(dir);
+}
+
+TEST(process, no_descriptor_or_ignored_signal_leaks_into_the_child) {
+  const int leaked = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+  ASSERT_GE(leaked, 0);
+  auto old = ::signal(SIGPIPE, SIG_IGN);
+  auto r = run({"sh", "-c", "ls /proc/self/fd; grep SigIgn /proc/self/status"});
+  ::signal(SIGPIPE, old);
+  ::close(leaked);
+  EXPECT_TRUE(r.status.ok()) << r.output;
+  std::istringstream fds(r.output);
+  std::string line;
+  while (std::getline(fds, line) && line.rfind("SigIgn", 0) != 0) {
+    // 0, 1, 2, and the descriptor ls itself has open on /proc/self/fd.
+    if (!line.empty()) {
+      EXPECT_LE(std::stoi(line), 3) << r.output;
+    }
+  }
+  ASSERT_EQ(line.rfind("SigIgn", 0), 0u) << r.output;
+  const unsigned long ignored = std::stoul(line.substr(line.find_first_of("0123456789abcdef", 7)),
+                                           nullptr, 16);
+  EXPECT_EQ(ignored & (1UL << (SIGPIPE - 1)), 0UL) << line;
 }
 
 TEST(process, unknown_netns_is_a_clear_error) {
