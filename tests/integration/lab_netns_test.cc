@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // The namespace lab: topology, addressing, processes, link cuts, drops and cleanup on any exit.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "control/exec/process.h"
+#include "tests/lab/janitor.h"
 #include "tests/lab/netns.h"
 
 namespace tandem::lab {
@@ -19,10 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-bool ping(lab& l, const std::string& from, const std::string& to_addr) {
-  return l.exec(from, {"ping", "-c", "1", "-W", "1", to_addr}, 5s).status.ok();
-}
 
 bool netns_exists(const std::string& name) {
   return fs::exists("/run/netns/" + name);
@@ -35,41 +34,51 @@ TEST(lab, two_nodes_client_and_interconnect_reach_each_other) {
   EXPECT_EQ(l.address("node2", 1), "10.99.1.11");
   EXPECT_EQ(l.address("client", 0), "10.99.0.12");
 
-  EXPECT_TRUE(ping(l, "node1", l.address("node2", 0)));
-  EXPECT_TRUE(ping(l, "node1", l.address("node2", 1)));
-  EXPECT_TRUE(ping(l, "client", l.address("node1", 0)));
-  EXPECT_TRUE(ping(l, "client", l.address("node2", 0)));
+  EXPECT_TRUE(l.ping("node1", l.address("node2", 0)));
+  EXPECT_TRUE(l.ping("node1", l.address("node2", 1)));
+  EXPECT_TRUE(l.ping("client", l.address("node1", 0)));
+  EXPECT_TRUE(l.ping("client", l.address("node2", 0)));
   // The client is only on the public lan.
-  EXPECT_FALSE(ping(l, "client", l.address("node1", 1)));
+  EXPECT_FALSE(l.ping("client", l.address("node1", 1)));
 
   // The configured MAC is what the host's interface carries.
   const auto link = l.exec_checked("node2", {"ip", "-o", "link", "show", "eth1"});
   EXPECT_NE(link.find(l.mac("node2", 1)), std::string::npos) << link;
-  // Nothing is added to the host's own namespace.
-  const auto root_links = ctl::run_checked({"ip", "-o", "link"});
-  EXPECT_EQ(root_links.find("h0l0"), std::string::npos);
+}
+
+std::string root_link_names() {
+  std::string names;
+  for (const auto& e : fs::directory_iterator("/sys/class/net"))
+    names += e.path().filename().string() + " ";
+  return names;
+}
+
+TEST(lab, nothing_is_added_to_the_machines_own_namespace) {
+  const auto before = root_link_names();
+  lab l(cluster_options(2, 1, true));
+  EXPECT_EQ(root_link_names(), before);
 }
 
 TEST(lab, cut_and_restore_a_link) {
   lab l(cluster_options(2, 1, false));
-  ASSERT_TRUE(ping(l, "node1", l.address("node2", 0)));
+  ASSERT_TRUE(l.ping("node1", l.address("node2", 0)));
   l.set_link("node2", 0, false);
-  EXPECT_FALSE(ping(l, "node1", l.address("node2", 0)));
+  EXPECT_FALSE(l.ping("node1", l.address("node2", 0)));
   // The other interconnect still works: one path down is not a partition.
-  EXPECT_TRUE(ping(l, "node1", l.address("node2", 1)));
+  EXPECT_TRUE(l.ping("node1", l.address("node2", 1)));
   const auto link = l.exec_checked("node2", {"ip", "-o", "link", "show", "eth0"});
   EXPECT_NE(link.find("NO-CARRIER"), std::string::npos) << link;
   l.set_link("node2", 0, true);
   bool back = false;
   for (int i = 0; i < 20 && !back; ++i)
-    back = ping(l, "node1", l.address("node2", 0));
+    back = l.ping("node1", l.address("node2", 0));
   EXPECT_TRUE(back);
 }
 
 TEST(lab, random_drop_loses_packets_then_clears) {
   lab l(cluster_options(2, 0, false));
   l.random_drop("node2", 100);
-  EXPECT_FALSE(ping(l, "node1", l.address("node2", 0)));
+  EXPECT_FALSE(l.ping("node1", l.address("node2", 0)));
   l.random_drop("node2", 50);
   // 200 pings at 50% loss each way: the chance that all or none get through is negligible.
   const auto out =
@@ -83,7 +92,7 @@ TEST(lab, random_drop_loses_packets_then_clears) {
   EXPECT_GT(loss, 40.0) << out;
   EXPECT_LT(loss, 100.0) << out;
   l.random_drop("node2", 0);
-  EXPECT_TRUE(ping(l, "node1", l.address("node2", 0)));
+  EXPECT_TRUE(l.ping("node1", l.address("node2", 0)));
 }
 
 TEST(lab, processes_run_inside_hosts_and_log) {
@@ -115,8 +124,50 @@ TEST(lab, destructor_removes_namespaces_and_processes) {
   EXPECT_NE(::kill(pid, 0), 0);
 }
 
+// Makes a file-backed loop device and a tmpfs mount for the janitor tests.
+struct disk_things {
+  std::string dir, mnt, img, loop;
+  explicit disk_things(const std::string& tag) {
+    dir = (fs::temp_directory_path() / ("tandem-lab-" + tag + "-" + std::to_string(getpid())))
+              .string();
+    mnt = dir + "/mnt";
+    img = dir + "/disk.img";
+    fs::create_directories(mnt);
+    ctl::run_checked({"truncate", "-s", "4M", img});
+    loop = ctl::run_checked({"losetup", "--find", "--show", img});
+    loop.erase(loop.find_last_not_of("\n") + 1);
+    ctl::run_checked({"mount", "-t", "tmpfs", "tandem-lab-test", mnt});
+  }
+  void register_with(lab& l) const {
+    l.register_path(dir);
+    l.register_loop(loop);
+    l.register_mount(mnt);
+  }
+  bool mounted() const {
+    return ctl::run_checked({"cat", "/proc/self/mounts"}).find(" " + mnt + " ") !=
+           std::string::npos;
+  }
+  bool loop_attached() const {
+    return ctl::run({"losetup", loop}).output.find(img) != std::string::npos;
+  }
+};
+
+TEST(lab, registered_mounts_loops_and_paths_are_removed) {
+  disk_things d("reg");
+  {
+    lab l(cluster_options(1, 0, false));
+    d.register_with(l);
+    ASSERT_TRUE(d.mounted());
+    ASSERT_TRUE(d.loop_attached());
+  }
+  EXPECT_FALSE(d.mounted());
+  EXPECT_FALSE(d.loop_attached());
+  EXPECT_FALSE(fs::exists(d.dir));
+}
+
 // A test process killed by SIGKILL cannot clean up itself: the janitor must notice and do it.
 TEST(lab, sigkilled_owner_leaves_nothing_behind) {
+  disk_things d("kill");
   int pipefd[2];
   ASSERT_EQ(::pipe(pipefd), 0);
   const pid_t child = ::fork();
@@ -125,33 +176,61 @@ TEST(lab, sigkilled_owner_leaves_nothing_behind) {
     ::close(pipefd[0]);
     try {
       auto l = std::make_unique<lab>(cluster_options(2, 0, false));
-      l->spawn("node1", "sleeper", {"sleep", "600"});
-      const std::string names = l->netns("node1") + " " + l->switch_netns() + "\n";
+      d.register_with(*l);
+      const pid_t sleeper = l->spawn("node1", "sleeper", {"sleep", "600"}).pid();
+      const std::string names =
+          l->netns("node1") + " " + l->switch_netns() + " " + std::to_string(sleeper) + "\n";
       (void)!::write(pipefd[1], names.data(), names.size());
       ::pause();  // wait for SIGKILL with the lab alive
     } catch (...) {
     }
     ::_exit(1);
   }
+  // Whatever happens below, the child does not outlive the test.
+  std::unique_ptr<pid_t, void (*)(pid_t*)> reap(new pid_t(child), [](pid_t* p) {
+    ::kill(*p, SIGKILL);
+    ::waitpid(*p, nullptr, 0);
+    delete p;
+  });
   ::close(pipefd[1]);
   char buf[256] = {};
-  ssize_t n = ::read(pipefd[0], buf, sizeof(buf) - 1);
+  const ssize_t n = ::read(pipefd[0], buf, sizeof(buf) - 1);
   ::close(pipefd[0]);
   ASSERT_GT(n, 0);
-  std::string names(buf, static_cast<size_t>(n));
-  const std::string node_ns = names.substr(0, names.find(' '));
-  const std::string sw_ns =
-      names.substr(names.find(' ') + 1, names.find('\n') - names.find(' ') - 1);
+  std::istringstream in(std::string(buf, static_cast<size_t>(n)));
+  std::string node_ns, sw_ns;
+  pid_t sleeper = -1;
+  in >> node_ns >> sw_ns >> sleeper;
   ASSERT_TRUE(netns_exists(node_ns));
-  ::kill(child, SIGKILL);
-  int st;
-  ::waitpid(child, &st, 0);
+  ASSERT_GT(sleeper, 0);
+  ASSERT_EQ(::kill(sleeper, 0), 0);
+  reap.reset();  // SIGKILL the owner
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
-    gone = !netns_exists(node_ns) && !netns_exists(sw_ns);
+    gone = !netns_exists(node_ns) && !netns_exists(sw_ns) && ::kill(sleeper, 0) != 0 &&
+           !fs::exists(d.dir);
     if (!gone) std::this_thread::sleep_for(100ms);
   }
-  EXPECT_TRUE(gone) << node_ns << " / " << sw_ns << " survived their owner";
+  EXPECT_FALSE(netns_exists(node_ns));
+  EXPECT_FALSE(netns_exists(sw_ns));
+  EXPECT_NE(::kill(sleeper, 0), 0) << "process " << sleeper << " survived its lab";
+  EXPECT_FALSE(d.mounted());
+  EXPECT_FALSE(d.loop_attached());
+  EXPECT_FALSE(fs::exists(d.dir));
+}
+
+// A namespace whose creation failed may be somebody else's: it is forgotten, never removed.
+TEST(janitor, forgotten_names_survive_cleanup) {
+  const std::string foreign = "tandem-foreign-" + std::to_string(getpid());
+  ctl::run_checked({"ip", "netns", "add", foreign});
+  {
+    janitor j;
+    j.add("netns", foreign);
+    j.forget("netns", foreign);
+    j.cleanup();
+  }
+  EXPECT_TRUE(netns_exists(foreign));
+  ctl::run_checked({"ip", "netns", "delete", foreign});
 }
 
 TEST(lab, rejects_bad_topologies) {

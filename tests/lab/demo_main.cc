@@ -27,10 +27,6 @@ void step(const std::string& what, bool ok, const std::string& detail = {}) {
   if (!ok) ++g_failures;
 }
 
-bool ping(lab::lab& l, const std::string& from, const std::string& addr) {
-  return l.exec(from, {"ping", "-c", "1", "-W", "1", addr}, 5s).status.ok();
-}
-
 void dpdk_link(lab::lab& l, lab::dpdk_vdev_kind kind, const std::string& label) {
   lab::dpdk_frames_options o;
   o.kind = kind;
@@ -74,10 +70,10 @@ int main() {
       std::printf("\n");
     }
     std::printf("\nreachability\n");
-    step("client -> node1 (public)", ping(l, "client", l.address("node1", 0)));
-    step("client -> node2 (public)", ping(l, "client", l.address("node2", 0)));
-    step("node1 -> node2 (interconnect)", ping(l, "node1", l.address("node2", 1)));
-    step("client cannot reach the interconnect", !ping(l, "client", l.address("node2", 1)));
+    step("client -> node1 (public)", l.ping("client", l.address("node1", 0)));
+    step("client -> node2 (public)", l.ping("client", l.address("node2", 0)));
+    step("node1 -> node2 (interconnect)", l.ping("node1", l.address("node2", 1)));
+    step("client cannot reach the interconnect", !l.ping("client", l.address("node2", 1)));
 
     std::printf("\nreplication link: DPDK in each node, --no-huge --no-pci, own EAL per process\n");
     dpdk_link(l, lab::dpdk_vdev_kind::af_packet, "net_af_packet on the interconnect veth");
@@ -85,13 +81,12 @@ int main() {
 
     std::printf("\nfaults\n");
     l.set_link("node2", 0, false);
-    step("node2 public link cut: client loses node2", !ping(l, "client", l.address("node2", 0)));
-    step("node1 still reaches node2 over the interconnect",
-         ping(l, "node1", l.address("node2", 1)));
+    step("node2 public link cut: client loses node2", !l.ping("client", l.address("node2", 0)));
+    step("node1 still reaches node2 over the interconnect", l.ping("node1", l.address("node2", 1)));
     l.set_link("node2", 0, true);
     bool back = false;
     for (int i = 0; i < 10 && !back; ++i)
-      back = ping(l, "client", l.address("node2", 0));
+      back = l.ping("client", l.address("node2", 0));
     step("link restored: client reaches node2 again", back);
 
     std::printf("\nlogs of this run: %s\n", l.log_dir().c_str());

@@ -15,12 +15,12 @@
 namespace tandem::lab {
 
 janitor::janitor() {
+  const std::string log = std::string(TANDEM_BUILD_DIR) + "/lab-logs/janitor.log";
+  std::filesystem::create_directories(std::string(TANDEM_BUILD_DIR) + "/lab-logs");
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     throw std::system_error(errno, std::generic_category(), "janitor socketpair");
   }
-  const std::string log = std::string(TANDEM_BUILD_DIR) + "/lab-logs/janitor.log";
-  std::filesystem::create_directories(std::string(TANDEM_BUILD_DIR) + "/lab-logs");
   const pid_t child = ::fork();
   if (child < 0) {
     ::close(sv[0]);
@@ -77,8 +77,14 @@ std::string janitor::request(const std::string& msg) {
 }
 
 void janitor::add(const std::string& kind, const std::string& value) {
-  if (request(kind + " " + value) != "ok") {
+  if (request("add " + kind + " " + value) != "ok") {
     throw std::runtime_error("janitor refused " + kind + " " + value);
+  }
+}
+
+void janitor::forget(const std::string& kind, const std::string& value) {
+  if (request("forget " + kind + " " + value) != "ok") {
+    throw std::runtime_error("janitor refused to forget " + kind + " " + value);
   }
 }
 

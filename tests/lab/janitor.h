@@ -10,7 +10,8 @@ namespace tandem::lab {
 // tree does not kill it). Resources registered with add() are removed, newest first, by
 // cleanup() or, if this process dies first, by the janitor when its socket closes.
 // Kinds: "netns" (its processes are killed, then it is deleted), "mount" (lazy unmount),
-// "loop" (detached), "path" (removed recursively), "pid" (SIGKILLed).
+// "loop" (detached), "path" (removed recursively). Processes in every registered namespace are
+// killed before anything else is removed.
 class janitor {
  public:
   janitor();
@@ -18,7 +19,10 @@ class janitor {
   janitor(const janitor&) = delete;
   janitor& operator=(const janitor&) = delete;
 
+  // Register before creating; forget() when the creation failed, so that a name that turned out
+  // to exist already (somebody else's) is never removed.
   void add(const std::string& kind, const std::string& value);
+  void forget(const std::string& kind, const std::string& value);
   // Removes everything registered so far and waits until it is gone.
   void cleanup();
 

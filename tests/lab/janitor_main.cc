@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// tandem-lab-janitor: removes a lab's namespaces, mounts, loop devices and paths when told to,
-// or when the socket to the process that started it closes (that process died).
+// tandem-lab-janitor: removes a lab's namespaces (and the processes inside them), mounts, loop
+// devices and paths when told to, or when the socket to the process that started it closes
+// (that process died).
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <signal.h>
@@ -8,8 +9,10 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +20,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -36,34 +40,47 @@ void logf(const std::string& line) {
   std::fflush(g_log);
 }
 
-// PIDs of processes whose network namespace is the named one.
-std::vector<pid_t> pids_in_netns(const std::string& name) {
-  std::vector<pid_t> pids;
-  struct stat target {};
-  if (::stat(("/run/netns/" + name).c_str(), &target) != 0) return pids;
+// Inode and device of a namespace file, or nullopt.
+std::optional<std::pair<dev_t, ino_t>> ns_id(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::make_pair(st.st_dev, st.st_ino);
+}
+
+// SIGKILLs every process whose network namespace is the named one: they were started in the
+// lab's own uniquely named namespace. Each is signalled through a pidfd after re-checking its
+// namespace, so a PID reused between the /proc scan and the kill is never hit. Returns how many
+// were still there.
+int kill_netns_processes(const std::string& name) {
+  const auto target = ns_id("/run/netns/" + name);
+  if (!target) return 0;
+  int found = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string pid_str = entry.path().filename();
     if (pid_str.empty() || pid_str.find_first_not_of("0123456789") != std::string::npos) continue;
-    struct stat st {};
-    if (::stat((entry.path() / "ns/net").c_str(), &st) != 0) continue;
-    if (st.st_ino == target.st_ino && st.st_dev == target.st_dev) {
-      pids.push_back(static_cast<pid_t>(std::stol(pid_str)));
+    if (ns_id((entry.path() / "ns/net").string()) != target) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_str));
+    if (pid == getpid()) continue;
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) continue;  // already gone
+    if (ns_id((entry.path() / "ns/net").string()) == target) {
+      ++found;
+      ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
     }
+    ::close(pidfd);
   }
-  return pids;
+  return found;
+}
+
+void kill_all_in_netns(const std::string& name) {
+  for (int round = 0; round < 50 && kill_netns_processes(name) > 0; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 void remove_netns(const std::string& name) {
-  // Only processes inside this run's own namespace are killed: the lab started them.
-  for (int round = 0; round < 50; ++round) {
-    const auto pids = pids_in_netns(name);
-    if (pids.empty()) break;
-    for (pid_t pid : pids) {
-      if (pid != getpid()) ::kill(pid, SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  kill_all_in_netns(name);
   if (!fs::exists("/run/netns/" + name)) return;
   auto r = tandem::ctl::run({"ip", "netns", "delete", name}, std::chrono::seconds(30));
   if (!r.status.ok()) logf("ip netns delete " + name + ": " + r.output);
@@ -88,9 +105,11 @@ void remove(const std::string& kind, const std::string& value) {
     std::error_code ec;
     fs::remove_all(value, ec);
     if (ec) logf("remove " + value + ": " + ec.message());
-  } else if (kind == "pid") {
-    ::kill(static_cast<pid_t>(std::stol(value)), SIGKILL);
   }
+}
+
+bool known_kind(const std::string& kind) {
+  return kind == "netns" || kind == "mount" || kind == "loop" || kind == "path";
 }
 
 }  // namespace
@@ -115,6 +134,10 @@ int main(int argc, char** argv) {
 
   std::vector<std::pair<std::string, std::string>> items;
   auto clean_all = [&] {
+    // Processes first: they may hold mounts, sockets and files that are removed below.
+    for (const auto& [kind, value] : items) {
+      if (kind == "netns") kill_all_in_netns(value);
+    }
     for (auto it = items.rbegin(); it != items.rend(); ++it)
       remove(it->first, it->second);
     items.clear();
@@ -134,11 +157,22 @@ int main(int argc, char** argv) {
       clean_all();
       reply = "done";
     } else if (msg != "hello") {
-      const auto sp = msg.find(' ');
-      if (sp == std::string::npos) {
+      // "add KIND VALUE" registers, "forget KIND VALUE" drops the newest equal registration
+      // (its creation failed: it may be somebody else's).
+      const auto sp1 = msg.find(' ');
+      const auto sp2 = sp1 == std::string::npos ? sp1 : msg.find(' ', sp1 + 1);
+      const std::string verb = msg.substr(0, sp1);
+      const std::string kind = sp2 == std::string::npos ? "" : msg.substr(sp1 + 1, sp2 - sp1 - 1);
+      const std::string value = sp2 == std::string::npos ? "" : msg.substr(sp2 + 1);
+      if (!known_kind(kind) || value.empty()) {
         reply = "bad";
+      } else if (verb == "add") {
+        items.emplace_back(kind, value);
+      } else if (verb == "forget") {
+        auto it = std::find(items.rbegin(), items.rend(), std::make_pair(kind, value));
+        if (it != items.rend()) items.erase(std::next(it).base());
       } else {
-        items.emplace_back(msg.substr(0, sp), msg.substr(sp + 1));
+        reply = "bad";
       }
     }
     ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);

@@ -29,8 +29,15 @@ std::string unique_id() {
   for (;;) {
     char buf[8];
     std::snprintf(buf, sizeof(buf), "%06x", static_cast<unsigned>(rd()) & 0xffffffU);
-    std::string id(buf);
-    if (!fs::exists("/run/netns/tdm-" + id + "-sw")) return id;
+    const std::string prefix = "tdm-" + std::string(buf) + "-";
+    bool taken = false;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/run/netns", ec)) {
+      taken |= e.path().filename().string().rfind(prefix, 0) == 0;
+    }
+    // Two labs drawing the same id at the same moment is still caught: `ip netns add` fails
+    // for the second, which then forgets the name instead of removing the first lab's.
+    if (!taken) return buf;
   }
 }
 
@@ -74,10 +81,11 @@ lab::lab(lab_options opts) : opts_(std::move(opts)) {
     order_.push_back(h.name);
   }
   if (index > 200) throw std::invalid_argument("lab: at most 200 hosts");
+  janitor_ = std::make_unique<janitor>();
   try {
     build();
   } catch (...) {
-    teardown();
+    teardown();  // noexcept: the original error is the one reported
     throw;
   }
 }
@@ -86,19 +94,39 @@ lab::~lab() {
   teardown();
 }
 
-void lab::teardown() {
-  for (auto it = procs_.rbegin(); it != procs_.rend(); ++it)
-    it->second->stop(SIGTERM, 5s);
+void lab::teardown() noexcept {
+  try {
+    for (auto it = procs_.rbegin(); it != procs_.rend(); ++it)
+      it->second->stop(SIGTERM, 5s);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lab %s: stopping processes: %s\n", id_.c_str(), e.what());
+  }
   procs_.clear();
-  janitor_.cleanup();
+  try {
+    if (janitor_) janitor_->cleanup();
+  } catch (const std::exception& e) {
+    // The janitor removes everything anyway when its socket closes below.
+    std::fprintf(stderr, "lab %s: cleanup: %s\n", id_.c_str(), e.what());
+  }
+  janitor_.reset();
+}
+
+void lab::add_netns(const std::string& name) {
+  // Register first, create second: a crash in between still leaves nothing behind. If the
+  // creation fails the name may be somebody else's, so it is forgotten, never removed.
+  janitor_->add("netns", name);
+  try {
+    ctl::run_checked({"ip", "netns", "add", name});
+  } catch (...) {
+    janitor_->forget("netns", name);
+    throw;
+  }
+  ctl::run_checked({"ip", "-n", name, "link", "set", "lo", "up"});
 }
 
 void lab::build() {
   const std::string sw = switch_netns();
-  // Register first, create second: a crash in between still leaves nothing behind.
-  janitor_.add("netns", sw);
-  ctl::run_checked({"ip", "netns", "add", sw});
-  ctl::run_checked({"ip", "-n", sw, "link", "set", "lo", "up"});
+  add_netns(sw);
   for (int l = 0; l < opts_.lans; ++l) {
     const std::string br = "br" + std::to_string(l);
     ctl::run_checked({"ip", "-n", sw, "link", "add", br, "type", "bridge"});
@@ -107,9 +135,7 @@ void lab::build() {
   for (const auto& name : order_) {
     const auto& h = hosts_.at(name);
     const std::string ns = netns(name);
-    janitor_.add("netns", ns);
-    ctl::run_checked({"ip", "netns", "add", ns});
-    ctl::run_checked({"ip", "-n", ns, "link", "set", "lo", "up"});
+    add_netns(ns);
     for (int l : h.spec.lans) {
       const std::string port = port_name(h.index, l);
       ctl::run_checked({"ip", "link", "add", "name", iface(l), "netns", ns, "address", mac(name, l),
@@ -177,6 +203,10 @@ ctl::run_result lab::exec(const std::string& name, std::vector<std::string> argv
 std::string lab::exec_checked(const std::string& name, std::vector<std::string> argv,
                               std::chrono::milliseconds timeout) {
   return ctl::run_checked(std::move(argv), timeout, netns(name));
+}
+
+bool lab::ping(const std::string& name, const std::string& address) {
+  return exec(name, {"ping", "-c", "1", "-W", "1", address}, 5s).status.ok();
 }
 
 void lab::set_link(const std::string& name, int lan, bool up) {

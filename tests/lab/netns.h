@@ -59,6 +59,8 @@ class lab {
                        std::chrono::milliseconds timeout = std::chrono::seconds(30));
   std::string exec_checked(const std::string& host, std::vector<std::string> argv,
                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // One ICMP echo from a host to an address, waiting at most a second for the answer.
+  bool ping(const std::string& host, const std::string& address);
 
   // Cuts or restores a host's link to a lan (its switch port goes down: the host sees no carrier).
   void set_link(const std::string& host, int lan, bool up);
@@ -67,9 +69,9 @@ class lab {
   void random_drop(const std::string& host, int percent);
 
   // Registers something a test made (mount point, loop device, directory) for removal.
-  void register_mount(const std::string& path) { janitor_.add("mount", path); }
-  void register_loop(const std::string& device) { janitor_.add("loop", device); }
-  void register_path(const std::string& path) { janitor_.add("path", path); }
+  void register_mount(const std::string& path) { janitor_->add("mount", path); }
+  void register_loop(const std::string& device) { janitor_->add("loop", device); }
+  void register_path(const std::string& path) { janitor_->add("path", path); }
 
   const std::string& log_dir() const { return log_dir_; }
   std::string log_path(const std::string& host, const std::string& name) const;
@@ -84,12 +86,13 @@ class lab {
   };
   const host_state& host(const std::string& name) const;
   void build();
-  void teardown();
+  void add_netns(const std::string& name);
+  void teardown() noexcept;
 
   lab_options opts_;
   std::string id_;
   std::string log_dir_;
-  janitor janitor_;
+  std::unique_ptr<janitor> janitor_;  // started once the options are known to be valid
   std::map<std::string, host_state> hosts_;
   std::vector<std::string> order_;
   std::vector<std::pair<std::string, std::unique_ptr<ctl::process>>> procs_;
