@@ -7,10 +7,12 @@
 #   perf   benchmarks (release build, not in the default run)
 include(GoogleTest)
 
-# tandem_add_test(<name> SOURCES ... [LIBS ...] [LABELS ...] [TIMEOUT s] [RUN_SERIAL])
-# One GoogleTest binary; every TEST becomes its own CTest entry carrying the labels.
+# tandem_add_test(<name> SOURCES ... [LIBS ...] [LABELS ...] [TIMEOUT s] [RUN_SERIAL]
+#                 [PROPERTIES <ctest property> <value> ...])
+# One GoogleTest binary; every TEST becomes its own CTest entry carrying the labels and
+# properties (e.g. FIXTURES_REQUIRED).
 function(tandem_add_test name)
-  cmake_parse_arguments(T "RUN_SERIAL" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "RUN_SERIAL" "TIMEOUT" "SOURCES;LIBS;LABELS;PROPERTIES" ${ARGN})
   if(NOT T_LABELS)
     set(T_LABELS unit)
   endif()
@@ -23,6 +25,7 @@ function(tandem_add_test name)
   if(T_RUN_SERIAL)
     list(APPEND props RUN_SERIAL TRUE)
   endif()
+  list(APPEND props ${T_PROPERTIES})
   # Discovery runs the binary with --gtest_list_tests when ctest starts, not at build time,
   # so a build on a machine without root still succeeds.
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60

@@ -7,18 +7,16 @@ set -euo pipefail
 
 packages=(
   # toolchain and build
-  build-essential cmake ninja-build pkg-config git ccache
+  build-essential cmake ninja-build pkg-config git
   clang-14 libclang-rt-14-dev llvm-14 clang-format clang-tidy lcov
-  # libraries (see cmake/tandem_deps.cmake for the mapping to pkg-config / CMake names)
+  # libraries (cmake/TandemDeps.cmake maps them to pkg-config / CMake package names)
   libdpdk-dev libisal-dev libipsec-mb-dev libnl-3-dev libnl-route-3-dev
   libboost-program-options-dev libasio-dev libssl-dev libcurl4-openssl-dev liburing-dev
   libfuse3-dev libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  # test lab: namespaces, links, nftables, processes
-  iproute2 nftables procps psmisc iputils-ping
+  # test lab: namespaces, links, nftables, ping, loop devices and mounts
+  iproute2 nftables procps iputils-ping util-linux
   # kernel harness: Kbuild against Debian's headers, busybox initramfs, qemu TCG
-  linux-headers-amd64 kmod busybox-static cpio qemu-system-x86 zstd xz-utils dpkg-dev
-  # filesystems used by the frontends and the demo
-  fuse3 e2fsprogs util-linux
+  linux-headers-amd64 kmod busybox-static cpio qemu-system-x86 zstd xz-utils
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -34,13 +32,31 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+export DEBIAN_FRONTEND=noninteractive
+updated=0
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+  apt-get update -q
+  updated=1
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
-echo "install-deps: done"
+# The kernel harness boots the linux-image that matches linux-headers-amd64, fetched with
+# `apt-get download`. When the archive has moved on to a newer kernel, the old image is gone:
+# follow it, so that the headers, the modules we build and the image stay one version.
+image_available() {
+  local dep rel ver
+  dep=$(dpkg-query -W -f='${Depends}' linux-headers-amd64)
+  rel=$(sed -E 's/^linux-headers-([^ ,]+-amd64).*/\1/' <<<"$dep")
+  ver=$(sed -E 's/.*\(= ([^)]+)\).*/\1/' <<<"$dep")
+  apt-cache show "linux-image-$rel=$ver" >/dev/null 2>&1 ||
+    apt-cache show "linux-image-$rel-unsigned=$ver" >/dev/null 2>&1
+}
+if ! image_available; then
+  ((updated)) || apt-get update -q
+  if ! image_available; then
+    echo "install-deps: moving linux-headers-amd64 to the archive's current kernel"
+    apt-get install -y -q --no-install-recommends --only-upgrade linux-headers-amd64
+  fi
+fi
+echo "install-deps: all ${#packages[@]} packages present"

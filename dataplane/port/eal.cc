@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// DPDK EAL start-up from configured arguments, and the argument sets tandem uses.
+// DPDK EAL start-up from configured arguments.
 #include "dataplane/port/eal.h"
 
 #include <cerrno>
@@ -11,34 +11,6 @@
 namespace tandem::dp {
 namespace {
 bool g_initialised = false;
-}
-
-std::vector<std::string> eal_arguments(const eal_options& opts) {
-  std::vector<std::string> a = {
-      "tandem",   "--no-huge", "--no-pci", "-m", std::to_string(opts.memory_mb),
-      "--lcores", opts.lcores};
-  if (opts.no_shconf) a.emplace_back("--no-shconf");
-  if (!opts.file_prefix.empty()) a.push_back("--file-prefix=" + opts.file_prefix);
-  for (const auto& v : opts.vdevs)
-    a.push_back("--vdev=" + v);
-  a.insert(a.end(), opts.extra.begin(), opts.extra.end());
-  return a;
-}
-
-std::string eal_runtime_dir(const std::string& file_prefix) {
-  return "/var/run/dpdk/" + file_prefix;
-}
-
-std::string af_packet_vdev(unsigned index, const std::string& iface, unsigned qpairs,
-                           unsigned framecnt) {
-  return "net_af_packet" + std::to_string(index) + ",iface=" + iface +
-         ",qpairs=" + std::to_string(qpairs) + ",framecnt=" + std::to_string(framecnt);
-}
-
-std::string memif_vdev(unsigned index, const std::string& role, const std::string& socket_path,
-                       unsigned id) {
-  return "net_memif" + std::to_string(index) + ",role=" + role + ",socket=" + socket_path +
-         ",id=" + std::to_string(id) + ",socket-abstract=no";
 }
 
 int eal_init(const std::vector<std::string>& args, std::string& error) {

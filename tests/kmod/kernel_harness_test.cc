@@ -135,13 +135,11 @@ TEST(kernel_harness, kernel_panic_is_reported_not_hung) {
 }
 
 TEST(kernel_harness, timeout_kills_the_guest) {
-  auto start = std::chrono::steady_clock::now();
   vm_result r = run_in_vm({.command = "sleep 1000", .timeout = std::chrono::seconds(2)});
-  auto took = std::chrono::steady_clock::now() - start;
   EXPECT_TRUE(r.timed_out);
   EXPECT_FALSE(r.exit_code.has_value());
   EXPECT_THAT(r.error, HasSubstr("timed out"));
-  EXPECT_LT(took, std::chrono::seconds(30));
+  EXPECT_LT(r.elapsed, std::chrono::seconds(30));  // qemu's own run, not the kernel fetch
   EXPECT_THAT(r.describe(), Not(HasSubstr("exited")));
 }
 

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "dataplane/port/eal.h"
+#include "dataplane/port/eal_args.h"
 
 namespace tandem::lab {
 namespace {
@@ -39,7 +39,8 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
     rx_vdev = dp::af_packet_vdev(0, l.iface(opts.lan));
     tx_vdev = rx_vdev;
   } else {
-    const std::string sock = l.log_dir() + "/" + tag + ".memif.sock";
+    // Short and outside the build tree: a unix socket path must fit in 108 bytes.
+    const std::string sock = "/tmp/tdm-" + l.id() + "-" + tag + ".memif.sock";
     l.register_path(sock);
     rx_vdev = dp::memif_vdev(0, "server", sock);
     tx_vdev = dp::memif_vdev(0, "client", sock);

@@ -37,8 +37,8 @@ struct dpdk_frames_result {
 };
 
 // Starts a receiver in rx_host, waits until its port is up, then runs a sender in tx_host; each
-// process initialises its own EAL (unique --file-prefix, --in-memory). Throws when a process
-// cannot start or the receiver never gets ready.
+// process initialises its own EAL (--no-huge --no-pci and a unique --file-prefix). Throws when a
+// process cannot start or the receiver never gets ready.
 dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts);
 
 // Path of the traffic tool.

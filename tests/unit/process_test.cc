@@ -140,8 +140,8 @@ TEST(process, input_arrives_whole) {
   spawn_options o;
   o.argv = {"wc", "-c"};
   o.input = std::string(300000, 'y');
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("tandem-proc-wc-" + std::to_string(getpid()));
+  const auto path =
+      std::filesystem::temp_directory_path() / ("tandem-proc-wc-" + std::to_string(getpid()));
   o.output_path = path.string();
   auto p = process::spawn(o);
   ASSERT_TRUE(p.wait(10s));
@@ -153,8 +153,8 @@ TEST(process, input_arrives_whole) {
 }
 
 TEST(process, path_from_the_childs_environment_is_used) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("tandem-proc-path-" + std::to_string(getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("tandem-proc-path-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const auto tool = dir / "tandem-only-here";
   std::ofstream(tool) << "#!/bin/sh\necho found-it\n";
@@ -192,8 +192,8 @@ TEST(process, no_descriptor_or_ignored_signal_leaks_into_the_child) {
     }
   }
   ASSERT_EQ(line.rfind("SigIgn", 0), 0u) << r.output;
-  const unsigned long ignored = std::stoul(line.substr(line.find_first_of("0123456789abcdef", 7)),
-                                           nullptr, 16);
+  const unsigned long ignored =
+      std::stoul(line.substr(line.find_first_of("0123456789abcdef", 7)), nullptr, 16);
   EXPECT_EQ(ignored & (1UL << (SIGPIPE - 1)), 0UL) << line;
 }
 
