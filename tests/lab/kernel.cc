@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "control/exec/process.h"
+#include "tests/lab/files.h"
 
 namespace tandem::lab {
 namespace {
@@ -78,25 +79,11 @@ ctl::run_result run_bash(const std::string& script, milliseconds timeout) {
 }
 
 std::string checked_bash(const std::string& script, milliseconds timeout, std::string_view what) {
-  auto r = run_bash(script, timeout);
-  if (r.timed_out || !r.status.ok()) {
-    throw std::runtime_error("kernel harness: " + std::string(what) + " failed (" +
-                             (r.timed_out ? std::string("timed out") : r.status.describe()) +
-                             "): " + script + "\n" + r.output);
+  try {
+    return ctl::run_checked({"bash", "-o", "pipefail", "-c", script}, timeout);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("kernel harness: " + std::string(what) + ": " + e.what());
   }
-  return r.output;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("kernel harness: cannot read " + path.string());
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string read_file_or_empty(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return {};
-  return read_file(path);
 }
 
 void write_file(const fs::path& path, std::string_view content) {

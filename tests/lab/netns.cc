@@ -12,6 +12,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tests/lab/files.h"
+
 namespace tandem::lab {
 namespace {
 
@@ -239,10 +241,7 @@ void lab::random_drop(const std::string& name, int percent) {
 }
 
 std::string lab::read_log(const std::string& name, const std::string& what) const {
-  std::ifstream in(log_path(name, what));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_file_or_empty(log_path(name, what));
 }
 
 std::string lab::collect_logs() const {
@@ -250,10 +249,7 @@ std::string lab::collect_logs() const {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(log_dir_, ec)) {
     if (e.path().extension() != ".log") continue;
-    std::ifstream in(e.path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    all += "==== " + e.path().filename().string() + " ====\n" + ss.str() + "\n";
+    all += "==== " + e.path().filename().string() + " ====\n" + read_file_or_empty(e.path()) + "\n";
   }
   return all;
 }
