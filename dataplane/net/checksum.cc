@@ -100,14 +100,7 @@ uint32_t checksum_copy(uint8_t* dst, std::span<const uint8_t> src, uint32_t sum)
 uint16_t udp4_checksum(ipv4_addr src, ipv4_addr dst, uint16_t udp_length,
                        std::span<const uint8_t> udp_header,
                        std::span<const uint8_t> payload) noexcept {
-  constexpr uint16_t proto_udp = 17;
-  uint32_t sum = 0;
-  sum = checksum_add16(sum, static_cast<uint16_t>(src.value >> 16));
-  sum = checksum_add16(sum, static_cast<uint16_t>(src.value));
-  sum = checksum_add16(sum, static_cast<uint16_t>(dst.value >> 16));
-  sum = checksum_add16(sum, static_cast<uint16_t>(dst.value));
-  sum = checksum_add16(sum, proto_udp);
-  sum = checksum_add16(sum, udp_length);
+  uint32_t sum = udp4_pseudo_sum(checksum_add_addrs(0, src, dst), udp_length);
   sum = checksum_add(udp_header, sum);
   sum = checksum_add(payload, sum);
   return checksum_finish(sum);

@@ -24,6 +24,21 @@ namespace tandem::dp {
   return (sum & 0xffffU) + (sum >> 16);
 }
 
+// Adds two IPv4 addresses as 16-bit words: the part the IPv4 header checksum and the UDP
+// pseudo-header share.
+[[nodiscard]] constexpr uint32_t checksum_add_addrs(uint32_t sum, ipv4_addr a,
+                                                    ipv4_addr b) noexcept {
+  sum = checksum_add16(sum, static_cast<uint16_t>(a.value >> 16));
+  sum = checksum_add16(sum, static_cast<uint16_t>(a.value));
+  sum = checksum_add16(sum, static_cast<uint16_t>(b.value >> 16));
+  return checksum_add16(sum, static_cast<uint16_t>(b.value));
+}
+
+// The UDP/IPv4 pseudo-header sum from checksum_add_addrs(0, src, dst): protocol 17 and length.
+[[nodiscard]] constexpr uint32_t udp4_pseudo_sum(uint32_t addrs_sum, uint16_t udp_length) noexcept {
+  return checksum_add16(checksum_add16(addrs_sum, 17), udp_length);
+}
+
 // Folds the carries of a running sum into 16 bits and complements it: the value to store in a
 // checksum field (in host order; store it with store_be16).
 [[nodiscard]] constexpr uint16_t checksum_finish(uint32_t sum) noexcept {

@@ -84,14 +84,8 @@ parse_result& parse_ipv4_udp(std::span<const uint8_t> l3, const parse_options& o
   const bool has_csum = load_be16(u + wire::udp::checksum) != 0;
   if (has_csum && opts.verify_udp_checksum) {
     // Pseudo-header from the values already loaded, then the whole segment in one pass.
-    uint32_t sum = 0;
-    sum = checksum_add16(sum, static_cast<uint16_t>(src_ip.value >> 16));
-    sum = checksum_add16(sum, static_cast<uint16_t>(src_ip.value));
-    sum = checksum_add16(sum, static_cast<uint16_t>(dst_ip.value >> 16));
-    sum = checksum_add16(sum, static_cast<uint16_t>(dst_ip.value));
-    sum = checksum_add16(sum, ip::proto_udp);
-    sum = checksum_add16(sum, udp_len);
-    sum = checksum_add(l4.first(udp_len), sum);
+    const uint32_t sum = checksum_add(
+        l4.first(udp_len), udp4_pseudo_sum(checksum_add_addrs(0, src_ip, dst_ip), udp_len));
     if (checksum_finish(sum) != 0) return drop(r, drop_reason::bad_udp_checksum);
   }
 
@@ -131,11 +125,7 @@ void write_udp_headers(uint8_t* e, const udp_endpoint& src, const udp_endpoint& 
   const uint16_t frag = opts.dont_fragment ? ip::flag_dont_fragment : uint16_t{0};
   const auto ttl_proto = static_cast<uint16_t>(opts.ttl << 8 | ip::proto_udp);
   // src + dst addresses as 16-bit words: shared by the IPv4 header and the UDP pseudo-header.
-  uint32_t addrs = 0;
-  addrs = checksum_add16(addrs, static_cast<uint16_t>(src.ip.value >> 16));
-  addrs = checksum_add16(addrs, static_cast<uint16_t>(src.ip.value));
-  addrs = checksum_add16(addrs, static_cast<uint16_t>(dst.ip.value >> 16));
-  addrs = checksum_add16(addrs, static_cast<uint16_t>(dst.ip.value));
+  const uint32_t addrs = checksum_add_addrs(0, src.ip, dst.ip);
 
   p[ip::version_ihl] = 0x45;
   p[ip::tos] = opts.tos;
@@ -163,9 +153,7 @@ void write_udp_headers(uint8_t* e, const udp_endpoint& src, const udp_endpoint& 
   store_be16(u + wire::udp::length, udp_len);
   uint16_t udp_csum = 0;
   if (opts.udp_checksum != udp_checksum_mode::none) {
-    uint32_t sum = addrs;  // pseudo-header: addresses, protocol, UDP length
-    sum = checksum_add16(sum, ip::proto_udp);
-    sum = checksum_add16(sum, udp_len);
+    uint32_t sum = udp4_pseudo_sum(addrs, udp_len);
     if (opts.udp_checksum == udp_checksum_mode::pseudo_header) {
       udp_csum = static_cast<uint16_t>(~checksum_finish(sum));
     } else {
