@@ -48,7 +48,9 @@ void dpdk_link(lab::lab& l, lab::dpdk_vdev_kind kind, const std::string& label) 
                 "receive ring (raw frames: retransmission is the transport's job)",
                 valid, static_cast<unsigned long long>(o.count), o.payload,
                 rx["mbit_per_s"].get<double>(), static_cast<unsigned long long>(o.count - valid));
-  step(label, valid > o.count / 2 && rx["bad_payload"] == 0 && rx["duplicates"] == 0, buf);
+  // Paced at 200k frames/s the release build loses none here; a loaded machine may drop a few
+  // raw frames, but never corrupt or duplicate one.
+  step(label, valid * 100 >= o.count * 95 && rx["bad_payload"] == 0 && rx["duplicates"] == 0, buf);
 }
 
 }  // namespace
