@@ -3,12 +3,8 @@
 # Builds the `coverage` preset, runs the default suite, and writes an lcov HTML report to
 # build/coverage/html; prints lcov's summary (lines / functions covered).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
-  echo "coverage.sh: run as root" >&2
-  exit 1
-fi
+source "$(dirname "$0")/common.sh"
+tandem_as_root "$@"
 scripts/install-deps.sh
 cmake --preset coverage
 cmake --build --preset coverage

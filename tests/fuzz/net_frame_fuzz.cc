@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dataplane/net/headers.h"
+#include "tests/oracle/checksum.h"
 
 namespace tandem::fuzz {
 namespace {
@@ -25,16 +26,8 @@ using namespace tandem::dp;
     if (!(cond)) fail(#cond, size);   \
   } while (0)
 
-// The textbook RFC 1071 loop, the oracle for the word-at-a-time checksum_add.
 uint16_t reference_checksum(std::span<const uint8_t> b) {
-  uint32_t sum = 0;
-  for (size_t i = 0; i < b.size(); i += 2) {
-    const uint32_t hi = b[i];
-    const uint32_t lo = i + 1 < b.size() ? b[i + 1] : 0;
-    sum += (hi << 8) | lo;
-    sum = (sum & 0xffff) + (sum >> 16);
-  }
-  return static_cast<uint16_t>(~sum & 0xffff);
+  return oracle::rfc1071_checksum(b);
 }
 
 void check_udp(const parse_result& r, std::span<const uint8_t> in) {

@@ -16,6 +16,7 @@
 #include "control/exec/process.h"
 #include "tests/lab/janitor.h"
 #include "tests/lab/netns.h"
+#include "tests/support/proc.h"
 
 namespace tandem::lab {
 namespace {
@@ -121,7 +122,7 @@ TEST(lab, destructor_removes_namespaces_and_processes) {
   }
   EXPECT_FALSE(netns_exists(node_ns));
   EXPECT_FALSE(netns_exists(sw_ns));
-  EXPECT_NE(::kill(pid, 0), 0);
+  EXPECT_FALSE(test::running(pid));
 }
 
 // Makes a file-backed loop device and a tmpfs mount for the janitor tests.
@@ -203,17 +204,17 @@ TEST(lab, sigkilled_owner_leaves_nothing_behind) {
   in >> node_ns >> sw_ns >> sleeper;
   ASSERT_TRUE(netns_exists(node_ns));
   ASSERT_GT(sleeper, 0);
-  ASSERT_EQ(::kill(sleeper, 0), 0);
+  ASSERT_TRUE(test::running(sleeper));
   reap.reset();  // SIGKILL the owner
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
-    gone = !netns_exists(node_ns) && !netns_exists(sw_ns) && ::kill(sleeper, 0) != 0 &&
+    gone = !netns_exists(node_ns) && !netns_exists(sw_ns) && !test::running(sleeper) &&
            !fs::exists(d.dir);
     if (!gone) std::this_thread::sleep_for(100ms);
   }
   EXPECT_FALSE(netns_exists(node_ns));
   EXPECT_FALSE(netns_exists(sw_ns));
-  EXPECT_NE(::kill(sleeper, 0), 0) << "process " << sleeper << " survived its lab";
+  EXPECT_FALSE(test::running(sleeper)) << "process " << sleeper << " survived its lab";
   EXPECT_FALSE(d.mounted());
   EXPECT_FALSE(d.loop_attached());
   EXPECT_FALSE(fs::exists(d.dir));

@@ -8,20 +8,13 @@
 #include <gtest/gtest.h>
 
 #include "dataplane/net/checksum.h"
+#include "tests/oracle/checksum.h"
 
 namespace tandem::dp {
 namespace {
 
-// The textbook RFC 1071 loop: big-endian 16-bit words, odd byte padded, carries folded.
-uint16_t reference_checksum(const std::vector<uint8_t>& b) {
-  uint32_t sum = 0;
-  for (size_t i = 0; i < b.size(); i += 2) {
-    const uint32_t hi = b[i];
-    const uint32_t lo = i + 1 < b.size() ? b[i + 1] : 0;
-    sum += (hi << 8) | lo;
-    sum = (sum & 0xffff) + (sum >> 16);
-  }
-  return static_cast<uint16_t>(~sum & 0xffff);
+uint16_t reference_checksum(std::span<const uint8_t> b) {
+  return oracle::rfc1071_checksum(b);
 }
 
 TEST(checksum, classic_ipv4_header) {

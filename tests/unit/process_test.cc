@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/proc.h"
+
 namespace tandem::ctl {
 namespace {
 
@@ -90,6 +92,7 @@ TEST(process, stop_escalates_to_sigkill_and_takes_the_group) {
   o.argv = {"sh", "-c", "trap '' TERM; sleep 300 & echo $! ; wait"};
   const auto dir = std::filesystem::temp_directory_path();
   o.output_path = (dir / ("tandem-proc-grp-" + std::to_string(getpid()))).string();
+  std::filesystem::remove(o.output_path);  // PIDs wrap: never read an older run's output
   auto p = process::spawn(o);
   EXPECT_TRUE(p.running());
   pid_t grandchild = -1;
@@ -104,7 +107,7 @@ TEST(process, stop_escalates_to_sigkill_and_takes_the_group) {
   EXPECT_FALSE(p.running());
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
-    gone = ::kill(grandchild, 0) != 0;
+    gone = !test::running(grandchild);
     if (!gone) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(gone) << "grandchild " << grandchild << " survived";
