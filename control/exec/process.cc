@@ -7,14 +7,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -59,7 +59,7 @@ std::string resolve(const std::string& cmd, const std::vector<std::string>& env)
     const size_t end = std::min(path.find(':', pos), path.size());
     const std::string dir = end > pos ? path.substr(pos, end - pos) : ".";
     const std::string candidate = dir + "/" + cmd;
-    struct stat st{};
+    struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
@@ -116,7 +116,8 @@ prepared prepare(const spawn_options& opts) {
   }
   // Ignored dispositions survive exec (the lab's janitor ignores SIGPIPE and friends): give the
   // child the defaults, and an empty signal mask.
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) ::signal(sig, SIG_DFL);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD})
+    ::signal(sig, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
