@@ -39,9 +39,7 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
     rx_vdev = dp::af_packet_vdev(0, l.iface(opts.lan));
     tx_vdev = rx_vdev;
   } else {
-    // Short and outside the build tree: a unix socket path must fit in 108 bytes.
-    const std::string sock = "/tmp/tdm-" + l.id() + "-" + tag + ".memif.sock";
-    l.register_path(sock);
+    const std::string sock = memif_socket(l, tag);
     rx_vdev = dp::memif_vdev(0, "server", sock);
     tx_vdev = dp::memif_vdev(0, "client", sock);
   }
@@ -62,35 +60,58 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
                                     "--timeout-ms",
                                     std::to_string(opts.timeout.count())};
   };
-  auto& rx = l.spawn(opts.rx_host, tag + "-rx", common("rx", opts.rx_host, rx_vdev));
-  const auto ready_deadline = std::chrono::steady_clock::now() + 30s;
-  while (l.read_log(opts.rx_host, tag + "-rx").find("READY") == std::string::npos) {
-    if (!rx.running() || std::chrono::steady_clock::now() > ready_deadline) {
-      rx.stop();
-      throw std::runtime_error("DPDK receiver in " + opts.rx_host + " did not get ready:\n" +
-                               l.read_log(opts.rx_host, tag + "-rx"));
-    }
-    std::this_thread::sleep_for(20ms);
-  }
   auto tx_argv = common("tx", opts.tx_host, tx_vdev);
   tx_argv.insert(tx_argv.end(), {"--src-ip", l.address(opts.tx_host, opts.lan), "--dst-ip",
                                  l.address(opts.rx_host, opts.lan), "--dst-mac",
                                  l.mac(opts.rx_host, opts.lan), "--pps", std::to_string(opts.pps)});
-  auto& tx = l.spawn(opts.tx_host, tag + "-tx", tx_argv);
+  return run_pair(l, {opts.rx_host, tag + "-rx", common("rx", opts.rx_host, rx_vdev)},
+                  {opts.tx_host, tag + "-tx", tx_argv}, opts.timeout + 30s);
+}
 
-  dpdk_frames_result r;
-  const auto limit = opts.timeout + 30s;
+pair_result run_pair(lab& l, const pair_process& rx_spec, const pair_process& tx_spec,
+                     std::chrono::milliseconds limit) {
+  auto& rx = l.spawn(rx_spec.host, rx_spec.name, rx_spec.argv);
+  const auto ready_deadline = std::chrono::steady_clock::now() + 30s;
+  while (l.read_log(rx_spec.host, rx_spec.name).find("READY") == std::string::npos) {
+    if (!rx.running() || std::chrono::steady_clock::now() > ready_deadline) {
+      rx.stop();
+      throw std::runtime_error("DPDK receiver in " + rx_spec.host + " did not get ready:\n" +
+                               l.read_log(rx_spec.host, rx_spec.name));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  auto& tx = l.spawn(tx_spec.host, tx_spec.name, tx_spec.argv);
+  pair_result r;
   auto tx_st = tx.wait(limit);
   r.tx_status = tx_st ? *tx_st : tx.stop();
   auto rx_st = rx.wait(limit);
   r.rx_status = rx_st ? *rx_st : rx.stop();
-  const std::string tx_log = l.read_log(opts.tx_host, tag + "-tx");
-  const std::string rx_log = l.read_log(opts.rx_host, tag + "-rx");
+  const std::string tx_log = l.read_log(tx_spec.host, tx_spec.name);
+  const std::string rx_log = l.read_log(rx_spec.host, rx_spec.name);
   r.tx_json = last_json_line(tx_log);
   r.rx_json = last_json_line(rx_log);
-  r.logs = "---- " + opts.tx_host + " tx (" + r.tx_status.describe() + ")\n" + tx_log + "---- " +
-           opts.rx_host + " rx (" + r.rx_status.describe() + ")\n" + rx_log;
+  r.logs = "---- " + tx_spec.host + " " + tx_spec.name + " (" + r.tx_status.describe() + ")\n" +
+           tx_log + "---- " + rx_spec.host + " " + rx_spec.name + " (" + r.rx_status.describe() +
+           ")\n" + rx_log;
   return r;
+}
+
+std::string port_tool() {
+  return TANDEM_LAB_PORT_TOOL;
+}
+
+std::vector<std::string> port_tool_args(lab& l, const std::string& host, const std::string& role,
+                                        const std::string& vdev, const std::string& tag) {
+  const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
+  l.register_path(dp::eal_runtime_dir(prefix));
+  return {port_tool(), "--role", role, "--vdev", vdev, "--file-prefix", prefix};
+}
+
+std::string memif_socket(lab& l, const std::string& tag) {
+  // Short and outside the build tree: a unix socket path must fit in 108 bytes.
+  const std::string sock = "/tmp/tdm-" + l.id() + "-" + tag + ".memif.sock";
+  l.register_path(sock);
+  return sock;
 }
 
 }  // namespace tandem::lab

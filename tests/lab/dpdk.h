@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "control/exec/process.h"
 #include "tests/lab/netns.h"
@@ -27,14 +28,35 @@ struct dpdk_frames_options {
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
 };
 
-struct dpdk_frames_result {
+// A receiver and a sender process and how they ended.
+struct pair_result {
   ctl::exit_status tx_status;
   ctl::exit_status rx_status;
-  std::string tx_json;  // the tool's summary lines (see tests/lab/dpdk_frames_main.cc)
+  std::string tx_json;  // each tool's last JSON summary line
   std::string rx_json;
   std::string logs;  // both processes' complete output, for failure messages
   bool ok() const { return tx_status.ok() && rx_status.ok(); }
 };
+using dpdk_frames_result = pair_result;
+
+struct pair_process {
+  std::string host;
+  std::string name;  // log name: <log_dir>/<host>.<name>.log
+  std::vector<std::string> argv;
+};
+
+// Starts the receiver, waits until it prints READY, runs the sender, and waits for both (each
+// at most `limit`). Throws when the receiver exits or stays silent for 30 s.
+pair_result run_pair(lab& l, const pair_process& rx, const pair_process& tx,
+                     std::chrono::milliseconds limit);
+
+// tandem-lab-port (tests/lab/port_tool_main.cc) with its EAL runtime directory registered for
+// removal: {tool, --role, role, --vdev, vdev, --file-prefix, unique}.
+std::string port_tool();
+std::vector<std::string> port_tool_args(lab& l, const std::string& host, const std::string& role,
+                                        const std::string& vdev, const std::string& tag);
+// A memif socket path for this lab, registered for removal.
+std::string memif_socket(lab& l, const std::string& tag);
 
 // Starts a receiver in rx_host, waits until its port is up, then runs a sender in tx_host; each
 // process initialises its own EAL (--no-huge --no-pci and a unique --file-prefix). Throws when a
