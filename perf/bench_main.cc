@@ -8,6 +8,7 @@
 // where ratio = this result's bytes_per_second (or items_per_second) / its ceiling's. A result
 // whose ceiling has not run yet is held back until the ceiling reports, and printed with
 // "ratio":null at the end if it never does (e.g. filtered out by --benchmark_filter).
+// After them come the lines of the summaries registered with register_summary (bench.h).
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -66,20 +67,19 @@ std::string json_number(std::optional<double> v) {
   return buf;
 }
 
-// One result, reduced to what the JSON line needs.
-struct result {
-  std::string name;  // benchmark_name(): family/args[_aggregate]
-  int64_t repetition = 0;
-  std::string aggregate;  // "", "mean", "median", "stddev", "cv"
-  int64_t iterations = 0;
-  double real_ns = 0;
-  double cpu_ns = 0;
-  std::optional<double> bytes_per_second;
-  std::optional<double> items_per_second;
-  std::string ceiling;  // empty when none was declared
-  std::string note;
-  std::string error;
-};
+using result = bench_result;
+
+std::string result_key(std::string_view name, int64_t repetition) {
+  std::string k(name);
+  k += '#';
+  k += std::to_string(repetition);
+  return k;
+}
+
+std::vector<summary_fn>& summaries() {
+  static std::vector<summary_fn> registered;
+  return registered;
+}
 
 // Wraps the display reporter (console by default) and adds the JSON lines after its output.
 class jsonl_reporter : public benchmark::BenchmarkReporter {
@@ -101,6 +101,7 @@ class jsonl_reporter : public benchmark::BenchmarkReporter {
   }
 
   [[nodiscard]] bool any_error() const { return any_error_; }
+  [[nodiscard]] const std::map<std::string, result>& measured() const { return measured_; }
 
  private:
   void add(const run& r) {
@@ -138,7 +139,7 @@ class jsonl_reporter : public benchmark::BenchmarkReporter {
   }
 
   static std::string key(const std::string& name, int64_t repetition) {
-    return name + '#' + std::to_string(repetition);
+    return result_key(name, repetition);
   }
 
   // The ceiling's result matching `r`: same repetition, or the same aggregate of the ceiling.
@@ -205,6 +206,56 @@ class jsonl_reporter : public benchmark::BenchmarkReporter {
 };
 
 }  // namespace
+
+const bench_result* bench_results::find(std::string_view name) const {
+  std::string mean(name);
+  mean += "_mean";
+  for (const std::string& k : {result_key(mean, 0), result_key(name, 0)}) {
+    const auto it = by_key_.find(k);
+    if (it != by_key_.end() && it->second.error.empty()) return &it->second;
+  }
+  return nullptr;
+}
+
+json_line::json_line(std::string_view bench) : text_("{\"bench\":" + json_string(bench)) {}
+
+json_line& json_line::add_string(std::string_view key, std::string_view value) {
+  text_ += ',' + json_string(key) + ':' + json_string(value);
+  return *this;
+}
+
+json_line& json_line::add_int(std::string_view key, int64_t value) {
+  text_ += ',' + json_string(key) + ':' + std::to_string(value);
+  return *this;
+}
+
+json_line& json_line::add_number(std::string_view key, std::optional<double> value) {
+  text_ += ',' + json_string(key) + ':' + json_number(value);
+  return *this;
+}
+
+std::string json_line::str() const {
+  return text_ + '}';
+}
+
+bool register_summary(summary_fn fn) {
+  summaries().push_back(std::move(fn));
+  return true;
+}
+
+namespace {
+
+void print_summaries(const std::map<std::string, bench_result>& measured) {
+  if (measured.empty()) return;  // nothing ran (--benchmark_list_tests, empty filter)
+  const bench_results results(measured);
+  for (const summary_fn& fn : summaries()) {
+    const std::string line = fn(results);
+    if (!line.empty()) std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
 }  // namespace tandem::perf
 
 int main(int argc, char** argv) {
@@ -213,6 +264,7 @@ int main(int argc, char** argv) {
   // The default display reporter honours --benchmark_format and --benchmark_color.
   tandem::perf::jsonl_reporter reporter(benchmark::CreateDefaultDisplayReporter());
   benchmark::RunSpecifiedBenchmarks(&reporter);
+  tandem::perf::print_summaries(reporter.measured());
   benchmark::Shutdown();
   return reporter.any_error() ? 1 : 0;
 }

@@ -27,8 +27,8 @@ struct dgram {
   uint8_t* data = nullptr;
   uint32_t len = 0;
   uint32_t cap = 0;
-  udp_addr peer;         // destination on send, source on receive
-  uint64_t rx_ns = 0;    // receive time, steady clock in ns; 0 when unknown
+  udp_addr peer;             // destination on send, source on receive
+  uint64_t rx_ns = 0;        // receive time, steady clock in ns; 0 when unknown
   void* port_ctx = nullptr;  // the owning port's bookkeeping (an mbuf, a slab slot, ...)
 };
 
