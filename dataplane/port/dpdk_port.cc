@@ -289,6 +289,7 @@ unsigned dpdk_port::recv(dgram** bufs, unsigned n) {
       po.verify_ip_checksum =
           (mb->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) != RTE_MBUF_F_RX_IP_CKSUM_GOOD;
       po.verify_udp_checksum =
+          opts_.verify_udp_checksum &&
           (mb->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_GOOD;
       const auto r = parse_frame({rte_pktmbuf_mtod(mb, const uint8_t*), mb->data_len}, po);
       if (r.is_arp()) {

@@ -27,6 +27,11 @@ struct dpdk_port_options {
   std::vector<std::pair<ipv4_addr, mac_addr>> static_neighbours;
   // How often an unresolved peer is asked again.
   uint64_t arp_retry_ns = 200'000'000;
+  // Verify UDP checksums of received datagrams. Off by default: the transport's CRC32C covers
+  // every frame end to end, and a kernel peer on the same host (veth) sends datagrams whose UDP
+  // checksum is left to offload, which af_packet receivers see unfinished. IPv4 header checksums
+  // are always verified (or trusted when the NIC says it checked them).
+  bool verify_udp_checksum = false;
 };
 
 // One ethdev port with one rx and one tx queue, owned by one lcore. Buffers are mbufs from the
