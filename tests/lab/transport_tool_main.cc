@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+// tandem-lab-transport: one transport connection over a socket or DPDK port inside a lab host.
+// The sender streams seeded messages of random sizes; the receiver checks every byte and order;
+// both print a JSON summary line (goodput, retransmissions, drops).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/crypto/key_file.h"
+#include "dataplane/port/dpdk_port.h"
+#include "dataplane/port/eal.h"
+#include "dataplane/port/socket_port.h"
+#include "dataplane/transport/connection.h"
+
+namespace {
+
+using namespace tandem;
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+  std::string role;             // send | recv
+  std::string port = "socket";  // socket | a DPDK vdev spec
+  std::string file_prefix = "tandem-transport";
+  dp::udp_addr local, peer;
+  std::string key_file;
+  uint64_t mib = 64;
+  uint32_t max_message = 1u << 20;
+  uint64_t seed = 1;
+  unsigned timeout_ms = 120000;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "tandem-lab-transport: %s\n"
+               "usage: --role send|recv --local IP:PORT --peer IP:PORT [--port socket|VDEV]\n"
+               "       [--key-file F] [--mib N] [--max-message BYTES] [--seed S]\n"
+               "       [--file-prefix P] [--timeout-ms N]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+dp::udp_addr parse_addr(const std::string& s) {
+  const auto colon = s.rfind(':');
+  auto ip = dp::ipv4_addr::parse(s.substr(0, colon));
+  if (colon == std::string::npos || !ip) usage("bad address " + s + " (want IP:PORT)");
+  return {*ip, static_cast<uint16_t>(std::strtoul(s.c_str() + colon + 1, nullptr, 10))};
+}
+
+options parse_args(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    if (i + 1 >= argc) usage("missing value for " + key);
+    const std::string val = argv[++i];
+    if (key == "--role") {
+      o.role = val;
+    } else if (key == "--port") {
+      o.port = val;
+    } else if (key == "--file-prefix") {
+      o.file_prefix = val;
+    } else if (key == "--local") {
+      o.local = parse_addr(val);
+    } else if (key == "--peer") {
+      o.peer = parse_addr(val);
+    } else if (key == "--key-file") {
+      o.key_file = val;
+    } else if (key == "--mib") {
+      o.mib = std::strtoull(val.c_str(), nullptr, 10);
+    } else if (key == "--max-message") {
+      o.max_message = static_cast<uint32_t>(std::strtoul(val.c_str(), nullptr, 10));
+    } else if (key == "--seed") {
+      o.seed = std::strtoull(val.c_str(), nullptr, 10);
+    } else if (key == "--timeout-ms") {
+      o.timeout_ms = static_cast<unsigned>(std::strtoul(val.c_str(), nullptr, 10));
+    } else {
+      usage("unknown option " + key);
+    }
+  }
+  if (o.role != "send" && o.role != "recv") usage("--role must be send or recv");
+  if (o.local.port == 0 || o.peer.port == 0) usage("--local and --peer are required");
+  if (o.max_message < 16) usage("--max-message must be at least 16");
+  return o;
+}
+
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Message i: a random size in [1, max] and bytes that follow from (seed, i).
+void make_message(uint64_t seed, uint64_t i, uint32_t max, std::vector<uint8_t>& m) {
+  m.resize(1 + mix(seed ^ (i * 2 + 1)) % max);
+  uint64_t state = mix(seed + i);
+  for (size_t k = 0; k < m.size(); ++k) {
+    if ((k & 7) == 0) state = mix(state);
+    m[k] = static_cast<uint8_t>(state >> ((k & 7) * 8));
+  }
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+          .count());
+}
+
+int run(dp::port& port, const options& o) {
+  dp::transport::connection_config cfg;
+  cfg.peer = o.peer;
+  cfg.max_message = o.max_message;
+  cfg.send_buffer = std::max<uint32_t>(32u << 20, 2 * o.max_message);
+  cfg.recv_buffer = cfg.send_buffer;
+  if (!o.key_file.empty()) cfg.key = dp::load_key_file(o.key_file);
+  const uint64_t total = o.mib << 20;
+  uint64_t received = 0, received_bytes = 0, bad = 0;
+  std::vector<uint8_t> want;
+  uint64_t first_ns = 0, last_ns = 0;
+  dp::transport::connection conn(port, cfg, [&](std::span<const uint8_t> m) {
+    make_message(o.seed, received, o.max_message, want);
+    if (m.size() != want.size() || std::memcmp(m.data(), want.data(), m.size()) != 0) ++bad;
+    ++received;
+    received_bytes += m.size();
+    if (first_ns == 0) first_ns = now_ns();
+    last_ns = now_ns();
+  });
+  const bool sender = o.role == "send";
+  if (!sender) {
+    std::printf("READY\n");
+    std::fflush(stdout);
+  }
+  const uint64_t deadline = now_ns() + uint64_t{o.timeout_ms} * 1'000'000;
+  uint64_t sent = 0, sent_bytes = 0, start_ns = 0, done_ns = 0;
+  std::vector<uint8_t> next;
+  make_message(o.seed, 0, o.max_message, next);
+  dp::dgram* bufs[64];
+  for (;;) {
+    const uint64_t now = now_ns();
+    if (now > deadline) break;
+    const unsigned n = port.recv(bufs, 64);
+    conn.input(bufs, n, now);
+    port.free(bufs, n);
+    if (sender && conn.state() == dp::transport::conn_state::established) {
+      if (start_ns == 0) start_ns = now;
+      while (sent_bytes < total && conn.send(next) == 0) {
+        sent_bytes += next.size();
+        make_message(o.seed, ++sent, o.max_message, next);
+      }
+      if (sent_bytes >= total && conn.unacked_bytes() == 0) {
+        done_ns = now;
+        break;
+      }
+    }
+    if (!sender && received_bytes >= total) break;
+    conn.poll(now);
+    port.flush();
+  }
+  const auto& s = conn.stats();
+  if (sender) {
+    const double secs = done_ns ? static_cast<double>(done_ns - start_ns) / 1e9 : 0;
+    std::printf(
+        "{\"role\":\"send\",\"port\":\"%s\",\"crypto\":\"%s\",\"messages\":%llu,\"bytes\":%llu,"
+        "\"seconds\":%.4f,\"gbps\":%.3f,\"retransmitted\":%llu,\"sent_packets\":%llu,"
+        "\"rtt_us\":%.1f,\"complete\":%s}\n",
+        port.name().c_str(), conn.encrypted() ? "aes-gcm" : "none",
+        static_cast<unsigned long long>(sent), static_cast<unsigned long long>(sent_bytes), secs,
+        secs > 0 ? static_cast<double>(sent_bytes) * 8 / secs / 1e9 : 0.0,
+        static_cast<unsigned long long>(s.retransmitted),
+        static_cast<unsigned long long>(s.sent_packets), static_cast<double>(s.rtt_ns) / 1e3,
+        done_ns ? "true" : "false");
+    return done_ns ? 0 : 1;  // the connection's destructor sends the close
+  }
+  const bool encrypted = conn.encrypted();  // a closed session no longer has keys
+  // Keep acknowledging until the sender has seen everything acked and closed the session (or
+  // for at most 5 s): leaving at once would lose the last acks.
+  const uint64_t linger = now_ns() + 5'000'000'000ULL;
+  while (conn.state() == dp::transport::conn_state::established && now_ns() < linger) {
+    const uint64_t now = now_ns();
+    const unsigned n = port.recv(bufs, 64);
+    conn.input(bufs, n, now);
+    port.free(bufs, n);
+    conn.poll(now);
+    port.flush();
+  }
+  const double secs = last_ns > first_ns ? static_cast<double>(last_ns - first_ns) / 1e9 : 0;
+  std::printf(
+      "{\"role\":\"recv\",\"port\":\"%s\",\"crypto\":\"%s\",\"messages\":%llu,\"bytes\":%llu,"
+      "\"bad\":%llu,\"seconds\":%.4f,\"gbps\":%.3f,\"dropped_bad_crc\":%llu,"
+      "\"dropped_auth\":%llu,\"dropped_replay\":%llu,\"dropped_malformed\":%llu}\n",
+      port.name().c_str(), encrypted ? "aes-gcm" : "none",
+      static_cast<unsigned long long>(received), static_cast<unsigned long long>(received_bytes),
+      static_cast<unsigned long long>(bad), secs,
+      secs > 0 ? static_cast<double>(received_bytes) * 8 / secs / 1e9 : 0.0,
+      static_cast<unsigned long long>(s.dropped_bad_crc),
+      static_cast<unsigned long long>(s.dropped_auth),
+      static_cast<unsigned long long>(s.dropped_replay),
+      static_cast<unsigned long long>(s.dropped_malformed));
+  return (received_bytes >= total && bad == 0) ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options o = parse_args(argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  try {
+    if (o.port == "socket") {
+      dp::socket_port_options so;
+      so.local = o.local;
+      dp::socket_port port(so);
+      return run(port, o);
+    }
+    std::string err;
+    dp::eal_options eal;
+    eal.file_prefix = o.file_prefix;
+    eal.vdevs = {o.port};
+    eal.no_shconf = o.port.rfind("net_memif", 0) != 0;  // memif talks over the mp channel
+    if (dp::eal_init(dp::eal_arguments(eal), err) < 0) {
+      std::fprintf(stderr, "tandem-lab-transport: %s\n", err.c_str());
+      return 1;
+    }
+    int rc;
+    {
+      dp::dpdk_port_options po;
+      po.local = o.local;
+      dp::dpdk_port port(po);
+      rc = run(port, o);
+    }
+    dp::eal_cleanup();
+    return rc;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tandem-lab-transport: %s\n", e.what());
+    return 1;
+  }
+}
