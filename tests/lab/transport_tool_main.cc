@@ -32,6 +32,7 @@ struct options {
   uint32_t max_message = 1u << 20;
   uint64_t seed = 1;
   unsigned timeout_ms = 120000;
+  bool fixed_size = false;  // every message max_message bytes (benchmarks), else random 1..max
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -39,7 +40,7 @@ struct options {
                "tandem-lab-transport: %s\n"
                "usage: --role send|recv --local IP:PORT --peer IP:PORT [--port socket|VDEV]\n"
                "       [--key-file F] [--mib N] [--max-message BYTES] [--seed S]\n"
-               "       [--file-prefix P] [--timeout-ms N]\n",
+               "       [--file-prefix P] [--timeout-ms N] [--fixed-size yes]\n",
                why.c_str());
   std::exit(2);
 }
@@ -73,6 +74,8 @@ options parse_args(int argc, char** argv) {
       o.mib = std::strtoull(val.c_str(), nullptr, 10);
     } else if (key == "--max-message") {
       o.max_message = static_cast<uint32_t>(std::strtoul(val.c_str(), nullptr, 10));
+    } else if (key == "--fixed-size") {
+      o.fixed_size = val == "1" || val == "yes" || val == "true";
     } else if (key == "--seed") {
       o.seed = std::strtoull(val.c_str(), nullptr, 10);
     } else if (key == "--timeout-ms") {
@@ -94,9 +97,12 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Message i: a random size in [1, max] and bytes that follow from (seed, i).
+bool g_fixed_size = false;
+
+// Message i: a random size in [1, max] (or max with --fixed-size) and bytes that follow from
+// (seed, i).
 void make_message(uint64_t seed, uint64_t i, uint32_t max, std::vector<uint8_t>& m) {
-  m.resize(1 + mix(seed ^ (i * 2 + 1)) % max);
+  m.resize(g_fixed_size ? max : 1 + mix(seed ^ (i * 2 + 1)) % max);
   uint64_t state = mix(seed + i);
   for (size_t k = 0; k < m.size(); ++k) {
     if ((k & 7) == 0) state = mix(state);
@@ -207,6 +213,7 @@ int run(dp::port& port, const options& o) {
 
 int main(int argc, char** argv) {
   const options o = parse_args(argc, argv);
+  g_fixed_size = o.fixed_size;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     if (o.port == "socket") {

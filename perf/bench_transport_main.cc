@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: Apache-2.0
+// bench_transport: transport goodput against the raw ceiling of the same port pair, measured in
+// one run between two lab namespaces. For each port (memif, af_packet, socket) it measures the
+// ceiling first (DPDK: unpaced raw frames; socket: kernel TCP with iperf3 over the same veth),
+// then goodput for 4 KiB / 64 KiB / 1 MiB messages, integrity only and AES-256-GCM, and prints
+// one JSON line per result with ratio_to_raw. Needs root (namespaces); label perf.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dataplane/crypto/key_file.h"
+#include "dataplane/port/eal_args.h"
+#include "tests/lab/dpdk.h"
+#include "tests/lab/netns.h"
+
+namespace {
+
+using namespace tandem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+struct port_kind {
+  std::string name;  // memif | af_packet | socket
+  int lan;
+};
+
+std::string tx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
+  if (k.name == "memif") return dp::memif_vdev(0, "client", sock);
+  if (k.name == "af_packet") return dp::af_packet_vdev(0, l.iface(k.lan));
+  return "socket";
+}
+
+std::string rx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
+  if (k.name == "memif") return dp::memif_vdev(0, "server", sock);
+  if (k.name == "af_packet") return dp::af_packet_vdev(0, l.iface(k.lan));
+  return "socket";
+}
+
+// The ceiling: what the port pair moves without the transport.
+double raw_gbps(lab::lab& l, const port_kind& k, std::string& source) {
+  if (k.name == "socket") {
+    source = "iperf3 tcp";
+    auto& server = l.spawn("node2", "iperf3-server", {"iperf3", "-s", "-1", "-p", "5201"});
+    std::this_thread::sleep_for(300ms);
+    const auto r = l.exec(
+        "node1", {"iperf3", "-c", l.address("node2", k.lan), "-p", "5201", "-t", "3", "-J"}, 30s);
+    server.wait(5s);
+    if (!r.status.ok()) {
+      std::fprintf(stderr, "iperf3 failed: %s\n", r.output.c_str());
+      return 0;
+    }
+    return json::parse(r.output)["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
+  }
+  source = "dpdk raw frames";
+  lab::dpdk_frames_options o;
+  o.kind = k.name == "memif" ? lab::dpdk_vdev_kind::memif : lab::dpdk_vdev_kind::af_packet;
+  o.lan = k.lan;
+  o.count = 400000;
+  o.payload = 1472;
+  o.pps = 0;
+  const auto r = lab::dpdk_frames(l, o);
+  if (r.rx_json.empty()) {
+    std::fprintf(stderr, "raw run failed:\n%s\n", r.logs.c_str());
+    return 0;
+  }
+  return json::parse(r.rx_json)["mbit_per_s"].get<double>() / 1e3;
+}
+
+json transport_run(lab::lab& l, const port_kind& k, uint32_t size, const std::string& key,
+                   const std::string& tag) {
+  const std::string sock = k.name == "memif" ? lab::memif_socket(l, tag) : "";
+  const uint64_t mib = 256;
+  auto args = [&](const std::string& host, const std::string& role, const std::string& port,
+                  const std::string& peer) {
+    std::vector<std::string> a = {TANDEM_LAB_TRANSPORT_TOOL,
+                                  "--role",
+                                  role,
+                                  "--port",
+                                  port,
+                                  "--local",
+                                  l.address(host, k.lan) + ":7200",
+                                  "--peer",
+                                  l.address(peer, k.lan) + ":7200",
+                                  "--mib",
+                                  std::to_string(mib),
+                                  "--max-message",
+                                  std::to_string(size),
+                                  "--fixed-size",
+                                  "yes",
+                                  "--timeout-ms",
+                                  "120000"};
+    if (port != "socket") {
+      const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
+      l.register_path(dp::eal_runtime_dir(prefix));
+      a.insert(a.end(), {"--file-prefix", prefix});
+    }
+    if (!key.empty()) a.insert(a.end(), {"--key-file", key});
+    return a;
+  };
+  const auto r = lab::run_pair(
+      l, {"node2", tag + "-recv", args("node2", "recv", rx_port(l, k, sock), "node1")},
+      {"node1", tag + "-send", args("node1", "send", tx_port(l, k, sock), "node2")}, 180s);
+  if (!r.ok() || r.tx_json.empty()) {
+    std::fprintf(stderr, "transport run %s failed:\n%s\n", tag.c_str(), r.logs.c_str());
+    return {};
+  }
+  return json::parse(r.tx_json);
+}
+
+}  // namespace
+
+int main() {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "bench_transport: needs root (network namespaces)\n");
+    return 2;
+  }
+  int failures = 0;
+  try {
+    lab::lab l(lab::cluster_options(2, 1, false));
+    const std::string key = l.log_dir() + "/bench.key";
+    dp::generate_key_file(key, 32);
+    int run = 0;
+    for (const port_kind& k :
+         {port_kind{"memif", 0}, port_kind{"af_packet", 1}, port_kind{"socket", 1}}) {
+      std::string source;
+      const double raw = raw_gbps(l, k, source);
+      std::printf(
+          "%s\n",
+          json{{"bench", "transport_raw"}, {"port", k.name}, {"gbps", raw}, {"source", source}}
+              .dump()
+              .c_str());
+      for (uint32_t size : {4096u, 65536u, 1048576u}) {
+        for (bool enc : {false, true}) {
+          const json r = transport_run(
+              l, k, size, enc ? key : "",
+              k.name + std::to_string(size) + (enc ? "e" : "p") + std::to_string(run++));
+          if (r.is_null() || !r.value("complete", false)) {
+            ++failures;
+            continue;
+          }
+          const double gbps = r["gbps"].get<double>();
+          std::printf("%s\n", json{{"bench", "transport"},
+                                   {"port", k.name},
+                                   {"size", size},
+                                   {"crypto", enc ? "aes-256-gcm" : "none"},
+                                   {"gbps", gbps},
+                                   {"raw_gbps", raw},
+                                   {"ratio_to_raw", raw > 0 ? gbps / raw : 0.0},
+                                   {"retransmitted", r["retransmitted"]},
+                                   {"rtt_us", r["rtt_us"]}}
+                                  .dump()
+                                  .c_str());
+          std::fflush(stdout);
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_transport: %s\n", e.what());
+    return 1;
+  }
+  return failures ? 1 : 0;
+}
