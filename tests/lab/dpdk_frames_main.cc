@@ -14,10 +14,12 @@
 
 #include "dataplane/net/headers.h"
 #include "dataplane/port/eal.h"
+#include "tests/lab/tool_util.h"
 
 namespace {
 
 using namespace tandem;
+namespace tool = tandem::lab::tool;
 using clock_type = std::chrono::steady_clock;
 
 struct options {
@@ -240,11 +242,7 @@ int main(int argc, char** argv) {
   const options o = parse_args(argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string err;
-  dp::eal_options eal;
-  eal.file_prefix = o.file_prefix;
-  eal.vdevs = {o.vdev};
-  eal.no_shconf = o.vdev.rfind("net_memif", 0) != 0;  // memif talks over the mp channel
-  if (dp::eal_init(dp::eal_arguments(eal), err) < 0) return fail(err);
+  if (tool::start_eal(o.vdev, o.file_prefix, err) < 0) return fail(err);
   int rc = 1;
   if (rte_eth_dev_count_avail() != 1) {
     rc = fail("expected exactly one port from --vdev " + o.vdev);

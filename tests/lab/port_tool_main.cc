@@ -14,10 +14,12 @@
 #include "dataplane/net/byte_order.h"
 #include "dataplane/port/dpdk_port.h"
 #include "dataplane/port/eal.h"
+#include "tests/lab/tool_util.h"
 
 namespace {
 
 using namespace tandem;
+namespace tool = tandem::lab::tool;
 using clock_type = std::chrono::steady_clock;
 
 struct options {
@@ -44,10 +46,9 @@ struct options {
 }
 
 dp::udp_addr parse_addr(const std::string& s) {
-  const auto colon = s.rfind(':');
-  auto ip = dp::ipv4_addr::parse(s.substr(0, colon));
-  if (colon == std::string::npos || !ip) usage("bad address " + s + " (want IP:PORT)");
-  return {*ip, static_cast<uint16_t>(std::strtoul(s.c_str() + colon + 1, nullptr, 10))};
+  const auto a = tool::parse_udp_addr(s);
+  if (!a) usage("bad address " + s + " (want IP:PORT)");
+  return *a;
 }
 
 options parse_args(int argc, char** argv) {
@@ -92,12 +93,7 @@ options parse_args(int argc, char** argv) {
 
 // splitmix64: the datagram's size and bytes follow from (seed, seq), so the receiver can check
 // every byte without being told anything.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+using tool::mix;
 
 uint32_t size_of(uint64_t seed, uint64_t seq, uint32_t max) {
   return 16 + static_cast<uint32_t>(mix(seed ^ (seq * 2 + 1)) % (max - 16 + 1));
@@ -224,11 +220,7 @@ int main(int argc, char** argv) {
   const options o = parse_args(argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string err;
-  dp::eal_options eal;
-  eal.file_prefix = o.file_prefix;
-  eal.vdevs = {o.vdev};
-  eal.no_shconf = o.vdev.rfind("net_memif", 0) != 0;  // memif talks over the mp channel
-  if (dp::eal_init(dp::eal_arguments(eal), err) < 0) {
+  if (tool::start_eal(o.vdev, o.file_prefix, err) < 0) {
     std::fprintf(stderr, "tandem-lab-port: %s\n", err.c_str());
     return 1;
   }

@@ -16,10 +16,12 @@
 #include "dataplane/port/eal.h"
 #include "dataplane/port/socket_port.h"
 #include "dataplane/transport/connection.h"
+#include "tests/lab/tool_util.h"
 
 namespace {
 
 using namespace tandem;
+namespace tool = tandem::lab::tool;
 using clock_type = std::chrono::steady_clock;
 
 struct options {
@@ -46,10 +48,9 @@ struct options {
 }
 
 dp::udp_addr parse_addr(const std::string& s) {
-  const auto colon = s.rfind(':');
-  auto ip = dp::ipv4_addr::parse(s.substr(0, colon));
-  if (colon == std::string::npos || !ip) usage("bad address " + s + " (want IP:PORT)");
-  return {*ip, static_cast<uint16_t>(std::strtoul(s.c_str() + colon + 1, nullptr, 10))};
+  const auto a = tool::parse_udp_addr(s);
+  if (!a) usage("bad address " + s + " (want IP:PORT)");
+  return *a;
 }
 
 options parse_args(int argc, char** argv) {
@@ -90,12 +91,7 @@ options parse_args(int argc, char** argv) {
   return o;
 }
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+using tool::mix;
 
 bool g_fixed_size = false;
 
@@ -223,11 +219,7 @@ int main(int argc, char** argv) {
       return run(port, o);
     }
     std::string err;
-    dp::eal_options eal;
-    eal.file_prefix = o.file_prefix;
-    eal.vdevs = {o.port};
-    eal.no_shconf = o.port.rfind("net_memif", 0) != 0;  // memif talks over the mp channel
-    if (dp::eal_init(dp::eal_arguments(eal), err) < 0) {
+    if (tool::start_eal(o.port, o.file_prefix, err) < 0) {
       std::fprintf(stderr, "tandem-lab-transport: %s\n", err.c_str());
       return 1;
     }
