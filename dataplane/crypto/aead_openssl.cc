@@ -16,12 +16,6 @@
 #include "dataplane/crypto/aead_backends.h"
 
 namespace tandem::dp::detail {
-namespace {
-
-struct ctx_deleter {
-  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
-};
-using ctx_ptr = std::unique_ptr<EVP_CIPHER_CTX, ctx_deleter>;
 
 std::string openssl_error(std::string_view what) {
   std::string msg = "OpenSSL: ";
@@ -35,6 +29,13 @@ std::string openssl_error(std::string_view what) {
   ERR_clear_error();
   return msg;
 }
+
+namespace {
+
+struct ctx_deleter {
+  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
+};
+using ctx_ptr = std::unique_ptr<EVP_CIPHER_CTX, ctx_deleter>;
 
 // EVP lengths are ints: feed longer buffers in pieces (frames are far below this anyway).
 constexpr size_t max_piece = size_t{1} << 30;

@@ -17,20 +17,13 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "dataplane/crypto/aead_backends.h"
+
 namespace tandem::dp {
 namespace {
 
 [[noreturn]] void throw_openssl(std::string_view what) {
-  std::string msg = "OpenSSL: ";
-  msg += what;
-  if (const unsigned long e = ERR_get_error(); e != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    msg += ": ";
-    msg += buf;
-  }
-  ERR_clear_error();
-  throw std::runtime_error(msg);
+  throw std::runtime_error(detail::openssl_error(what));
 }
 
 struct kdf_deleter {

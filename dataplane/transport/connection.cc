@@ -39,12 +39,15 @@ uint64_t rand64() {
   return v;
 }
 
-bool addr_less(const udp_addr& a, const udp_addr& b) {
-  return a.ip.value != b.ip.value ? a.ip.value < b.ip.value : a.port < b.port;
+// Handshake frames travel in the clear, outside the session's packet numbering; a plaintext
+// close belongs to them (a refusal before any keys exist).
+bool is_handshake(const frame_header& h) {
+  return h.type == frame_type::hello || h.type == frame_type::hello_ack ||
+         h.type == frame_type::confirm || (h.type == frame_type::close && !h.encrypted());
 }
 
-std::string hex_addr(const udp_addr& a) {
-  return a.to_string();
+bool addr_less(const udp_addr& a, const udp_addr& b) {
+  return a.ip.value != b.ip.value ? a.ip.value < b.ip.value : a.port < b.port;
 }
 
 }  // namespace
@@ -69,10 +72,7 @@ struct connection::impl {
   // ---- session --------------------------------------------------------------------------
   uint32_t local_id = 0;
   uint32_t peer_id = 0;
-  uint8_t my_nonce[nonce_len] = {};
-  uint8_t peer_nonce[nonce_len] = {};
   uint8_t i_nonce[nonce_len] = {}, r_nonce[nonce_len] = {};
-  bool have_session_keys = false;
   bool awaiting_confirm = false;  // responder: hello_ack sent, confirm not yet seen
   session_keys keys;
   uint64_t last_hello_ns = 0;
@@ -154,7 +154,7 @@ struct connection::impl {
 
   // ---- helpers ---------------------------------------------------------------------------
   void log(const std::string& line) {
-    const std::string full = "transport peer " + hex_addr(c.cfg_.peer) + ": " + line;
+    const std::string full = "transport peer " + c.cfg_.peer.to_string() + ": " + line;
     if (c.cfg_.log) {
       c.cfg_.log(full);
     } else {
@@ -195,7 +195,6 @@ struct connection::impl {
     replay.reset();
     c.tx_aead_.reset();
     c.rx_aead_.reset();
-    have_session_keys = false;
     awaiting_confirm = false;
     update_stats();
   }
@@ -258,7 +257,6 @@ struct connection::impl {
                                initiator ? handshake_role::initiator : handshake_role::responder);
     c.tx_aead_ = make_aead(c.cfg_.backend, keys.tx.key());
     c.rx_aead_ = make_aead(c.cfg_.backend, keys.rx.key());
-    have_session_keys = true;
   }
 
   // ---- transmission ----------------------------------------------------------------------
@@ -429,15 +427,9 @@ struct connection::impl {
       uint64_t s;
       if (!next_segment(s)) break;
       seg_rec& r = seg_at(s);
-      if (!rate_allows(r.len + 48, now)) {
-        // Put it back in front: it goes first when tokens allow.
-        r.queued = true;
-        --retx_head;
-        retx[retx_head % max_segments] = s;
-        break;
-      }
       dgram* d = nullptr;
-      if (c.port_.alloc(&d, 1) != 1) {
+      if (!rate_allows(r.len + 48, now) || c.port_.alloc(&d, 1) != 1) {
+        // Put it back in front: it goes first when tokens and buffers allow.
         r.queued = true;
         --retx_head;
         retx[retx_head % max_segments] = s;
@@ -761,10 +753,7 @@ void connection::input(dgram** bufs, unsigned n, uint64_t now) {
       continue;
     }
     const frame_header& h = frames[i].header;
-    const bool handshake = h.type == frame_type::hello || h.type == frame_type::hello_ack ||
-                           h.type == frame_type::confirm ||
-                           (h.type == frame_type::close && !h.encrypted());
-    if (handshake) {
+    if (is_handshake(h)) {
       usable[i] = true;
       continue;
     }
@@ -804,10 +793,7 @@ void connection::input(dgram** bufs, unsigned n, uint64_t now) {
   for (unsigned i = 0; i < n; ++i) {
     if (!usable[i]) continue;
     const frame_header& h = frames[i].header;
-    const bool session_frame =
-        !(h.type == frame_type::hello || h.type == frame_type::hello_ack ||
-          h.type == frame_type::confirm || (h.type == frame_type::close && !h.encrypted()));
-    if (session_frame) {
+    if (!is_handshake(h)) {
       if (rx_aead_ && ops[op_of[i]].result != 0) {
         ++stats_.dropped_auth;
         continue;
