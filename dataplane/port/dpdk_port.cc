@@ -213,6 +213,7 @@ unsigned dpdk_port::send(dgram** bufs, unsigned n) {
   const udp_endpoint src{mac_, opts_.local.ip, opts_.local.port};
   udp_build_options bo;
   bo.ip_checksum = !ip_cksum_offload_;
+  bo.udp_checksum = opts_.tx_udp_checksum;
   while (taken < n) {
     const unsigned chunk = std::min(n - taken, burst_max);
     unsigned ready = 0;

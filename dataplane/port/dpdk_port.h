@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dataplane/net/addr.h"
+#include "dataplane/net/headers.h"
 #include "dataplane/port/port.h"
 
 struct rte_mempool;
@@ -32,6 +33,10 @@ struct dpdk_port_options {
   // checksum is left to offload, which af_packet receivers see unfinished. IPv4 header checksums
   // are always verified (or trusted when the NIC says it checked them).
   bool verify_udp_checksum = false;
+  // The UDP checksum of sent datagrams. `full` (the default) suits any receiver; `none` (0, "no
+  // checksum", RFC 768) saves a pass over every payload and is what the transport uses, since
+  // its CRC32C already covers every byte end to end (kernel receivers accept 0 for IPv4).
+  udp_checksum_mode tx_udp_checksum = udp_checksum_mode::full;
 };
 
 // One ethdev port with one rx and one tx queue, owned by one lcore. Buffers are mbufs from the
