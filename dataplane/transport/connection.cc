@@ -166,6 +166,7 @@ struct connection::impl {
 
   void reset_session() {
     // Sender: everything queued or in flight belongs to the old session.
+    drop_backlog();
     msg_head = msg_tail = cur_msg = 0;
     cur_offset = 0;
     next_msg_id = 0;
@@ -260,16 +261,49 @@ struct connection::impl {
   }
 
   // ---- transmission ----------------------------------------------------------------------
-  // Sends frames built in `bufs` (already finished); frees what the port does not take.
-  void transmit(dgram** bufs, unsigned n, uint64_t now) {
+  // Frames the port did not take (full tx ring, peer MAC not resolved yet): they keep their
+  // packet numbers and go first at the next chance, in order. Dropping them instead would turn
+  // a momentarily full ring into losses, retransmissions and a halved window.
+  static constexpr unsigned backlog_cap = 2 * burst;
+  dgram* backlog[backlog_cap];
+  unsigned backlog_n = 0;
+
+  unsigned push(dgram** bufs, unsigned n) {
     unsigned done = 0;
     while (done < n) {
       const unsigned sent = c.port_.send(bufs + done, n - done);
       if (sent == 0) break;
       done += sent;
     }
-    if (done < n) c.port_.free(bufs + done, n - done);
+    return done;
+  }
+
+  // Sends the backlog; true when it is empty.
+  bool drain_backlog(uint64_t now) {
+    if (backlog_n == 0) return true;
+    const unsigned done = push(backlog, backlog_n);
+    if (done) {
+      last_send_ns = now;
+      std::memmove(backlog, backlog + done, (backlog_n - done) * sizeof(dgram*));
+      backlog_n -= done;
+    }
+    return backlog_n == 0;
+  }
+
+  // Sends frames built in `bufs` (already finished) after the backlog; keeps what the port does
+  // not take (frees it only when the backlog is full: then it counts as lost).
+  void transmit(dgram** bufs, unsigned n, uint64_t now) {
+    const unsigned done = drain_backlog(now) ? push(bufs, n) : 0;
     if (done) last_send_ns = now;
+    const unsigned keep = std::min(n - done, backlog_cap - backlog_n);
+    std::memcpy(backlog + backlog_n, bufs + done, keep * sizeof(dgram*));
+    backlog_n += keep;
+    if (done + keep < n) c.port_.free(bufs + done + keep, n - done - keep);
+  }
+
+  void drop_backlog() {
+    c.port_.free(backlog, backlog_n);
+    backlog_n = 0;
   }
 
   // Builds an unencrypted control frame (handshake) into a fresh buffer.
@@ -306,6 +340,16 @@ struct connection::impl {
     (void)encode_close(body, r);
     if (dgram* d = control_frame(frame_type::close, conn_id, body)) transmit(&d, 1, now);
   }
+
+  // Per-burst receive scratch (input()), kept here so a call does not initialise it.
+  struct rx_scratch {
+    decoded_frame frames[burst];
+    bool usable[burst];
+    aead_op ops[burst];
+    uint8_t nonces[burst][aead_nonce_size];
+    uint8_t aads[burst][header_len];
+    unsigned op_of[burst];
+  } rx;
 
   // Writes header + body (already at data + header_len) of a session frame; seals it when the
   // session is encrypted (queues the op) and finishes the CRC later in flush_sealed().
@@ -422,7 +466,9 @@ struct connection::impl {
   }
 
   void send_data(uint64_t now) {
+    if (!drain_backlog(now)) return;  // the port is full: new frames would only queue up
     while (in_flight + mss() <= cwnd || pkts_in_flight == 0) {
+      if (outq.n == 0 && backlog_n > 0) break;  // the last burst did not fit either
       if (next_pn - pn_base >= max_inflight - 1) break;
       uint64_t s;
       if (!next_segment(s)) break;
@@ -576,6 +622,7 @@ struct connection::impl {
     cwnd = uint64_t{2} * mss();
     recovery_pn = next_pn;
     ++rto_backoff;
+    ++c.stats_.rto_expiries;
     release_acked();
   }
 
@@ -699,13 +746,14 @@ connection::connection(port& p, const connection_config& cfg, message_fn on_mess
 }
 
 connection::~connection() {
-  if (state_ != conn_state::established) return;
   impl& s = *d_;
   dgram* d = nullptr;
-  if (port_.alloc(&d, 1) != 1) return;
-  const int len = encode_close({d->data + header_len, close_body_len}, close_reason::shutdown);
-  s.queue_session_frame(d, frame_type::close, static_cast<uint16_t>(len), 0);
-  s.flush_out(0);
+  if (state_ == conn_state::established && port_.alloc(&d, 1) == 1) {
+    const int len = encode_close({d->data + header_len, close_body_len}, close_reason::shutdown);
+    s.queue_session_frame(d, frame_type::close, static_cast<uint16_t>(len), 0);
+    s.flush_out(0);
+  }
+  s.drop_backlog();  // the port outlives the connection; its buffers go back to it
 }
 
 int connection::send(std::span<const uint8_t> msg) {
@@ -733,16 +781,20 @@ void connection::input(dgram** bufs, unsigned n, uint64_t now) {
       input(bufs + off, std::min(burst, n - off), now);
     return;
   }
+  if (n == 0) return;  // nothing changes without input; poll() runs the timers
   impl& s = *d_;
-  // Decrypt the session frames of the burst with one AEAD call.
-  decoded_frame frames[burst];
-  bool usable[burst] = {};
-  aead_op ops[burst];
-  uint8_t nonces[burst][aead_nonce_size];
-  uint8_t aads[burst][header_len];
+  // Decrypt the session frames of the burst with one AEAD call. The scratch arrays live in the
+  // connection: initialising them on the stack cost more than the rest of an empty poll.
+  impl::rx_scratch& rx = s.rx;
+  decoded_frame* const frames = rx.frames;
+  bool* const usable = rx.usable;
+  aead_op* const ops = rx.ops;
+  auto& nonces = rx.nonces;
+  auto& aads = rx.aads;
+  unsigned* const op_of = rx.op_of;
   unsigned nops = 0;
-  unsigned op_of[burst];
   for (unsigned i = 0; i < n; ++i) {
+    usable[i] = false;
     const auto err = decode_frame({bufs[i]->data, bufs[i]->len}, frames[i]);
     if (err == decode_error::bad_crc) {
       ++stats_.dropped_bad_crc;

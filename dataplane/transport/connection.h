@@ -52,6 +52,7 @@ std::string_view to_string(conn_state s) noexcept;
 struct conn_stats {
   uint64_t sent_packets = 0, sent_bytes = 0;  // data packets and their message bytes
   uint64_t retransmitted = 0;                 // data packets sent again
+  uint64_t rto_expiries = 0;                  // retransmission timeouts (all in flight resent)
   uint64_t acked_bytes = 0;
   uint64_t delivered_messages = 0, delivered_bytes = 0;
   uint64_t received_packets = 0;

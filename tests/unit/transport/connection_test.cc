@@ -186,6 +186,36 @@ TEST(transport_connection, handshake_then_messages_in_order_integrity_only) {
   EXPECT_GT(h.a.conn->stats().rtt_ns, 0u);
 }
 
+// A port whose tx ring takes only a few frames per poll (a slow NIC, a memif peer that lags):
+// frames it refuses wait in the connection's backlog with their packet numbers, so nothing is
+// lost, nothing is retransmitted, and every byte arrives.
+TEST(transport_connection, a_full_tx_ring_delays_frames_and_loses_none) {
+  harness h;
+  h.open_both(plain(), plain(), 5);
+  ASSERT_TRUE(h.run_until([&] {
+    return h.a.conn->state() == conn_state::established &&
+           h.b.conn->state() == conn_state::established;
+  }));
+  uint64_t sent = 0;
+  std::vector<uint8_t> next = message(h.a.seed, 0, h.a.max_size);
+  uint64_t polls = 0, limited = 0;
+  const bool ok = h.run_until([&] {
+    // The ring has room for 0..7 frames at each poll; the receiver's acks always get out.
+    h.a.raw.tx_room = static_cast<uint32_t>(mix(++polls) % 8);
+    if (h.a.raw.tx_room < 4) ++limited;
+    while (sent < 200 && h.a.conn->send(next) == 0)
+      next = message(h.a.seed, ++sent, h.a.max_size);
+    return sent == 200 && h.b.received == 200;
+  });
+  EXPECT_TRUE(ok) << "received " << h.b.received;
+  EXPECT_GT(limited, 100u);
+  EXPECT_EQ(h.b.bad, 0u);
+  EXPECT_EQ(h.a.conn->stats().retransmitted, 0u);
+  EXPECT_EQ(h.a.conn->stats().rto_expiries, 0u);
+  h.a.raw.tx_room = UINT32_MAX;
+  ASSERT_TRUE(h.run_until([&] { return h.a.conn->unacked_bytes() == 0; }));
+}
+
 TEST(transport_connection, encrypted_session_with_aes_256_gcm) {
   harness h;
   h.open_both(keyed(7), keyed(7), 2);

@@ -3,6 +3,7 @@
 // datagram sent, and tests can inject datagrams of their own.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -42,6 +43,8 @@ class pair_port final : public dp::port {
     return i;
   }
   unsigned send(dp::dgram** b, unsigned n) override {
+    if (n > tx_room) n = tx_room;  // a full tx ring takes part of the burst, or none of it
+    tx_room -= tx_room == UINT32_MAX ? 0 : n;
     for (unsigned i = 0; i < n; ++i) {
       if (tap) tap(*b[i]);
       if (!cut) peer_->inject({b[i]->data, b[i]->len}, local_);
@@ -81,6 +84,7 @@ class pair_port final : public dp::port {
 
   std::function<void(const dp::dgram&)> tap;  // sees every datagram sent
   bool cut = false;                           // true: sent datagrams vanish
+  uint32_t tx_room = UINT32_MAX;              // datagrams send() still takes (UINT32_MAX: no limit)
 
  private:
   dp::udp_addr local_;
