@@ -6,6 +6,7 @@
 // one JSON line per result with ratio_to_raw. Needs root (namespaces); label perf.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -28,6 +29,7 @@ using namespace std::chrono_literals;
 struct port_kind {
   std::string name;  // memif | af_packet | socket
   int lan;
+  unsigned mtu;  // memif has no wire: it takes the largest frames the port allows
 };
 
 std::string tx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
@@ -42,8 +44,8 @@ std::string rx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
   return "socket";
 }
 
-// The ceiling: what the port pair moves without the transport.
-double raw_gbps(lab::lab& l, const port_kind& k, std::string& source) {
+// The ceiling: what the port pair moves without the transport (one run).
+double raw_once(lab::lab& l, const port_kind& k, std::string& source) {
   if (k.name == "socket") {
     source = "iperf3 tcp";
     auto& server = l.spawn("node2", "iperf3-server", {"iperf3", "-s", "-1", "-p", "5201"});
@@ -61,15 +63,27 @@ double raw_gbps(lab::lab& l, const port_kind& k, std::string& source) {
   lab::dpdk_frames_options o;
   o.kind = k.name == "memif" ? lab::dpdk_vdev_kind::memif : lab::dpdk_vdev_kind::af_packet;
   o.lan = k.lan;
-  o.count = 400000;
-  o.payload = 1472;
+  o.count = k.mtu > 1500 ? 100000 : 400000;
+  o.mtu = k.mtu;
+  o.payload = k.mtu - 28;
   o.pps = 0;
+  o.udp_checksum = false;  // as the transport sends
   const auto r = lab::dpdk_frames(l, o);
   if (r.rx_json.empty()) {
     std::fprintf(stderr, "raw run failed:\n%s\n", r.logs.c_str());
     return 0;
   }
   return json::parse(r.rx_json)["mbit_per_s"].get<double>() / 1e3;
+}
+
+// The ceiling as the median of three runs: a single run on a shared 2-core machine can land
+// far off either way.
+double raw_gbps(lab::lab& l, const port_kind& k, std::string& source, std::vector<double>& runs) {
+  for (int i = 0; i < 3; ++i)
+    runs.push_back(raw_once(l, k, source));
+  std::vector<double> sorted = runs;
+  std::sort(sorted.begin(), sorted.end());
+  return sorted[1];
 }
 
 json transport_run(lab::lab& l, const port_kind& k, uint32_t size, const std::string& key,
@@ -94,7 +108,9 @@ json transport_run(lab::lab& l, const port_kind& k, uint32_t size, const std::st
                                   "--fixed-size",
                                   "yes",
                                   "--timeout-ms",
-                                  "120000"};
+                                  "120000",
+                                  "--mtu",
+                                  std::to_string(k.mtu)};
     if (port != "socket") {
       const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
       l.register_path(dp::eal_runtime_dir(prefix));
@@ -126,15 +142,19 @@ int main() {
     const std::string key = l.log_dir() + "/bench.key";
     dp::generate_key_file(key, 32);
     int run = 0;
-    for (const port_kind& k :
-         {port_kind{"memif", 0}, port_kind{"af_packet", 1}, port_kind{"socket", 1}}) {
+    for (const port_kind& k : {port_kind{"memif", 0, 9000}, port_kind{"af_packet", 1, 1500},
+                               port_kind{"socket", 1, 1500}}) {
       std::string source;
-      const double raw = raw_gbps(l, k, source);
-      std::printf(
-          "%s\n",
-          json{{"bench", "transport_raw"}, {"port", k.name}, {"gbps", raw}, {"source", source}}
-              .dump()
-              .c_str());
+      std::vector<double> runs;
+      const double raw = raw_gbps(l, k, source, runs);
+      std::printf("%s\n", json{{"bench", "transport_raw"},
+                               {"port", k.name},
+                               {"mtu", k.mtu},
+                               {"gbps", raw},
+                               {"runs", runs},
+                               {"source", source}}
+                              .dump()
+                              .c_str());
       for (uint32_t size : {4096u, 65536u, 1048576u}) {
         for (bool enc : {false, true}) {
           const json r = transport_run(
@@ -147,12 +167,14 @@ int main() {
           const double gbps = r["gbps"].get<double>();
           std::printf("%s\n", json{{"bench", "transport"},
                                    {"port", k.name},
+                                   {"mtu", k.mtu},
                                    {"size", size},
                                    {"crypto", enc ? "aes-256-gcm" : "none"},
                                    {"gbps", gbps},
                                    {"raw_gbps", raw},
                                    {"ratio_to_raw", raw > 0 ? gbps / raw : 0.0},
                                    {"retransmitted", r["retransmitted"]},
+                                   {"rto_expiries", r["rto_expiries"]},
                                    {"rtt_us", r["rtt_us"]}}
                                   .dump()
                                   .c_str());

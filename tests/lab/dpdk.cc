@@ -58,12 +58,15 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
                                     "--payload",
                                     std::to_string(opts.payload),
                                     "--timeout-ms",
-                                    std::to_string(opts.timeout.count())};
+                                    std::to_string(opts.timeout.count()),
+                                    "--mtu",
+                                    std::to_string(opts.mtu)};
   };
   auto tx_argv = common("tx", opts.tx_host, tx_vdev);
   tx_argv.insert(tx_argv.end(), {"--src-ip", l.address(opts.tx_host, opts.lan), "--dst-ip",
                                  l.address(opts.rx_host, opts.lan), "--dst-mac",
-                                 l.mac(opts.rx_host, opts.lan), "--pps", std::to_string(opts.pps)});
+                                 l.mac(opts.rx_host, opts.lan), "--pps", std::to_string(opts.pps),
+                                 "--udp-checksum", opts.udp_checksum ? "full" : "none"});
   return run_pair(l, {opts.rx_host, tag + "-rx", common("rx", opts.rx_host, rx_vdev)},
                   {opts.tx_host, tag + "-tx", tx_argv}, opts.timeout + 30s);
 }

@@ -24,7 +24,9 @@ struct dpdk_frames_options {
   int lan = 0;
   uint64_t count = 10000;
   unsigned payload = 1024;
-  uint64_t pps = 0;  // sender pacing; 0 = as fast as the port accepts
+  uint64_t pps = 0;          // sender pacing; 0 = as fast as the port accepts
+  unsigned mtu = 1500;       // IP MTU of the DPDK ports (memif; af_packet follows the veth)
+  bool udp_checksum = true;  // false: 0 on the wire, as the transport sends (ceilings)
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
 };
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // tandem-lab-dpdk-frames: sends or receives numbered UDP frames on one DPDK port (any vdev) and
 // prints a JSON summary line. The DPDK harness runs one in each of two lab hosts.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,8 +31,10 @@ struct options {
   unsigned payload = 1024;
   dp::udp_endpoint src, dst;
   unsigned timeout_ms = 20000;
-  uint64_t pps = 0;         // 0: as fast as the port takes them
-  unsigned idle_ms = 2000;  // rx: stop this long after the last frame
+  uint64_t pps = 0;          // 0: as fast as the port takes them
+  unsigned idle_ms = 2000;   // rx: stop this long after the last frame
+  bool udp_checksum = true;  // tx: false sends 0 ("no checksum"), as the transport does
+  unsigned mtu = 1500;       // IP MTU: payload up to mtu - 28
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -39,7 +42,8 @@ struct options {
                "tandem-lab-dpdk-frames: %s\n"
                "usage: --role tx|rx --vdev SPEC [--file-prefix P] [--count N] [--payload BYTES]\n"
                "       [--src-ip A] [--dst-ip A] [--dst-mac M] [--port N] [--pps N]\n"
-               "       [--timeout-ms N] [--idle-ms N]\n",
+               "       [--timeout-ms N] [--idle-ms N] [--udp-checksum full|none]\n"
+               "       [--mtu N]\n",
                why);
   std::exit(2);
 }
@@ -80,6 +84,11 @@ options parse_args(int argc, char** argv) {
       o.pps = std::strtoull(val.c_str(), nullptr, 10);
     } else if (key == "--idle-ms") {
       o.idle_ms = static_cast<unsigned>(std::strtoul(val.c_str(), nullptr, 10));
+    } else if (key == "--mtu") {
+      o.mtu = static_cast<unsigned>(std::strtoul(val.c_str(), nullptr, 10));
+    } else if (key == "--udp-checksum") {
+      if (val != "full" && val != "none") usage("--udp-checksum must be full or none");
+      o.udp_checksum = val == "full";
     } else if (key == "--timeout-ms") {
       o.timeout_ms = static_cast<unsigned>(std::strtoul(val.c_str(), nullptr, 10));
     } else {
@@ -88,7 +97,8 @@ options parse_args(int argc, char** argv) {
   }
   if (o.role != "tx" && o.role != "rx") usage("--role must be tx or rx");
   if (o.vdev.empty()) usage("--vdev is required");
-  if (o.payload < 8 || o.payload > 1472) usage("--payload must be 8..1472");
+  if (o.mtu < 576 || o.mtu > 9000) usage("--mtu must be 576..9000");
+  if (o.payload < 8 || o.payload > o.mtu - 28) usage("--payload must be 8..mtu-28");
   return o;
 }
 
@@ -100,20 +110,29 @@ uint64_t load_seq(const uint8_t* p) {
   return (static_cast<uint64_t>(dp::load_be32(p)) << 32) | dp::load_be32(p + 4);
 }
 
-// Payload: 64-bit sequence number, then bytes derived from it, so corruption is visible.
+// Payload: 64-bit sequence number, then a slice of a fixed random pattern chosen by it, so
+// corruption is visible at the cost of a memcpy / memcmp (a ceiling must not be tool-bound).
+constexpr size_t pattern_stride = 4096;
+const std::vector<uint8_t>& pattern() {
+  static const std::vector<uint8_t> p = [] {
+    std::vector<uint8_t> v(pattern_stride + 9000);
+    uint64_t state = 0x74616e64;
+    for (auto& b : v)
+      b = static_cast<uint8_t>(state = tool::mix(state));
+    return v;
+  }();
+  return p;
+}
+
 void fill_payload(uint8_t* p, unsigned len, uint64_t seq) {
   store_seq(p, seq);
-  for (unsigned i = 8; i < len; ++i)
-    p[i] = static_cast<uint8_t>(seq * 31 + i);
+  std::memcpy(p + 8, pattern().data() + seq % pattern_stride, len - 8);
 }
 
 bool check_payload(std::span<const uint8_t> p, unsigned len, uint64_t& seq) {
   if (p.size() != len) return false;
   seq = load_seq(p.data());
-  for (unsigned i = 8; i < len; ++i) {
-    if (p[i] != static_cast<uint8_t>(seq * 31 + i)) return false;
-  }
-  return true;
+  return std::memcmp(p.data() + 8, pattern().data() + seq % pattern_stride, len - 8) == 0;
 }
 
 int fail(const std::string& what) {
@@ -194,6 +213,8 @@ int run_tx(uint16_t port, rte_mempool* pool, const options& o) {
   const auto start = clock_type::now();
   uint64_t sent = 0, retries = 0;
   std::vector<uint8_t> payload(o.payload);
+  dp::udp_build_options bo;
+  bo.udp_checksum = o.udp_checksum ? dp::udp_checksum_mode::full : dp::udp_checksum_mode::none;
   rte_mbuf* bufs[32];
   while (sent < o.count && clock_type::now() < deadline) {
     if (o.pps) {
@@ -210,7 +231,7 @@ int run_tx(uint16_t port, rte_mempool* pool, const options& o) {
       fill_payload(payload.data(), o.payload, sent + i);
       const auto len = static_cast<uint16_t>(dp::udp_frame_overhead + o.payload);
       auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(bufs[i], len));
-      if (!data || dp::build_udp_frame({data, len}, o.src, o.dst, payload) != len) {
+      if (!data || dp::build_udp_frame({data, len}, o.src, o.dst, payload, bo) != len) {
         rte_pktmbuf_free_bulk(bufs, burst);
         return fail("cannot build a " + std::to_string(len) + "-byte frame in an mbuf");
       }
@@ -236,6 +257,24 @@ int run_tx(uint16_t port, rte_mempool* pool, const options& o) {
   return sent == o.count ? 0 : 1;
 }
 
+// Configures and starts the port; "" or what failed.
+std::string setup_port(uint16_t port, rte_mempool* pool, unsigned mtu) {
+  rte_eth_conf conf{};
+  if (int e = rte_eth_dev_configure(port, 1, 1, &conf); e < 0) {
+    return std::string("configure: ") + std::strerror(-e);
+  }
+  // Best effort, as dpdk_port does: af_packet takes the MTU from the kernel interface.
+  (void)rte_eth_dev_set_mtu(port, static_cast<uint16_t>(mtu));
+  if (int e = rte_eth_rx_queue_setup(port, 0, 1024, rte_socket_id(), nullptr, pool); e < 0) {
+    return std::string("rx queue: ") + std::strerror(-e);
+  }
+  if (int e = rte_eth_tx_queue_setup(port, 0, 1024, rte_socket_id(), nullptr); e < 0) {
+    return std::string("tx queue: ") + std::strerror(-e);
+  }
+  if (int e = rte_eth_dev_start(port); e < 0) return std::string("start: ") + std::strerror(-e);
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -248,20 +287,15 @@ int main(int argc, char** argv) {
     rc = fail("expected exactly one port from --vdev " + o.vdev);
   } else {
     const uint16_t port = 0;
-    rte_mempool* pool =
-        rte_pktmbuf_pool_create("frames", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
-    rte_eth_conf conf{};
+    const unsigned room = std::max<unsigned>(RTE_MBUF_DEFAULT_BUF_SIZE,
+                                             o.mtu + RTE_ETHER_HDR_LEN + RTE_PKTMBUF_HEADROOM);
+    rte_mempool* pool = rte_pktmbuf_pool_create("frames", 8191, 256, 0, static_cast<uint16_t>(room),
+                                                rte_socket_id());
+    std::string why;
     if (!pool) {
       rc = fail(std::string("mempool: ") + rte_strerror(rte_errno));
-    } else if (int e = rte_eth_dev_configure(port, 1, 1, &conf); e < 0) {
-      rc = fail(std::string("configure: ") + std::strerror(-e));
-    } else if (int e1 = rte_eth_rx_queue_setup(port, 0, 1024, rte_socket_id(), nullptr, pool);
-               e1 < 0) {
-      rc = fail(std::string("rx queue: ") + std::strerror(-e1));
-    } else if (int e2 = rte_eth_tx_queue_setup(port, 0, 1024, rte_socket_id(), nullptr); e2 < 0) {
-      rc = fail(std::string("tx queue: ") + std::strerror(-e2));
-    } else if (int e3 = rte_eth_dev_start(port); e3 < 0) {
-      rc = fail(std::string("start: ") + std::strerror(-e3));
+    } else if (why = setup_port(port, pool, o.mtu); !why.empty()) {
+      rc = fail(why);
     } else {
       rte_ether_addr mac{};
       rte_eth_macaddr_get(port, &mac);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ struct options {
   uint64_t seed = 1;
   unsigned timeout_ms = 120000;
   bool fixed_size = false;  // every message max_message bytes (benchmarks), else random 1..max
+  uint32_t mtu = 1500;      // IP MTU of the port (DPDK ports; sockets follow the interface)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -42,7 +44,7 @@ struct options {
                "tandem-lab-transport: %s\n"
                "usage: --role send|recv --local IP:PORT --peer IP:PORT [--port socket|VDEV]\n"
                "       [--key-file F] [--mib N] [--max-message BYTES] [--seed S]\n"
-               "       [--file-prefix P] [--timeout-ms N] [--fixed-size yes]\n",
+               "       [--file-prefix P] [--timeout-ms N] [--fixed-size yes] [--mtu N]\n",
                why.c_str());
   std::exit(2);
 }
@@ -75,6 +77,8 @@ options parse_args(int argc, char** argv) {
       o.mib = std::strtoull(val.c_str(), nullptr, 10);
     } else if (key == "--max-message") {
       o.max_message = static_cast<uint32_t>(std::strtoul(val.c_str(), nullptr, 10));
+    } else if (key == "--mtu") {
+      o.mtu = static_cast<uint32_t>(std::strtoul(val.c_str(), nullptr, 10));
     } else if (key == "--fixed-size") {
       o.fixed_size = val == "1" || val == "yes" || val == "true";
     } else if (key == "--seed") {
@@ -88,23 +92,54 @@ options parse_args(int argc, char** argv) {
   if (o.role != "send" && o.role != "recv") usage("--role must be send or recv");
   if (o.local.port == 0 || o.peer.port == 0) usage("--local and --peer are required");
   if (o.max_message < 16) usage("--max-message must be at least 16");
+  if (o.mtu < 576 || o.mtu > 9000) usage("--mtu must be 576..9000");
   return o;
 }
 
 using tool::mix;
 
-bool g_fixed_size = false;
-
-// Message i: a random size in [1, max] (or max with --fixed-size) and bytes that follow from
-// (seed, i).
-void make_message(uint64_t seed, uint64_t i, uint32_t max, std::vector<uint8_t>& m) {
-  m.resize(g_fixed_size ? max : 1 + mix(seed ^ (i * 2 + 1)) % max);
-  uint64_t state = mix(seed + i);
-  for (size_t k = 0; k < m.size(); ++k) {
-    if ((k & 7) == 0) state = mix(state);
-    m[k] = static_cast<uint8_t>(state >> ((k & 7) * 8));
+// Test traffic that costs the tool almost nothing, so a benchmark measures the transport and
+// not the generator: message i is a slice of a seeded random pool (the slice's start and the
+// message size follow from (seed, i)), and its first 8 bytes carry a tag of i, so a receiver
+// that knows only the seed can check every byte and the order with one memcmp.
+class message_source {
+ public:
+  message_source(uint64_t seed, uint32_t max, bool fixed_size)
+      : seed_(seed), max_(max), fixed_size_(fixed_size) {
+    pool_.resize(std::max<size_t>(size_t{16} << 20, size_t{2} * max) & ~size_t{7});
+    uint64_t state = mix(seed);
+    for (size_t k = 0; k < pool_.size(); k += 8) {
+      state = mix(state);
+      std::memcpy(pool_.data() + k, &state, 8);
+    }
   }
-}
+  uint32_t size(uint64_t i) const {
+    return fixed_size_ ? max_ : static_cast<uint32_t>(1 + mix(seed_ ^ (i * 2 + 1)) % max_);
+  }
+  void make(uint64_t i, std::vector<uint8_t>& m) const {
+    m.resize(size(i));
+    std::memcpy(m.data(), slice(i, m.size()), m.size());
+    const uint64_t t = tag(i);
+    std::memcpy(m.data(), &t, std::min<size_t>(8, m.size()));
+  }
+  bool check(uint64_t i, std::span<const uint8_t> m) const {
+    if (m.size() != size(i)) return false;
+    const uint64_t t = tag(i);
+    const size_t head = std::min<size_t>(8, m.size());
+    return std::memcmp(m.data(), &t, head) == 0 &&
+           std::memcmp(m.data() + head, slice(i, m.size()) + head, m.size() - head) == 0;
+  }
+
+ private:
+  uint64_t tag(uint64_t i) const { return mix(seed_ + 0x7461676dULL + i); }
+  const uint8_t* slice(uint64_t i, size_t len) const {
+    return pool_.data() + mix(seed_ ^ (i * 2)) % (pool_.size() - len + 1);
+  }
+  uint64_t seed_;
+  uint32_t max_;
+  bool fixed_size_;
+  std::vector<uint8_t> pool_;
+};
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(
@@ -121,11 +156,10 @@ int run(dp::port& port, const options& o) {
   if (!o.key_file.empty()) cfg.key = dp::load_key_file(o.key_file);
   const uint64_t total = o.mib << 20;
   uint64_t received = 0, received_bytes = 0, bad = 0;
-  std::vector<uint8_t> want;
   uint64_t first_ns = 0, last_ns = 0;
+  const message_source source(o.seed, o.max_message, o.fixed_size);
   dp::transport::connection conn(port, cfg, [&](std::span<const uint8_t> m) {
-    make_message(o.seed, received, o.max_message, want);
-    if (m.size() != want.size() || std::memcmp(m.data(), want.data(), m.size()) != 0) ++bad;
+    if (!source.check(received, m)) ++bad;
     ++received;
     received_bytes += m.size();
     if (first_ns == 0) first_ns = now_ns();
@@ -139,7 +173,7 @@ int run(dp::port& port, const options& o) {
   const uint64_t deadline = now_ns() + uint64_t{o.timeout_ms} * 1'000'000;
   uint64_t sent = 0, sent_bytes = 0, start_ns = 0, done_ns = 0;
   std::vector<uint8_t> next;
-  make_message(o.seed, 0, o.max_message, next);
+  source.make(0, next);
   dp::dgram* bufs[64];
   for (;;) {
     const uint64_t now = now_ns();
@@ -151,7 +185,7 @@ int run(dp::port& port, const options& o) {
       if (start_ns == 0) start_ns = now;
       while (sent_bytes < total && conn.send(next) == 0) {
         sent_bytes += next.size();
-        make_message(o.seed, ++sent, o.max_message, next);
+        source.make(++sent, next);
       }
       if (sent_bytes >= total && conn.unacked_bytes() == 0) {
         done_ns = now;
@@ -167,12 +201,14 @@ int run(dp::port& port, const options& o) {
     const double secs = done_ns ? static_cast<double>(done_ns - start_ns) / 1e9 : 0;
     std::printf(
         "{\"role\":\"send\",\"port\":\"%s\",\"crypto\":\"%s\",\"messages\":%llu,\"bytes\":%llu,"
-        "\"seconds\":%.4f,\"gbps\":%.3f,\"retransmitted\":%llu,\"sent_packets\":%llu,"
+        "\"seconds\":%.4f,\"gbps\":%.3f,\"retransmitted\":%llu,\"rto_expiries\":%llu,"
+        "\"sent_packets\":%llu,"
         "\"rtt_us\":%.1f,\"complete\":%s}\n",
         port.name().c_str(), conn.encrypted() ? "aes-gcm" : "none",
         static_cast<unsigned long long>(sent), static_cast<unsigned long long>(sent_bytes), secs,
         secs > 0 ? static_cast<double>(sent_bytes) * 8 / secs / 1e9 : 0.0,
         static_cast<unsigned long long>(s.retransmitted),
+        static_cast<unsigned long long>(s.rto_expiries),
         static_cast<unsigned long long>(s.sent_packets), static_cast<double>(s.rtt_ns) / 1e3,
         done_ns ? "true" : "false");
     return done_ns ? 0 : 1;  // the connection's destructor sends the close
@@ -209,12 +245,12 @@ int run(dp::port& port, const options& o) {
 
 int main(int argc, char** argv) {
   const options o = parse_args(argc, argv);
-  g_fixed_size = o.fixed_size;
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     if (o.port == "socket") {
       dp::socket_port_options so;
       so.local = o.local;
+      so.max_payload = o.mtu - 28;
       dp::socket_port port(so);
       return run(port, o);
     }
@@ -227,6 +263,8 @@ int main(int argc, char** argv) {
     {
       dp::dpdk_port_options po;
       po.local = o.local;
+      po.mtu = o.mtu;
+      po.tx_udp_checksum = dp::udp_checksum_mode::none;  // the transport's CRC32C covers it
       dp::dpdk_port port(po);
       rc = run(port, o);
     }
