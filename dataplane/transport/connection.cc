@@ -86,7 +86,10 @@ struct connection::impl {
   struct msg_rec {
     uint64_t msg_id, stream_off;
     uint32_t len, acked;
-    bool empty_acked;  // a zero-length message's one empty segment was acked
+    bool empty_acked;    // a zero-length message's one empty segment was acked
+    bool ref;            // send_ref(): the bytes are the caller's (ext), released by callback
+    const uint8_t* ext;  // send_ref(): the caller's bytes (null when empty)
+    uint64_t cookie;     // send_ref(): named in the release callback
     bool done() const { return len > 0 ? acked >= len : empty_acked; }
   };
   struct seg_rec {
@@ -165,8 +168,10 @@ struct connection::impl {
   uint32_t mss() const { return c.max_segment_; }
 
   void reset_session() {
-    // Sender: everything queued or in flight belongs to the old session.
+    // Sender: everything queued or in flight belongs to the old session. The caller's buffers
+    // are released first (the callback may queue again: into the ring as it is after reset).
     drop_backlog();
+    const uint64_t head = msg_head, tail = msg_tail;
     msg_head = msg_tail = cur_msg = 0;
     cur_offset = 0;
     next_msg_id = 0;
@@ -198,6 +203,20 @@ struct connection::impl {
     c.rx_aead_.reset();
     awaiting_confirm = false;
     update_stats();
+    release_discarded(head, tail);
+  }
+
+  // Releases the discarded send_ref() messages after a reset. Meanwhile send() and
+  // send_ref() answer -ENOTCONN: the session they would queue into is ending.
+  bool discarding = false;
+  void release_discarded(uint64_t head, uint64_t tail) {
+    if (!c.on_release_) return;
+    discarding = true;
+    for (uint64_t i = head; i < tail; ++i) {
+      const msg_rec& m = msgs[i % max_messages];
+      if (m.ref) c.on_release_(m.cookie, false);
+    }
+    discarding = false;
   }
 
   void update_stats() {
@@ -421,6 +440,33 @@ struct connection::impl {
   }
 
   // ---- sender data path ------------------------------------------------------------------
+  // send() (copied into the ring) and send_ref() (ref: the caller's bytes).
+  int enqueue(std::span<const uint8_t> msg, bool ref, uint64_t cookie) {
+    if (msg.size() > c.cfg_.max_message) return -EMSGSIZE;
+    if (c.state_ != conn_state::established || discarding) return -ENOTCONN;
+    // Referenced messages take stream space too, so ring positions never overlap: every
+    // unacknowledged byte lies within one send_buffer of stream offsets.
+    if (c.snd_end_off_ - c.snd_una_off_ + msg.size() > sbuf.size()) return -EAGAIN;
+    if (msg_tail - msg_head >= max_messages) return -EAGAIN;
+    if (!ref && !msg.empty()) {  // an empty span may have a null data()
+      const uint64_t at = c.snd_end_off_ % sbuf.size();
+      const size_t first = std::min<size_t>(msg.size(), sbuf.size() - at);
+      std::memcpy(sbuf.data() + at, msg.data(), first);
+      std::memcpy(sbuf.data(), msg.data() + first, msg.size() - first);
+    }
+    msg_at(msg_tail) = {next_msg_id++,
+                        c.snd_end_off_,
+                        static_cast<uint32_t>(msg.size()),
+                        0,
+                        false,
+                        ref,
+                        ref ? msg.data() : nullptr,
+                        cookie};
+    ++msg_tail;
+    c.snd_end_off_ += msg.size();
+    return 0;
+  }
+
   msg_rec& msg_at(uint64_t i) { return msgs[i % max_messages]; }
   seg_rec& seg_at(uint64_t s) { return segs[s % max_segments]; }
   pkt_rec& pkt_at(uint64_t pn) { return pkts[pn % max_inflight]; }
@@ -485,11 +531,15 @@ struct connection::impl {
       uint8_t* body = d->data + header_len;
       data_body db{m.msg_id, m.stream_off, m.len, r.offset, {}};
       (void)encode_data({body, data_body_overhead}, db);
-      // Copy the segment out of the send ring (it may wrap).
-      const uint64_t from = (m.stream_off + r.offset) % sbuf.size();
-      const uint32_t first = static_cast<uint32_t>(std::min<uint64_t>(r.len, sbuf.size() - from));
-      std::memcpy(body + data_body_overhead, sbuf.data() + from, first);
-      std::memcpy(body + data_body_overhead + first, sbuf.data(), r.len - first);
+      if (m.ref) {
+        if (r.len) std::memcpy(body + data_body_overhead, m.ext + r.offset, r.len);
+      } else {
+        // Copy the segment out of the send ring (it may wrap).
+        const uint64_t from = (m.stream_off + r.offset) % sbuf.size();
+        const uint32_t first = static_cast<uint32_t>(std::min<uint64_t>(r.len, sbuf.size() - from));
+        std::memcpy(body + data_body_overhead, sbuf.data() + from, first);
+        std::memcpy(body + data_body_overhead + first, sbuf.data(), r.len - first);
+      }
       const uint64_t pn = next_pn;
       pkt_rec& p = pkt_at(pn);
       p = {s, now, r.len, 1};
@@ -533,6 +583,7 @@ struct connection::impl {
       if (!m.done()) break;
       ++msg_head;
       c.snd_una_off_ = m.stream_off + m.len;
+      if (m.ref && c.on_release_) c.on_release_(m.cookie, true);
     }
     while (pn_base < next_pn && pkt_at(pn_base).state != 1)
       ++pn_base;
@@ -606,6 +657,12 @@ struct connection::impl {
                                c.cfg_.max_rto_ns);
   }
 
+  // Retransmission timeout. The first expiry sends a probe: only the oldest packet is resent
+  // (its ack, with a new packet number, lets packet-threshold detection find what else was
+  // lost), and the window stays. A peer that was only slow, say descheduled for longer than
+  // the RTO, then costs one packet instead of a whole window of spurious retransmissions. A
+  // second expiry in a row means the path is gone or congested: everything in flight is
+  // resent from a window of two segments (RFC 6298 5.5-5.7).
   void check_rto(uint64_t now) {
     if (pkts_in_flight == 0) return;
     // The oldest packet still in flight.
@@ -615,14 +672,18 @@ struct connection::impl {
     if (pn == next_pn) return;
     const uint64_t timeout = std::min(rto << std::min(rto_backoff, 6u), c.cfg_.max_rto_ns);
     if (now - pkt_at(pn).sent_ns < timeout) return;
-    // Everything in flight is presumed lost; back off and restart from a small window.
-    for (uint64_t p = pn; p < next_pn; ++p)
-      mark_lost(p);
-    ssthresh = std::max<uint64_t>(cwnd / 2, uint64_t{4} * mss());
-    cwnd = uint64_t{2} * mss();
-    recovery_pn = next_pn;
-    ++rto_backoff;
     ++c.stats_.rto_expiries;
+    if (rto_backoff++ == 0) {
+      // The next oldest was sent after this one, so the doubled timeout gives the probe's ack
+      // about one more RTO before the second expiry.
+      mark_lost(pn);
+    } else {
+      for (uint64_t p = pn; p < next_pn; ++p)
+        mark_lost(p);
+      ssthresh = std::max<uint64_t>(cwnd / 2, uint64_t{4} * mss());
+      cwnd = uint64_t{2} * mss();
+      recovery_pn = next_pn;
+    }
     release_acked();
   }
 
@@ -754,25 +815,15 @@ connection::~connection() {
     s.flush_out(0);
   }
   s.drop_backlog();  // the port outlives the connection; its buffers go back to it
+  s.release_discarded(s.msg_head, s.msg_tail);
 }
 
 int connection::send(std::span<const uint8_t> msg) {
-  if (msg.size() > cfg_.max_message) return -EMSGSIZE;
-  if (state_ != conn_state::established) return -ENOTCONN;
-  impl& s = *d_;
-  if (snd_end_off_ - snd_una_off_ + msg.size() > s.sbuf.size()) return -EAGAIN;
-  if (s.msg_tail - s.msg_head >= max_messages) return -EAGAIN;
-  const uint64_t at = snd_end_off_ % s.sbuf.size();
-  const size_t first = std::min<size_t>(msg.size(), s.sbuf.size() - at);
-  if (!msg.empty()) {  // an empty span may have a null data()
-    std::memcpy(s.sbuf.data() + at, msg.data(), first);
-    std::memcpy(s.sbuf.data(), msg.data() + first, msg.size() - first);
-  }
-  s.msg_at(s.msg_tail) = {s.next_msg_id++, snd_end_off_, static_cast<uint32_t>(msg.size()), 0,
-                          false};
-  ++s.msg_tail;
-  snd_end_off_ += msg.size();
-  return 0;
+  return d_->enqueue(msg, false, 0);
+}
+
+int connection::send_ref(std::span<const uint8_t> msg, uint64_t cookie) {
+  return d_->enqueue(msg, true, cookie);
 }
 
 void connection::input(dgram** bufs, unsigned n, uint64_t now) {

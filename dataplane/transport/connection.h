@@ -74,6 +74,9 @@ class connection {
  public:
   using message_fn = std::function<void(std::span<const uint8_t>)>;
   using session_fn = std::function<void(bool up)>;
+  // A send_ref() message's buffer is free again: `acked` when the peer acknowledged every byte,
+  // false when the session ended first (the message may or may not have arrived).
+  using release_fn = std::function<void(uint64_t cookie, bool acked)>;
 
   // Throws std::runtime_error for an invalid configuration (key size, buffer sizes).
   connection(port& p, const connection_config& cfg, message_fn on_message,
@@ -85,6 +88,13 @@ class connection {
   // Queues a message (copied). 0; -EMSGSIZE when larger than max_message; -EAGAIN when the send
   // buffer is full (poll and retry); -ENOTCONN when no session is established.
   int send(std::span<const uint8_t> msg);
+  // Queues a message without copying it: `msg` must stay valid and unchanged until the release
+  // callback (set_release) names `cookie`. Same limits and results as send(); the message counts
+  // against the send buffer until it is released. Releases come in send order; the callback
+  // runs from input(), poll(), a session's end or the destructor. It may queue again after an
+  // ack; while a session's end releases (acked == false), sends answer -ENOTCONN.
+  int send_ref(std::span<const uint8_t> msg, uint64_t cookie);
+  void set_release(release_fn f) { on_release_ = std::move(f); }
 
   // Datagrams from the peer's address (the endpoint demultiplexes).
   void input(dgram** bufs, unsigned n, uint64_t now_ns);
@@ -111,6 +121,7 @@ class connection {
   uint32_t max_segment_ = 0;
   message_fn on_message_;
   session_fn on_session_;
+  release_fn on_release_;
   friend struct impl;
 };
 

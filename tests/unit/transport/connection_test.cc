@@ -61,6 +61,7 @@ struct side {
   int sessions_up = 0, sessions_down = 0;
   uint64_t seed = 0;
   uint32_t max_size = 0;
+  bool paused = false;  // not polled: a process descheduled, a stalled lcore
 
   explicit side(udp_addr a) : raw(a) { p = &raw; }
 };
@@ -115,7 +116,7 @@ struct harness {
 
   void step(uint64_t dt_ns = 20'000) {
     for (side* s : {&a, &b}) {
-      if (!s->conn) continue;
+      if (!s->conn || s->paused) continue;
       dgram* bufs[64];
       const unsigned n = s->p->recv(bufs, 64);
       s->conn->input(bufs, n, now);
@@ -214,6 +215,106 @@ TEST(transport_connection, a_full_tx_ring_delays_frames_and_loses_none) {
   EXPECT_EQ(h.a.conn->stats().rto_expiries, 0u);
   h.a.raw.tx_room = UINT32_MAX;
   ASSERT_TRUE(h.run_until([&] { return h.a.conn->unacked_bytes() == 0; }));
+}
+
+// send_ref(): the caller's buffers are sent without a copy, interleaved with copied messages,
+// in order; each is released exactly once, in send order, after the peer acked it.
+TEST(transport_connection, referenced_messages_are_released_in_order_once_acked) {
+  harness h;
+  h.open_both(keyed(3), keyed(3), 6);
+  ASSERT_TRUE(h.run_until([&] { return h.a.conn->state() == conn_state::established; }));
+  constexpr uint64_t count = 120;
+  std::vector<std::vector<uint8_t>> held(count);  // the caller's buffers, by cookie
+  std::vector<uint64_t> released;
+  h.a.conn->set_release([&](uint64_t cookie, bool acked) {
+    EXPECT_TRUE(acked);
+    // The buffer is the caller's again: scribbling on it must not reach the peer.
+    std::fill(held[cookie].begin(), held[cookie].end(), 0xee);
+    released.push_back(cookie);
+  });
+  uint64_t sent = 0;
+  const bool ok = h.run_until([&] {
+    while (sent < count) {
+      held[sent] = message(h.a.seed, sent, h.a.max_size);
+      // Every third message is copied, the rest referenced (empty ones included).
+      const int rc =
+          sent % 3 == 0 ? h.a.conn->send(held[sent]) : h.a.conn->send_ref(held[sent], sent);
+      if (rc == -EAGAIN) break;
+      EXPECT_EQ(rc, 0);
+      ++sent;
+    }
+    return sent == count && h.b.received == count;
+  });
+  ASSERT_TRUE(ok) << "received " << h.b.received;
+  EXPECT_EQ(h.b.bad, 0u);
+  ASSERT_TRUE(h.run_until([&] { return h.a.conn->unacked_bytes() == 0; }));
+  std::vector<uint64_t> want;
+  for (uint64_t i = 0; i < count; ++i)
+    if (i % 3 != 0) want.push_back(i);
+  EXPECT_EQ(released, want);
+}
+
+// A session that ends (dead peer) and a connection that is destroyed give every referenced
+// buffer back, marked not acked; the callback cannot queue into the ending session.
+TEST(transport_connection, referenced_messages_are_released_when_the_session_ends) {
+  harness h;
+  connection_config c = plain();
+  c.dead_peer_ns = 300'000'000;
+  c.keepalive_ns = 50'000'000;
+  h.open_both(c, c, 9);
+  ASSERT_TRUE(h.run_until([&] { return h.a.conn->state() == conn_state::established; }));
+  const std::vector<uint8_t> buf(100000, 0x5a);
+  uint64_t acked = 0, dropped = 0;
+  bool destroying = false;
+  h.a.conn->set_release([&](uint64_t cookie, bool ok) {
+    ok ? ++acked : ++dropped;
+    if (!destroying) {
+      EXPECT_EQ(h.a.conn->send_ref(buf, cookie + 1000), -ENOTCONN);
+    }
+  });
+  h.a.raw.cut = h.b.raw.cut = true;
+  for (uint64_t i = 0; i < 20; ++i)
+    ASSERT_EQ(h.a.conn->send_ref(buf, i), 0);
+  ASSERT_TRUE(
+      h.run_until([&] { return h.a.conn->state() != conn_state::established; }, 2'000'000'000));
+  EXPECT_EQ(acked, 0u);
+  EXPECT_EQ(dropped, 20u);
+  EXPECT_EQ(h.a.conn->unacked_bytes(), 0u);
+  // Reconnected: queued references are released by the destructor at the latest.
+  h.a.raw.cut = h.b.raw.cut = false;
+  ASSERT_TRUE(h.run_until([&] {
+    return h.a.conn->state() == conn_state::established &&
+           h.b.conn->state() == conn_state::established;
+  }));
+  h.a.raw.cut = true;
+  ASSERT_EQ(h.a.conn->send_ref(buf, 5000), 0);
+  h.step();
+  const uint64_t before = dropped;
+  destroying = true;
+  h.a.conn.reset();
+  EXPECT_EQ(dropped, before + 1);
+}
+
+// A receiver that stalls for several RTOs (nothing is lost, it just does not poll) costs the
+// sender a probe, not a window of spurious retransmissions.
+TEST(transport_connection, a_stalled_peer_costs_a_probe_not_the_window) {
+  harness h;
+  h.open_both(plain(), plain(), 11);
+  ASSERT_TRUE(h.run_until([&] { return h.a.conn->state() == conn_state::established; }));
+  const std::vector<uint8_t> m(256 * 1024, 0x42);
+  for (int i = 0; i < 8; ++i)
+    ASSERT_EQ(h.a.conn->send(m), 0);
+  for (int i = 0; i < 3; ++i)
+    h.step();  // the first window is on its way
+  ASSERT_GT(h.a.conn->stats().bytes_in_flight, 100'000u);
+  h.b.paused = true;
+  for (int i = 0; i < 400; ++i)  // 8 ms at 20 us per step: beyond the 5 ms minimum RTO
+    h.step();
+  h.b.paused = false;
+  ASSERT_TRUE(h.run_until([&] { return h.a.conn->unacked_bytes() == 0; }));
+  EXPECT_EQ(h.b.received, 8u);
+  EXPECT_GE(h.a.conn->stats().rto_expiries, 1u);
+  EXPECT_LE(h.a.conn->stats().retransmitted, 2u);
 }
 
 TEST(transport_connection, encrypted_session_with_aes_256_gcm) {
