@@ -118,7 +118,9 @@ struct connection::impl {
   // congestion control and RTT
   uint64_t cwnd = 0, ssthresh = UINT64_MAX, in_flight = 0, recovery_pn = 0;
   uint64_t pkts_in_flight = 0;  // counts zero-length segments too, unlike in_flight
-  uint64_t srtt = 0, rttvar = 0, rto = 0;
+  uint64_t srtt = 0, rttvar = 0, rto = 0, latest_rtt = 0;
+  // The time threshold never goes below this: an ack may wait ack_delay_ns at the receiver.
+  static constexpr uint64_t min_loss_delay_ns = 500'000;
   unsigned rto_backoff = 0;
   uint64_t peer_delivered = 0, peer_window = initial_window;
   // rate cap (token bucket in bytes)
@@ -184,7 +186,7 @@ struct connection::impl {
     cwnd = uint64_t{32} * mss();
     ssthresh = UINT64_MAX;
     recovery_pn = 0;
-    srtt = rttvar = 0;
+    srtt = rttvar = latest_rtt = 0;
     rto = 100'000'000;
     rto_backoff = 0;
     peer_delivered = 0;
@@ -634,17 +636,30 @@ struct connection::impl {
       rtt_sample(sample);
       rto_backoff = 0;
     }
-    // Packet-threshold loss detection.
-    for (uint64_t pn = pn_base; pn + 3 <= largest_acked && pn < next_pn; ++pn) {
-      if (pkt_at(pn).state == 1) {
+    detect_losses(now);
+    release_acked();
+  }
+
+  // A packet sent before the largest acknowledged one is lost when three later packets were
+  // acked (packet threshold) or when it is older than 9/8 of the RTT (time threshold, as QUIC
+  // and RACK do): with a small window, after losses, three later packets may never come, and
+  // only the time threshold saves waiting for the RTO. Runs on acks and from poll().
+  void detect_losses(uint64_t now) {
+    if (largest_acked == 0 || srtt == 0) return;
+    const uint64_t rtt = std::max(srtt, latest_rtt);
+    const uint64_t delay = std::max<uint64_t>(rtt + rtt / 8, min_loss_delay_ns);
+    for (uint64_t pn = pn_base; pn < largest_acked && pn < next_pn; ++pn) {
+      const pkt_rec& p = pkt_at(pn);
+      if (p.state != 1) continue;
+      if (pn + 3 <= largest_acked || now - p.sent_ns >= delay) {
         mark_lost(pn);
         congestion_event(pn);
       }
     }
-    release_acked();
   }
 
   void rtt_sample(uint64_t sample) {
+    latest_rtt = sample;
     if (srtt == 0) {
       srtt = sample;
       rttvar = sample / 2;
@@ -670,7 +685,16 @@ struct connection::impl {
     while (pn < next_pn && pkt_at(pn).state != 1)
       ++pn;
     if (pn == next_pn) return;
-    const uint64_t timeout = std::min(rto << std::min(rto_backoff, 6u), c.cfg_.max_rto_ns);
+    // The probe fires after a probe timeout (PTO, as QUIC: RTT + 4 RTT variations + the peer's
+    // ack delay), far below the RTO on a LAN: a lost tail of the window costs about one round
+    // trip instead of min_rto_ns. The collapse waits for the (doubled) RTO.
+    const uint64_t pto =
+        srtt == 0 ? rto
+                  : std::clamp<uint64_t>(srtt + std::max<uint64_t>(4 * rttvar, min_loss_delay_ns) +
+                                             c.cfg_.ack_delay_ns,
+                                         min_loss_delay_ns, rto);
+    const uint64_t timeout =
+        rto_backoff == 0 ? pto : std::min(rto << std::min(rto_backoff, 6u), c.cfg_.max_rto_ns);
     if (now - pkt_at(pn).sent_ns < timeout) return;
     ++c.stats_.rto_expiries;
     if (rto_backoff++ == 0) {
@@ -1091,6 +1115,7 @@ void connection::poll(uint64_t now) {
     return;
   }
   if (s.ack_pending && now - s.ack_first_ns >= cfg_.ack_delay_ns) s.send_ack(now);
+  s.detect_losses(now);
   s.check_rto(now);
   s.send_data(now);
   if (now - s.last_send_ns >= cfg_.keepalive_ns) s.send_keepalive(now, 0, now);

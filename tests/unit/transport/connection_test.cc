@@ -419,8 +419,9 @@ TEST(transport_connection, exactly_once_in_order_under_faults) {
     EXPECT_EQ(h.a.conn->encrypted(), encrypted);
     const uint64_t t0 = h.now;
     h.stream(600);
-    std::printf("fake seconds %.3f cwnd %llu rto %llu srtt %llu\n",
+    std::printf("fake seconds %.3f rto expiries %llu cwnd %llu rto %llu srtt %llu\n",
                 static_cast<double>(h.now - t0) / 1e9,
+                static_cast<unsigned long long>(h.a.conn->stats().rto_expiries),
                 static_cast<unsigned long long>(h.a.conn->stats().cwnd_bytes),
                 static_cast<unsigned long long>(h.a.conn->stats().rto_ns),
                 static_cast<unsigned long long>(h.a.conn->stats().rtt_ns));
