@@ -15,6 +15,7 @@
 #include "dataplane/crypto/key_file.h"
 #include "dataplane/port/dpdk_port.h"
 #include "dataplane/port/eal.h"
+#include "dataplane/port/fault_port.h"
 #include "dataplane/port/socket_port.h"
 #include "dataplane/transport/connection.h"
 #include "tests/lab/tool_util.h"
@@ -38,6 +39,7 @@ struct options {
   bool fixed_size = false;  // every message max_message bytes (benchmarks), else random 1..max
   uint32_t mtu = 1500;      // IP MTU of the port (DPDK ports; sockets follow the interface)
   bool copy = false;        // sender: send() (copies) instead of send_ref()
+  std::string faults;       // a fault_port on this side's transmissions: drop=P,duplicate=P,...
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -46,7 +48,9 @@ struct options {
       "tandem-lab-transport: %s\n"
       "usage: --role send|recv --local IP:PORT --peer IP:PORT [--port socket|VDEV]\n"
       "       [--key-file F] [--mib N] [--max-message BYTES] [--seed S]\n"
-      "       [--file-prefix P] [--timeout-ms N] [--fixed-size yes] [--mtu N] [--copy yes]\n",
+      "       [--file-prefix P] [--timeout-ms N] [--fixed-size yes] [--mtu N] [--copy yes]\n"
+      "       [--faults drop=P,duplicate=P,reorder=P,corrupt=P,delay-us=N,jitter-us=N,"
+      "seed=N]\n",
       why.c_str());
   std::exit(2);
 }
@@ -79,6 +83,8 @@ options parse_args(int argc, char** argv) {
       o.mib = std::strtoull(val.c_str(), nullptr, 10);
     } else if (key == "--max-message") {
       o.max_message = static_cast<uint32_t>(std::strtoul(val.c_str(), nullptr, 10));
+    } else if (key == "--faults") {
+      o.faults = val;
     } else if (key == "--copy") {
       o.copy = val == "1" || val == "yes" || val == "true";
     } else if (key == "--mtu") {
@@ -134,6 +140,45 @@ class message_source {
   bool fixed_size_;
   std::vector<uint8_t> pool_;
 };
+
+// "drop=0.1,duplicate=0.05,reorder=0.1,corrupt=0.01,delay-us=100,jitter-us=50,seed=7".
+dp::fault_options parse_faults(const std::string& spec) {
+  dp::fault_options f;
+  size_t at = 0;
+  while (at < spec.size()) {
+    const size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string item = spec.substr(at, comma - at);
+    at = comma + 1;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) usage("--faults: want key=value, not " + item);
+    const std::string key = item.substr(0, eq);
+    const char* text = item.c_str() + eq + 1;
+    char* end = nullptr;
+    const double v = std::strtod(text, &end);
+    if (end == text || *end != '\0' || v < 0) usage("--faults: bad value in " + item);
+    const bool probability =
+        key == "drop" || key == "duplicate" || key == "reorder" || key == "corrupt";
+    if (probability && v > 1) usage("--faults: " + key + " is a probability (0..1)");
+    if (key == "drop") {
+      f.tx.drop = v;
+    } else if (key == "duplicate") {
+      f.tx.duplicate = v;
+    } else if (key == "reorder") {
+      f.tx.reorder = v;
+    } else if (key == "corrupt") {
+      f.tx.corrupt = v;
+    } else if (key == "delay-us") {
+      f.tx.delay_ns = static_cast<uint64_t>(v * 1000);
+    } else if (key == "jitter-us") {
+      f.tx.jitter_ns = static_cast<uint64_t>(v * 1000);
+    } else if (key == "seed") {
+      f.seed = static_cast<uint64_t>(v);
+    } else {
+      usage("--faults: unknown key " + key);
+    }
+  }
+  return f;
+}
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(
@@ -236,6 +281,19 @@ int run(dp::port& port, const options& o) {
   return (received_bytes >= total && bad == 0) ? 0 : 1;
 }
 
+// Runs over `port`, or over a fault port wrapped around it when --faults is given.
+int run_port(dp::port& port, const options& o) {
+  if (o.faults.empty()) return run(port, o);
+  dp::fault_port faulty(port, parse_faults(o.faults));
+  const int rc = run(faulty, o);
+  const auto& f = faulty.faults().tx;
+  std::fprintf(
+      stderr, "faults: dropped %llu duplicated %llu corrupted %llu reordered %llu\n",
+      static_cast<unsigned long long>(f.dropped), static_cast<unsigned long long>(f.duplicated),
+      static_cast<unsigned long long>(f.corrupted), static_cast<unsigned long long>(f.reordered));
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -247,7 +305,7 @@ int main(int argc, char** argv) {
       so.local = o.local;
       so.max_payload = o.mtu - 28;
       dp::socket_port port(so);
-      return run(port, o);
+      return run_port(port, o);
     }
     std::string err;
     if (tool::start_eal(o.port, o.file_prefix, err) < 0) {
@@ -261,7 +319,7 @@ int main(int argc, char** argv) {
       po.mtu = o.mtu;
       po.tx_udp_checksum = dp::udp_checksum_mode::none;  // the transport's CRC32C covers it
       dp::dpdk_port port(po);
-      rc = run(port, o);
+      rc = run_port(port, o);
     }
     dp::eal_cleanup();
     return rc;
