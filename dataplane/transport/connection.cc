@@ -941,6 +941,16 @@ void connection::input(dgram** bufs, unsigned n, uint64_t now) {
           ++stats_.dropped_malformed;
           break;
         }
+        // A hello is unauthenticated. While the session's peer is demonstrably alive (an
+        // authenticated frame within two keepalive intervals), a new one is ignored: otherwise
+        // anyone who can send from the peer's address could end the session at will. A peer
+        // that really restarted falls silent in the old session, so its hellos are answered
+        // from then on (at most 2 x keepalive_ns later).
+        if (state_ == conn_state::established && now - s.last_recv_ns < 2 * cfg_.keepalive_ns &&
+            std::memcmp(s.i_nonce, hb.nonce, nonce_len) != 0) {
+          ++stats_.ignored_hellos;
+          break;
+        }
         s.last_recv_ns = now;
         if (cfg_.require_encryption && hb.crypto == 0) {
           s.fail(close_reason::crypto_required,

@@ -61,6 +61,7 @@ struct conn_stats {
   uint64_t dropped_replay = 0;     // packet numbers seen before or too old
   uint64_t dropped_malformed = 0;  // bad header or body, wrong connection id, beyond window
   uint64_t handshakes = 0;         // sessions established
+  uint64_t ignored_hellos = 0;     // hellos while the session's peer was alive (forged or stale)
   uint64_t dead_peer_events = 0;
   uint64_t rtt_ns = 0, rttvar_ns = 0, rto_ns = 0;  // smoothed RTT estimate
   uint64_t cwnd_bytes = 0, bytes_in_flight = 0;

@@ -317,6 +317,46 @@ TEST(transport_connection, a_stalled_peer_costs_a_probe_not_the_window) {
   EXPECT_LE(h.a.conn->stats().retransmitted, 2u);
 }
 
+// A hello is unauthenticated: one forged from the peer's address must not end a live session.
+// A peer that really restarted (silent in the old session) gets a new session.
+TEST(transport_connection, a_forged_hello_does_not_end_a_live_session) {
+  harness h;
+  std::vector<uint8_t> hello;
+  h.a.raw.tap = [&](const dgram& d) {
+    decoded_frame f;
+    if (decode_frame({d.data, d.len}, f) == decode_error::none &&
+        f.header.type == frame_type::hello) {
+      hello.assign(d.data, d.data + d.len);
+    }
+  };
+  h.open_both(keyed(4), keyed(4), 12);
+  ASSERT_TRUE(h.run_until([&] { return h.b.conn->state() == conn_state::established; }));
+  ASSERT_FALSE(hello.empty());
+  // The captured hello with a fresh nonce: what an attacker can always make.
+  hello[header_len + 16] ^= 0xff;
+  seal_crc(hello);
+  h.stream(10);
+  h.b.raw.inject(hello, h.a.raw.local());
+  for (int i = 0; i < 100; ++i)
+    h.step();
+  EXPECT_EQ(h.b.sessions_down, 0);
+  EXPECT_EQ(h.b.conn->stats().ignored_hellos, 1u);
+  EXPECT_EQ(h.b.conn->state(), conn_state::established);
+  // a's process dies without a close (kill -9) and starts again: b answers its hellos once the
+  // old session has been silent for two keepalive intervals.
+  h.a.raw.cut = true;
+  h.a.conn.reset();
+  h.a.raw.cut = false;
+  h.open(h.a, h.b, keyed(4), 13, 1 << 20);
+  ASSERT_TRUE(h.run_until(
+      [&] {
+        return h.a.conn->state() == conn_state::established &&
+               h.b.conn->state() == conn_state::established && h.b.sessions_up == 2;
+      },
+      2'000'000'000));
+  EXPECT_EQ(h.b.sessions_down, 1);
+}
+
 TEST(transport_connection, encrypted_session_with_aes_256_gcm) {
   harness h;
   h.open_both(keyed(7), keyed(7), 2);
