@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// The replicator's `mirrors:` section (transport, volumes, replicas), alone or in a cluster file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/config/diagnostics.h"
+
+namespace tandem::ctl::config {
+
+enum class mirror_port { socket, dpdk };
+enum class mirror_mode { sync, async };
+std::string_view to_string(mirror_port p) noexcept;
+std::string_view to_string(mirror_mode m) noexcept;
+
+// mirrors.transport: how replicators reach each other (dataplane/transport).
+struct mirror_transport {
+  mirror_port port = mirror_port::socket;
+  std::vector<std::string> eal_args;  // DPDK EAL arguments (port: dpdk only)
+  std::string key_file;               // AES-GCM key file; empty: integrity only (CRC32C)
+  // The transport's defaults (dataplane/transport/connection.h): a sync volume's writes wait for
+  // the dead-peer verdict when the peer dies, so it is kept short.
+  std::chrono::milliseconds keepalive{200};
+  std::chrono::milliseconds dead_peer{3000};
+  uint64_t rate_limit = 0;  // bytes per second for all replication traffic; 0: unlimited
+  source_loc loc;
+  field_locs locs;
+};
+
+// One node holding a copy of a volume, and where that node's replicator listens for it.
+struct mirror_replica {
+  std::string node;
+  std::string address;  // IPv4 or IPv6 literal
+  uint16_t port = 7790;
+  std::string data;  // this node's data device when it differs from the volume's; else empty
+  std::string meta;  // this node's metadata device or file when it differs; else empty
+  source_loc loc;
+  field_locs locs;
+};
+
+struct mirror_volume {
+  std::string name;            // [a-z0-9_-]{1,32}
+  std::string data;            // data device or file
+  std::string meta;            // metadata device or file
+  uint64_t size = 0;           // bytes; 0: the data device's size
+  uint32_t block_size = 4096;  // 512 or 4096
+  mirror_mode mode = mirror_mode::sync;
+  uint64_t bitmap_granularity = 64 << 10;  // bytes per dirty bit: a power of two, 4KiB..16MiB
+  uint64_t al_extent = 4 << 20;            // activity log extent, bytes
+  uint32_t al_slots = 1000;                // activity log extents kept hot (at most 1012)
+  uint64_t resync_rate = 200ull << 20;     // bytes per second; 0: unlimited
+  uint64_t resync_min_rate = 10ull << 20;  // bytes per second resync keeps under application load
+  std::vector<mirror_replica> replicas;
+  source_loc loc;
+  field_locs locs;
+
+  [[nodiscard]] const mirror_replica* replica(std::string_view node) const noexcept;
+  // The data and metadata paths on `node` (its replica's override, else the volume's).
+  [[nodiscard]] const std::string& data_on(std::string_view node) const noexcept;
+  [[nodiscard]] const std::string& meta_on(std::string_view node) const noexcept;
+};
+
+struct mirrors_config {
+  bool present = false;  // the file had a mirrors: section
+  mirror_transport transport;
+  std::vector<mirror_volume> volumes;
+  std::string control_socket = "/run/tandem/replicator.sock";
+  source_loc loc;
+  field_locs locs;
+
+  [[nodiscard]] const mirror_volume* find_volume(std::string_view name) const noexcept;
+};
+
+// Result of loading with every problem (errors and warnings) kept.
+struct mirrors_load_result {
+  mirrors_config config;  // meaningful only when diag.ok()
+  diagnostics diag;
+  [[nodiscard]] bool ok() const noexcept { return diag.ok(); }
+};
+
+// The replicator's loaders. The file is either a whole cluster file (it has a cluster:, nodes:
+// or another cluster section; it is then validated as a whole, exactly as tandemd does, and
+// replica nodes must be cluster nodes) or a file whose only sections are `mirrors:` (and
+// `version:`). `file_name` is what the messages call the file.
+mirrors_load_result parse_mirrors_text(std::string_view text, const std::string& file_name);
+mirrors_load_result parse_mirrors_file(const std::string& path);
+// Throws config_error (every problem in what()) unless the file is valid; warnings are dropped.
+mirrors_config load_mirrors_file(const std::string& path);
+
+// ---- Used by the cluster loader -----------------------------------------------------------------
+class cursor;
+// Reads the value of a `mirrors:` key into `out` (reporting shape, type and range problems).
+void read_mirrors(const cursor& c, mirrors_config& out);
+// Checks within the section (unique names and endpoints, sizes, replica counts). When
+// `node_names` is not null, replica nodes must be among them.
+void check_mirrors(const mirrors_config& m, diagnostics& diag,
+                   const std::vector<std::string>* node_names);
+
+}  // namespace tandem::ctl::config

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+// mirrors_config (control/config/mirrors_config.h): the replicator's file alone or inside a cluster
+// file, defaults, and each kind of volume mistake with its location.
+#include "control/config/mirrors_config.h"
+
+#include <chrono>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/config/test_util.h"
+
+namespace tandem::ctl::config {
+namespace {
+
+using namespace std::chrono_literals;
+using test::has_problem;
+using test::only_error;
+
+constexpr std::string_view mirrors_only = R"(mirrors:
+  transport:
+    port: dpdk
+    dpdk: {eal_args: [--no-huge, --no-pci]}
+    key_file: /etc/tandem/mirror.key
+    rate_limit: 1Gbit
+  volumes:
+    - name: db
+      data: /dev/vdb
+      meta: /var/lib/tandem/db.meta
+      replicas:
+        - {node: x, address: 10.0.0.1}
+        - {node: y, address: 10.0.0.2, port: 7791}
+)";
+
+mirrors_load_result load_mirrors(std::string_view text) {
+  return parse_mirrors_text(text, "mirrors.yaml");
+}
+
+std::string edit(std::string_view from, std::string_view to,
+                 std::string text = std::string(mirrors_only)) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+TEST(mirrors_config, mirrors_only_file_loads_with_defaults) {
+  auto r = load_mirrors(mirrors_only);
+  ASSERT_TRUE(r.ok()) << r.diag.to_string();
+  EXPECT_TRUE(r.diag.all().empty()) << r.diag.to_string();
+  const mirrors_config& m = r.config;
+  EXPECT_TRUE(m.present);
+  EXPECT_EQ(m.transport.port, mirror_port::dpdk);
+  EXPECT_EQ(m.transport.eal_args, (std::vector<std::string>{"--no-huge", "--no-pci"}));
+  EXPECT_EQ(m.transport.key_file, "/etc/tandem/mirror.key");
+  EXPECT_EQ(m.transport.keepalive, 200ms);
+  EXPECT_EQ(m.transport.dead_peer, 3s);
+  EXPECT_EQ(m.transport.rate_limit, 125'000'000u);
+  EXPECT_EQ(m.control_socket, "/run/tandem/replicator.sock");
+  ASSERT_EQ(m.volumes.size(), 1u);
+  const mirror_volume& v = m.volumes[0];
+  EXPECT_EQ(v.name, "db");
+  EXPECT_EQ(v.size, 0u);
+  EXPECT_EQ(v.block_size, 4096u);
+  EXPECT_EQ(v.mode, mirror_mode::sync);
+  EXPECT_EQ(v.bitmap_granularity, 64u << 10);
+  EXPECT_EQ(v.al_extent, 4u << 20);
+  EXPECT_EQ(v.al_slots, 1000u);
+  EXPECT_EQ(v.resync_rate, 200u << 20);
+  EXPECT_EQ(v.resync_min_rate, 10u << 20);
+  ASSERT_EQ(v.replicas.size(), 2u);
+  EXPECT_EQ(v.replicas[0].port, 7790);
+  EXPECT_EQ(v.replicas[1].port, 7791);
+  EXPECT_EQ(v.data_on("y"), "/dev/vdb");
+  EXPECT_EQ(m.find_volume("db"), &v);
+  EXPECT_EQ(m.find_volume("nope"), nullptr);
+}
+
+TEST(mirrors_config, cluster_file_loads_too_and_checks_nodes) {
+  auto r = parse_mirrors_file(std::string(TANDEM_EXAMPLES_DIR) + "/cluster.yaml");
+  ASSERT_TRUE(r.ok()) << r.diag.to_string();
+  ASSERT_EQ(r.config.volumes.size(), 1u);
+  EXPECT_EQ(r.config.volumes[0].data_on("node-b"), "/dev/vdc");
+  EXPECT_EQ(r.config.volumes[0].data_on("node-a"), "/dev/vdb");
+  auto alone = parse_mirrors_file(std::string(TANDEM_EXAMPLES_DIR) + "/mirrors.yaml");
+  EXPECT_TRUE(alone.ok()) << alone.diag.to_string();
+  EXPECT_NO_THROW((void)load_mirrors_file(std::string(TANDEM_EXAMPLES_DIR) + "/mirrors.yaml"));
+
+  // In a cluster file a replica's node must be a cluster node.
+  const std::string cluster = std::string(test::minimal_cluster) + R"(mirrors:
+  volumes:
+    - name: db
+      data: /dev/vdb
+      meta: /m
+      replicas:
+        - {node: a, address: 10.0.1.1}
+        - {node: bb, address: 10.0.1.2}
+)";
+  auto bad = load_mirrors(cluster);
+  EXPECT_TRUE(only_error(bad.diag,
+                         "mirrors.yaml:21:18: mirrors.volumes[0].replicas[1].node: "
+                         "unknown node \"bb\" (did you mean \"b\"?)"));
+  auto no_section = load_mirrors(test::minimal_cluster);
+  EXPECT_TRUE(only_error(no_section.diag,
+                         "mirrors.yaml: the cluster file has no mirrors: "
+                         "section"));
+}
+
+TEST(mirrors_config, mirrors_only_file_refuses_other_keys) {
+  auto r = load_mirrors(std::string("mirror:\n") + std::string(mirrors_only).substr(8));
+  EXPECT_TRUE(has_problem(r.diag,
+                          "mirrors.yaml:1:1: unknown key \"mirror\" (did you mean "
+                          "\"mirrors\"?)"));
+  EXPECT_TRUE(has_problem(r.diag, "mirrors.yaml:1:1: missing required key \"mirrors\""));
+  EXPECT_THROW((void)load_mirrors_file("/nonexistent/mirrors.yaml"), config_error);
+}
+
+TEST(mirrors_config, bad_volume_name) {
+  auto r = load_mirrors(edit("name: db", "name: Data.Base"));
+  EXPECT_TRUE(only_error(r.diag,
+                         "mirrors.yaml:8:13: mirrors.volumes[0].name: \"Data.Base\" is "
+                         "not a valid volume name: 1 to 32 of a-z, 0-9, '_' and '-'"));
+}
+
+TEST(mirrors_config, duplicate_volume_name_and_paths) {
+  auto r = load_mirrors(std::string(mirrors_only) + R"(    - name: db
+      data: /dev/vdb
+      meta: /var/lib/tandem/db2.meta
+      replicas:
+        - {node: x, address: 10.0.0.1, port: 7792}
+        - {node: y, address: 10.0.0.2, port: 7793}
+)");
+  EXPECT_TRUE(has_problem(r.diag,
+                          "mirrors.yaml:14:13: mirrors.volumes[1].name: volume name "
+                          "\"db\" is used twice (first on line 8)"));
+  EXPECT_TRUE(has_problem(r.diag,
+                          "mirrors.yaml:15:13: mirrors.volumes[1].data: /dev/vdb on node "
+                          "x is already used by volume db (data)"));
+  EXPECT_TRUE(has_problem(r.diag,
+                          "mirrors.yaml:15:13: mirrors.volumes[1].data: /dev/vdb on node "
+                          "y is already used by volume db (data)"));
+  EXPECT_EQ(r.diag.error_count(), 3u) << r.diag.to_string();
+}
+
+TEST(mirrors_config, duplicate_replica_port) {
+  auto r = load_mirrors(
+      edit("{node: y, address: 10.0.0.2, port: 7791}", "{node: y, address: 10.0.0.1, port: 7790}"));
+  EXPECT_TRUE(only_error(r.diag,
+                         "mirrors.yaml:13:46: mirrors.volumes[0].replicas[1].port: "
+                         "10.0.0.1 port 7790 is already used by node x of volume db; "
+                         "every replica needs its own address and port"));
+}
+
+TEST(mirrors_config, at_least_two_replicas) {
+  auto r = load_mirrors(edit("        - {node: y, address: 10.0.0.2, port: 7791}\n", ""));
+  EXPECT_TRUE(only_error(r.diag,
+                         "mirrors.yaml:12:9: mirrors.volumes[0].replicas: a mirrored "
+                         "volume needs at least 2 replicas, found 1"));
+  auto twice = load_mirrors(edit("{node: y,", "{node: x,"));
+  EXPECT_TRUE(only_error(twice.diag,
+                         "mirrors.yaml:13:18: mirrors.volumes[0].replicas[1].node: "
+                         "node \"x\" holds volume \"db\" twice"));
+}
+
+TEST(mirrors_config, sizes_and_geometry) {
+  auto size = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                "      meta: /var/lib/tandem/db.meta\n      size: 10G\n"));
+  EXPECT_TRUE(only_error(size.diag,
+                         "mirrors.yaml:11:13: mirrors.volumes[0].size: \"10G\": \"G\" "
+                         "is ambiguous, write GiB (powers of 1024) or GB (powers of "
+                         "1000)"));
+  auto odd = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                               "      meta: /var/lib/tandem/db.meta\n      size: 10000\n"
+                               "      block_size: 512\n"));
+  EXPECT_TRUE(only_error(odd.diag,
+                         "mirrors.yaml:11:13: mirrors.volumes[0].size: 10000 is not a "
+                         "multiple of the block size (512)"));
+  auto bs = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                              "      meta: /var/lib/tandem/db.meta\n      block_size: 1024\n"));
+  EXPECT_TRUE(only_error(bs.diag,
+                         "mirrors.yaml:11:19: mirrors.volumes[0].block_size: 1KiB is not "
+                         "a supported block size: 512 or 4096"));
+  auto gran = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                "      meta: /var/lib/tandem/db.meta\n"
+                                "      bitmap_granularity: 48KiB\n"));
+  EXPECT_TRUE(only_error(gran.diag,
+                         "mirrors.yaml:11:27: mirrors.volumes[0].bitmap_granularity: "
+                         "\"48KiB\" is not a power of two from 4KiB to 16MiB (e.g. "
+                         "64KiB)"));
+  auto rate = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                "      meta: /var/lib/tandem/db.meta\n"
+                                "      resync: {rate: 5MiB}\n"));
+  EXPECT_TRUE(only_error(rate.diag,
+                         "mirrors.yaml:11:22: mirrors.volumes[0].resync.rate: min_rate (10MiB) "
+                         "exceeds rate (5MiB)"));
+  auto ok = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                              "      meta: /var/lib/tandem/db.meta\n      size: 1.5GiB\n"
+                              "      mode: async\n      activity_log: {extent: 1MiB, slots: 257}\n"
+                              "      resync: {rate: 0, min_rate: 1Gbit}\n"));
+  ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
+  EXPECT_EQ(ok.config.volumes[0].size, 3ull << 29);
+  EXPECT_EQ(ok.config.volumes[0].mode, mirror_mode::async);
+  EXPECT_EQ(ok.config.volumes[0].al_slots, 257u);
+}
+
+TEST(mirrors_config, transport_rules) {
+  auto r = load_mirrors(edit("    rate_limit: 1Gbit\n",
+                             "    rate_limit: 1Gbit\n    keepalive: 1s\n    dead_peer: 2s\n"));
+  EXPECT_TRUE(only_error(r.diag,
+                         "mirrors.yaml:8:16: mirrors.transport.dead_peer: 2s must be more "
+                         "than twice keepalive (1s), or one lost keepalive drops the "
+                         "link"));
+  auto port = load_mirrors(edit("port: dpdk", "port: rdma"));
+  EXPECT_TRUE(only_error(port.diag,
+                         "mirrors.yaml:3:11: mirrors.transport.port: \"rdma\" is not "
+                         "one of socket or dpdk"));
+  auto ignored = load_mirrors(edit("port: dpdk", "port: socket"));
+  ASSERT_TRUE(ignored.ok());
+  EXPECT_TRUE(has_problem(ignored.diag,
+                          "mirrors.yaml:4:11: warning: mirrors.transport.dpdk: "
+                          "ignored: transport.port is socket"));
+}
+
+}  // namespace
+}  // namespace tandem::ctl::config
