@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mirror engine's private state, shared by volume.cc (application path, activity log,
+// operator commands) and volume_peer.cc (session, messages, secondary path, resync).
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/backend/backend.h"
+#include "dataplane/mirror/handshake.h"
+#include "dataplane/mirror/protocol.h"
+#include "dataplane/mirror/volume.h"
+#include "dataplane/transport/connection.h"
+#include "dataplane/volume/metadata.h"
+
+namespace tandem::dp::mirror {
+
+namespace vm = tandem::dp::volume;
+namespace be = tandem::dp::backend;
+
+inline constexpr uint32_t npos = UINT32_MAX;
+
+// Backend and transport cookies: kind in the top byte, an index below.
+enum class ck : uint8_t { app = 1, rx = 2, rs = 3, flush = 4, meta = 5 };
+constexpr uint64_t make_cookie(ck k, uint64_t idx) noexcept {
+  return (static_cast<uint64_t>(k) << 56) | idx;
+}
+constexpr ck cookie_kind(uint64_t c) noexcept {
+  return static_cast<ck>(c >> 56);
+}
+constexpr uint32_t cookie_index(uint64_t c) noexcept {
+  return static_cast<uint32_t>(c);
+}
+
+// Purposes of the engine's own flushes of the data backend (one of each in flight at most).
+enum class flush_purpose : uint32_t {
+  al_drop = 0,  // before an activity-log transaction that drops extents
+  bitmap = 1,   // before writing bitmap pages (cleared bits must not outrun the data)
+  finish = 2,   // the sync target, before it commits UpToDate
+  count = 3,
+};
+
+// Replication sequence numbers: a counter above the slot index, so an ack names its slot.
+inline constexpr unsigned seq_index_bits = 20;
+inline constexpr uint64_t seq_index_mask = (1ULL << seq_index_bits) - 1;
+inline constexpr uint32_t internal_flush_index = static_cast<uint32_t>(seq_index_mask);
+
+struct link {
+  uint32_t prev = npos;
+  uint32_t next = npos;
+};
+
+// An intrusive list of slots of a vector (no allocation).
+template <class T, link T::*L>
+struct index_list {
+  uint32_t head = npos;
+  uint32_t tail = npos;
+  uint32_t size = 0;
+
+  void push_back(std::vector<T>& v, uint32_t i) noexcept {
+    link& l = v[i].*L;
+    l.prev = tail;
+    l.next = npos;
+    if (tail != npos) {
+      (v[tail].*L).next = i;
+    } else {
+      head = i;
+    }
+    tail = i;
+    ++size;
+  }
+  void erase(std::vector<T>& v, uint32_t i) noexcept {
+    link& l = v[i].*L;
+    if (l.prev != npos) {
+      (v[l.prev].*L).next = l.next;
+    } else {
+      head = l.next;
+    }
+    if (l.next != npos) {
+      (v[l.next].*L).prev = l.prev;
+    } else {
+      tail = l.prev;
+    }
+    l.prev = l.next = npos;
+    --size;
+  }
+  static uint32_t next(const std::vector<T>& v, uint32_t i) noexcept { return (v[i].*L).next; }
+};
+
+struct aligned_free {
+  void operator()(uint8_t* p) const noexcept { std::free(p); }
+};
+using aligned_buf = std::unique_ptr<uint8_t[], aligned_free>;
+aligned_buf alloc_aligned(size_t bytes, size_t align);
+
+inline bool overlaps(uint64_t a_off, uint64_t a_len, uint64_t b_off, uint64_t b_len) noexcept {
+  return a_off < b_off + b_len && b_off < a_off + a_len;
+}
+
+inline bool is_write_kind(io_op op) noexcept {
+  return op == io_op::write || op == io_op::discard || op == io_op::write_zeroes;
+}
+
+// An application request (primary).
+struct app_req {
+  io_request io;
+  link q;                // waiting list (not started)
+  link w;                // write-kind requests not yet complete, in submission order
+  uint64_t sub = 0;      // submission number
+  uint64_t seq = 0;      // replication sequence, while the peer's answer is pending
+  uint64_t session = 0;  // the session it was sent in
+  uint64_t flush_epoch = 0;
+  uint32_t pages = 0;  // peer pages it holds
+  int local_result = 0;
+  bool used = false;
+  bool queued = false;  // waiting to start
+  bool al_noted = false;
+  bool local_issued = false;  // flush: the local part
+  bool local_done = false;
+  bool remote_pending = false;  // sent, the peer has not answered
+  bool ref_held = false;        // the transport still references the buffer
+  bool remote_sent = false;     // the peer's part was dealt with (sent, or marked in the bitmap)
+  bool finished = false;        // completed, waiting for reap()
+};
+
+// A request received from the peer (secondary).
+struct rx_req {
+  link order;  // arrival order, until acked
+  msg_type kind = msg_type::write;
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t session = 0;
+  bool fua = false;
+  bool used = false;
+  enum class stage : uint8_t { wait_data, ready, issued } st = stage::ready;
+  uint16_t npages = 0;
+  uint32_t pages[max_io_bytes / recv_page_size];
+};
+
+// A resync chunk (source).
+struct rs_chunk {
+  enum class stage : uint8_t { free, reading, read, sent } st = stage::free;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t seq = 0;
+  uint64_t session = 0;
+  uint32_t pages = 0;
+  uint8_t* buf = nullptr;
+  bool acked = false;
+  bool released = true;
+};
+
+struct volume::impl {
+  impl(backend::backend& data, vm::metadata_store& meta, const volume_options& opt);
+  ~impl();
+
+  // ---- Fixed at construction ---------------------------------------------------------------
+  be::backend& data_;
+  vm::metadata_store& meta_;
+  volume_options opt_;
+  uint64_t size_ = 0;
+  uint32_t block_ = 0;
+  uint32_t gran_ = 0;
+  uint32_t mem_align_ = 0;
+  uint32_t extent_shift_ = 0;
+  uint32_t al_slots_ = 0;
+  uint64_t max_zero_ = 0;
+  std::string name_;  // "mirror node N" for logs
+
+  // ---- Peer attachment --------------------------------------------------------------------
+  port* port_ = nullptr;
+  bool own_port_ = true;
+  transport::connection_config tcfg_;
+  std::unique_ptr<transport::connection> conn_;
+
+  // ---- Clock, state -----------------------------------------------------------------------
+  uint64_t now_ = 0;
+  conn_state state_ = conn_state::standalone;
+  std::string reason_;
+  std::string last_error_;
+  volume_counters ctr_;
+  bool closed_ = false;
+  bool restart_pending_ = false;
+  bool want_resync_ = false;
+  bool want_full_ = false;
+  bool gen_rotated_ = false;       // a new current id since the peer was last in sync
+  bool announce_pending_ = false;  // a state message is owed to the peer
+  bool pause_sent_ = false;        // the pause state the peer was told
+
+  // ---- Application path (primary) -----------------------------------------------------------
+  std::vector<app_req> app_;
+  std::vector<uint32_t> app_free_;
+  index_list<app_req, &app_req::q> waitq_;
+  index_list<app_req, &app_req::w> writes_;
+  std::vector<uint32_t> done_ring_;
+  uint32_t done_head_ = 0;
+  uint32_t done_count_ = 0;
+  uint64_t next_sub_ = 1;
+  uint64_t last_app_write_ns_ = 0;
+  bool have_app_write_ = false;
+  unsigned app_in_flight_ = 0;
+
+  // ---- Replication bookkeeping --------------------------------------------------------------
+  uint64_t session_ = 0;  // transport sessions seen
+  uint64_t seq_counter_ = 0;
+  uint32_t peer_slots_ = 0;  // the peer's free receive slots / pages (credits)
+  uint32_t peer_pages_ = 0;
+  unsigned peer_in_flight_ = 0;
+  // Flush epochs: every write sent carries the current epoch into its extents; a flush acked by
+  // the peer makes every epoch up to its own durable there.
+  uint64_t send_epoch_ = 1;
+  uint64_t peer_durable_epoch_ = 0;
+  std::vector<uint64_t> ext_epoch_;
+  bool wrote_since_peer_flush_ = false;
+  bool internal_flush_pending_ = false;
+  uint64_t internal_flush_seq_ = 0;
+  uint64_t internal_flush_epoch_ = 0;
+  uint64_t last_peer_flush_ns_ = 0;
+
+  // ---- Handshake ------------------------------------------------------------------------
+  hello_msg sent_hello_;
+  hello_msg peer_hello_;
+  bool peer_known_ = false;
+  state_msg peer_state_;
+  uint64_t handshake_deadline_ = 0;
+  handshake_result last_result_;
+
+  // ---- Secondary path -------------------------------------------------------------------
+  std::vector<rx_req> rx_;
+  std::vector<uint32_t> rx_free_;
+  index_list<rx_req, &rx_req::order> rx_order_;
+  aligned_buf pages_mem_;
+  std::vector<uint32_t> page_free_;
+  uint32_t expect_data_ = npos;  // rx slot whose data is the next message
+  bool rx_dirty_ = false;
+  struct pending_ack {
+    msg_type type;
+    ack_msg ack;
+  };
+  std::vector<pending_ack> acks_;  // ring
+  uint32_t acks_head_ = 0;
+  uint32_t acks_count_ = 0;
+
+  // ---- Resync -----------------------------------------------------------------------------
+  bool rs_full_ = false;
+  bool rs_source_ = false;
+  bool rs_bitmap_sent_ = false;  // mine, including bitmap_done
+  size_t rs_bitmap_page_ = 0;    // next bitmap page to send
+  bool rs_peer_bitmap_done_ = false;
+  bool rs_done_sent_ = false;  // source: resync_done sent
+  bool rs_finishing_ = false;  // target: flushing before it commits
+  vm::generation_ids rs_source_gen_;
+  bool paused_ = false;
+  bool peer_paused_ = false;
+  uint64_t rs_cursor_ = 0;
+  uint64_t rs_total_ = 0;
+  uint64_t rs_done_bytes_ = 0;
+  std::vector<rs_chunk> rs_;
+  aligned_buf rs_mem_;
+  unsigned rs_in_flight_ = 0;
+  // Rate controller (token bucket, bytes).
+  int64_t rs_tokens_ = 0;
+  uint64_t rs_refill_ns_ = 0;
+  uint64_t rs_limit_ = 0;
+  uint64_t rate_window_ns_ = 0;
+  uint64_t rate_window_bytes_ = 0;
+  uint64_t rs_rate_ = 0;
+
+  // ---- Metadata ---------------------------------------------------------------------------
+  bool al_txn_in_flight_ = false;
+  aligned_buf al_record_;
+  bool flush_in_flight_[static_cast<size_t>(flush_purpose::count)] = {};
+  uint64_t flush_session_[static_cast<size_t>(flush_purpose::count)] = {};
+  bool al_drop_flushed_ = false;
+  uint64_t al_evictions_at_flush_ = 0;
+  uint64_t last_bitmap_flush_ns_ = 0;
+  aligned_buf msg_buf_;  // one bitmap message
+
+  // ---- volume.cc --------------------------------------------------------------------------
+  void log(const std::string& line);
+  void set_error(std::string e);
+  int commit_meta(const char* why);
+  vm::volume_state& st() { return meta_.state(); }
+  bool is_primary() { return meta_.state().role == vm::role::primary; }
+  int validate(const io_request& io) const;
+  int submit(const io_request& io);
+  int pump_app();
+  int start_request(uint32_t i);
+  bool write_blocked(uint32_t i);
+  void try_complete(uint32_t i);
+  void finish_app(uint32_t i);
+  void on_app_completion(uint32_t i, int64_t result);
+  void mark_out_of_sync(uint64_t offset, uint64_t length);
+  void ensure_new_current();
+  int pump_al();
+  void on_meta_completion(int64_t result);
+  int submit_flush(flush_purpose p);
+  void on_flush_completion(flush_purpose p, int64_t result);
+  int reap_backends();
+  void periodic();
+  int poll(uint64_t now);
+
+  // ---- volume_peer.cc ---------------------------------------------------------------------
+  void make_connection();
+  void drop_connection();
+  void restart_session();
+  void on_session(bool up);
+  void on_message(std::span<const uint8_t> m);
+  void on_release(uint64_t cookie, bool acked);
+  void session_lost(const char* why);
+  void abandon_peer_io();
+  int pump_control();
+  bool app_write_in_progress(uint64_t offset, uint64_t length) const;
+  void protocol_error(const std::string& what);
+  void go_refused(const std::string& why);
+  bool session_up() const;
+  bool replicating() const;
+  hello_msg make_hello() const;
+  void announce();
+  bool send_control(std::span<const uint8_t> m);
+  bool room_for(uint64_t bytes) const;
+  void handle_hello(const message& m);
+  void begin_resync(sync_action a);
+  void handle_io(const message& m);
+  void handle_data(std::span<const uint8_t> data);
+  void handle_ack(const ack_msg& a);
+  void handle_bitmap(const bitmap_msg& b);
+  void handle_bitmap_done();
+  void handle_resync_ack(const ack_msg& a);
+  void handle_resync_done(const vm::generation_ids& g);
+  void handle_resync_finished(const vm::generation_ids& g);
+  void finish_target();
+  int pump_rx();
+  bool rx_blocked(uint32_t i);
+  void on_rx_completion(uint32_t i, int64_t result);
+  void queue_ack(msg_type type, uint64_t seq, int status);
+  int flush_acks();
+  int pump_bitmap_send();
+  int pump_resync();
+  int send_chunks();
+  void on_rs_read(uint32_t c, int64_t result);
+  void free_chunk(uint32_t c);
+  void abort_resync(const std::string& why);
+  void refill_tokens();
+  bool app_active() const;
+  int send_write(uint32_t i);  // 0; -EAGAIN nothing queued; -EPIPE header without data
+  int send_flush(uint64_t& seq_out, uint64_t& epoch_out, uint32_t index);
+  void maybe_peer_flush();
+};
+
+}  // namespace tandem::dp::mirror

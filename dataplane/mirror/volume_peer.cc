@@ -1,0 +1,1054 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mirror engine's peer side: sessions and the handshake, replication messages, the secondary's
+// apply path (stream order, overlap waits, acks), the bitmap exchange and the resync.
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "dataplane/mirror/volume.h"
+#include "dataplane/mirror/volume_impl.h"
+
+namespace tandem::dp::mirror {
+
+// ---- Connection and session ------------------------------------------------------------------
+
+void volume::impl::make_connection() {
+  conn_ = std::make_unique<transport::connection>(
+      *port_, tcfg_, [this](std::span<const uint8_t> m) { on_message(m); },
+      [this](bool up) { on_session(up); });
+  conn_->set_release([this](uint64_t c, bool acked) { on_release(c, acked); });
+  state_ = conn_state::connecting;
+  reason_.clear();
+}
+
+void volume::impl::drop_connection() {
+  session_lost("disconnected by the operator");
+  conn_.reset();  // sends a close; releases what the transport still referenced
+  state_ = conn_state::standalone;
+}
+
+void volume::impl::restart_session() {
+  if (!conn_) return;
+  session_lost("the mirror session restarts");
+  conn_.reset();
+  make_connection();
+}
+
+bool volume::impl::session_up() const {
+  return conn_ && state_ != conn_state::standalone && state_ != conn_state::connecting;
+}
+
+bool volume::impl::replicating() const {
+  return conn_ && meta_.state().role == vm::role::primary &&
+         (state_ == conn_state::connected || state_ == conn_state::sync_source);
+}
+
+bool volume::impl::room_for(uint64_t bytes) const {
+  return conn_ && conn_->unacked_bytes() + bytes <= conn_->config().send_buffer;
+}
+
+bool volume::impl::send_control(std::span<const uint8_t> m) {
+  return conn_ && conn_->send(m) == 0;
+}
+
+hello_msg volume::impl::make_hello() const {
+  const vm::volume_state& s = meta_.state();
+  hello_msg h;
+  h.node_id = opt_.node_id;
+  h.uuid = meta_.identity().uuid;
+  h.volume_size = size_;
+  h.block_size = block_;
+  h.bitmap_granularity = gran_;
+  h.role = s.role;
+  h.disk = s.disk;
+  h.flags = ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
+            ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
+            (opt_.auto_resync ? hf_auto_resync : 0) | (want_resync_ ? hf_want_resync : 0) |
+            (want_full_ ? hf_want_full_source : 0);
+  h.gen = s.gen;
+  h.dirty_bytes = const_cast<vm::metadata_store&>(meta_).bitmap().dirty_bytes();
+  h.recv_slots = opt_.recv_slots;
+  h.recv_pages = opt_.recv_pages;
+  h.page_size = recv_page_size;
+  h.max_io = max_io_bytes;
+  return h;
+}
+
+void volume::impl::announce() {
+  announce_pending_ = true;
+}
+
+void volume::impl::on_session(bool up) {
+  if (!up) {
+    session_lost("the transport session ended");
+    return;
+  }
+  if (session_up()) session_lost("a new transport session started");
+  ++session_;
+  pause_sent_ = false;  // a new session: the peer knows nothing of a pause yet
+  state_ = conn_state::handshake;
+  reason_.clear();
+  handshake_deadline_ = now_ + opt_.handshake_timeout_ns;
+  sent_hello_ = make_hello();
+  uint8_t b[hello_len];
+  const int len = encode_hello(b, sent_hello_);
+  if (!send_control({b, static_cast<size_t>(len)})) {
+    go_refused("cannot send the hello");
+  }
+}
+
+// What the peer had not answered is out of sync now: writes it did not ack, and extents it acked
+// writes in but did not flush since (its power may have failed). Resync chunks in flight are
+// dropped (their bits are still set).
+void volume::impl::abandon_peer_io() {
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  const uint64_t before = bm.count_dirty();
+  bool marked = false;
+  for (uint32_t i = 0; i < app_.size(); ++i) {
+    app_req& r = app_[i];
+    if (!r.used || !r.remote_pending) continue;
+    if (is_write_kind(r.io.op)) {
+      (void)bm.set_range(r.io.offset, r.io.length);
+      marked = true;
+    }
+    r.remote_pending = false;
+    r.pages = 0;
+  }
+  internal_flush_pending_ = false;
+  for (size_t e = 0; e < ext_epoch_.size(); ++e) {
+    if (ext_epoch_[e] != 0 && ext_epoch_[e] > peer_durable_epoch_) {
+      (void)bm.set_range(uint64_t{e} << extent_shift_, uint64_t{1} << extent_shift_);
+      marked = true;
+    }
+    ext_epoch_[e] = 0;
+  }
+  wrote_since_peer_flush_ = false;
+  if (marked) {
+    ++ctr_.marked_dirty;
+    // Extents marked for unflushed writes may have left the activity log: their bits must be
+    // on disk before anything else can lose them.
+    if (bm.flush() < 0) {
+      ++ctr_.local_errors;
+    } else {
+      ++ctr_.bitmap_flushes;
+    }
+    if (is_primary()) ensure_new_current();
+    const uint64_t added = bm.count_dirty() - before;
+    if (added > 0) {
+      log("the peer may lack " + std::to_string(added) + " chunks (unacknowledged or unflushed " +
+          "writes): marked for resync");
+    }
+  }
+  for (uint32_t c = 0; c < rs_.size(); ++c) {
+    if (rs_[c].st == rs_chunk::stage::read) free_chunk(c);
+  }
+  peer_slots_ = 0;
+  peer_pages_ = 0;
+  peer_in_flight_ = 0;
+  for (uint32_t i = 0; i < app_.size(); ++i)
+    try_complete(i);
+}
+
+void volume::impl::session_lost(const char* why) {
+  const bool was_up = session_up();
+  if (!was_up) return;
+  ++ctr_.session_losses;
+  abandon_peer_io();
+  if (expect_data_ != npos) {
+    // The data of this request will never come.
+    rx_req& r = rx_[expect_data_];
+    for (uint16_t k = 0; k < r.npages; ++k)
+      page_free_.push_back(r.pages[k]);
+    r.npages = 0;
+    rx_order_.erase(rx_, expect_data_);
+    r.used = false;
+    rx_free_.push_back(expect_data_);
+    expect_data_ = npos;
+  }
+  acks_head_ = acks_count_ = 0;
+  rs_finishing_ = false;
+  rs_done_sent_ = false;
+  peer_paused_ = false;
+  state_ = conn_ ? conn_state::connecting : conn_state::standalone;
+  log(std::string("lost the peer: ") + why);
+}
+
+void volume::impl::go_refused(const std::string& why) {
+  abandon_peer_io();
+  state_ = conn_state::refused;
+  reason_ = why;
+  set_error(why);
+  const std::string peer = peer_known_ ? "node " + std::to_string(peer_hello_.node_id) + " at "
+                                       : std::string("the peer at ");
+  log("refused " + peer + tcfg_.peer.to_string() + ": " + why);
+}
+
+void volume::impl::protocol_error(const std::string& what) {
+  ++ctr_.protocol_errors;
+  go_refused("protocol error: " + what);
+}
+
+// ---- Messages --------------------------------------------------------------------------------
+
+void volume::impl::on_message(std::span<const uint8_t> bytes) {
+  if (state_ == conn_state::refused) return;  // idle until the operator acts
+  if (expect_data_ != npos) {
+    handle_data(bytes);
+    return;
+  }
+  message m;
+  const decode_status ds = decode(bytes, m);
+  if (ds == decode_status::bad_version && m.type == msg_type::hello) {
+    go_refused("the peer speaks mirror protocol version " + std::to_string(m.hello.version) +
+               ", this node " + std::to_string(protocol_version));
+    return;
+  }
+  if (ds != decode_status::ok) {
+    protocol_error(std::string("undecodable message (") + to_string(ds) + ")");
+    return;
+  }
+  if (state_ == conn_state::handshake) {
+    if (m.type != msg_type::hello) {
+      protocol_error(std::string("expected hello, got ") + to_string(m.type));
+      return;
+    }
+    handle_hello(m);
+    return;
+  }
+  switch (m.type) {
+    case msg_type::hello:
+      protocol_error("a second hello in one session");
+      return;
+    case msg_type::write:
+    case msg_type::discard:
+    case msg_type::write_zeroes:
+    case msg_type::flush:
+    case msg_type::resync_data:
+      handle_io(m);
+      return;
+    case msg_type::ack:
+      handle_ack(m.ack);
+      return;
+    case msg_type::bitmap:
+      handle_bitmap(m.bitmap);
+      return;
+    case msg_type::bitmap_done:
+      handle_bitmap_done();
+      return;
+    case msg_type::resync_ack:
+      handle_resync_ack(m.ack);
+      return;
+    case msg_type::state:
+      peer_state_ = m.state;
+      if (is_primary() && m.state.role == vm::role::primary && state_ != conn_state::split_brain &&
+          state_ != conn_state::refused) {
+        go_refused("both nodes are primary");
+      }
+      return;
+    case msg_type::resync_done:
+      handle_resync_done(m.gen);
+      return;
+    case msg_type::resync_finished:
+      handle_resync_finished(m.gen);
+      return;
+    case msg_type::resync_pause:
+      peer_paused_ = m.paused;
+      log(std::string("the peer ") + (m.paused ? "paused" : "resumed") + " the resync");
+      return;
+  }
+}
+
+void volume::impl::handle_hello(const message& m) {
+  const hello_msg& h = m.hello;
+  peer_hello_ = h;
+  peer_known_ = true;
+  peer_state_ = {h.role, h.disk, h.flags, h.gen};
+  ++ctr_.sessions;
+  if (h.page_size != recv_page_size || h.max_io < max_io_bytes || h.recv_slots == 0 ||
+      h.recv_pages < max_io_bytes / recv_page_size) {
+    go_refused("node " + std::to_string(h.node_id) + " offers incompatible receive limits");
+    return;
+  }
+  // An operator command changed this node during the handshake: decide again on fresh facts.
+  hello_msg now = make_hello();
+  now.dirty_bytes = sent_hello_.dirty_bytes;
+  now.flags = (now.flags & ~(hf_want_resync | hf_want_full_source)) |
+              (sent_hello_.flags & (hf_want_resync | hf_want_full_source));
+  if (!(now == sent_hello_)) {
+    restart_pending_ = true;
+    return;
+  }
+  const handshake_result r = decide(sent_hello_, h);
+  last_result_ = r;
+  want_resync_ = false;
+  want_full_ = false;
+  if (st().peer_node_id != h.node_id) {
+    st().peer_node_id = h.node_id;
+    (void)commit_meta("peer node id");
+  }
+  peer_slots_ = h.recv_slots;
+  peer_pages_ = h.recv_pages;
+  peer_in_flight_ = 0;
+  const std::string peer = "node " + std::to_string(h.node_id);
+  switch (r.action) {
+    case sync_action::none: {
+      vm::dirty_bitmap& bm = meta_.bitmap();
+      if (bm.count_dirty() > 0) {
+        // Same data on both sides: what the bitmap says is stale (e.g. a resync whose end this
+        // node did not see).
+        log("in sync with " + peer + ": " + std::to_string(bm.count_dirty()) +
+            " stale bitmap bits cleared");
+        bm.clear_all();
+      }
+      if (st().gen.bitmap != 0 && st().gen.current == h.gen.current) {
+        vm::finish_resync_as_source(st().gen);
+        (void)commit_meta("stale bitmap id");
+      }
+      gen_rotated_ = false;
+      state_ = conn_state::connected;
+      log("connected to " + peer + ": in sync (" + describe_gens(st().gen) + ")");
+      return;
+    }
+    case sync_action::source:
+    case sync_action::target:
+    case sync_action::full_source:
+    case sync_action::full_target:
+      if (r.start_now) {
+        begin_resync(r.action);
+        return;
+      }
+      state_ = conn_state::sync_pending;
+      if (!is_source(r.action) && st().disk == vm::disk_state::up_to_date) {
+        st().disk = vm::disk_state::outdated;
+        (void)commit_meta("outdated");
+        announce();
+      }
+      log(std::string("connected to ") + peer + ": a resync is needed (" + to_string(r.action) +
+          "), waiting for request_resync (automatic resync is off)");
+      return;
+    case sync_action::split_brain:
+      abandon_peer_io();
+      state_ = conn_state::split_brain;
+      reason_ = r.reason;
+      set_error(r.reason);
+      log(r.reason + "; nothing is resynced until the operator acts");
+      return;
+    case sync_action::refuse:
+      go_refused(r.reason);
+      return;
+  }
+}
+
+void volume::impl::begin_resync(sync_action a) {
+  rs_full_ = is_full(a);
+  rs_source_ = is_source(a);
+  rs_bitmap_sent_ = false;
+  rs_bitmap_page_ = 0;
+  rs_peer_bitmap_done_ = false;
+  rs_done_sent_ = false;
+  rs_finishing_ = false;
+  rs_cursor_ = 0;
+  rs_done_bytes_ = 0;
+  rate_window_bytes_ = 0;
+  rs_total_ = 0;
+  rs_tokens_ = 0;
+  rs_refill_ns_ = now_;
+  if (rs_full_) meta_.bitmap().set_all();
+  if (!rs_source_) {
+    st().disk = vm::disk_state::inconsistent;
+    st().flags |= vm::flag_resync_in_progress;
+    (void)commit_meta("resync start");
+    announce();
+  }
+  state_ = rs_source_ ? conn_state::sync_source : conn_state::sync_target;
+  log(std::string(rs_full_ ? "full" : "bitmap") + " resync started, this node is the " +
+      (rs_source_ ? "source" : "target") + " (peer node " + std::to_string(peer_hello_.node_id) +
+      ")");
+}
+
+int volume::impl::pump_control() {
+  if (!session_up() || state_ == conn_state::handshake) return 0;
+  int work = 0;
+  if (announce_pending_ && room_for(state_len)) {
+    const vm::volume_state& s = meta_.state();
+    state_msg m;
+    m.role = s.role;
+    m.disk = s.disk;
+    m.flags = ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
+              ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
+              (opt_.auto_resync ? hf_auto_resync : 0);
+    m.gen = s.gen;
+    uint8_t b[state_len];
+    if (send_control({b, static_cast<size_t>(encode_state(b, m))})) {
+      announce_pending_ = false;
+      ++work;
+    }
+  }
+  if (pause_sent_ != paused_ && room_for(pause_len)) {
+    uint8_t b[pause_len];
+    if (send_control({b, static_cast<size_t>(encode_pause(b, paused_))})) {
+      pause_sent_ = paused_;
+      ++work;
+    }
+  }
+  return work;
+}
+
+// ---- Primary: sending ----------------------------------------------------------------------
+
+int volume::impl::send_write(uint32_t i) {
+  app_req& r = app_[i];
+  const io_request& io = r.io;
+  const msg_type type = io.op == io_op::write     ? msg_type::write
+                        : io.op == io_op::discard ? msg_type::discard
+                                                  : msg_type::write_zeroes;
+  io_msg m;
+  m.seq = (++seq_counter_ << seq_index_bits) | i;
+  m.offset = io.offset;
+  m.length = io.length;
+  m.fua = (io.flags & io_fua) != 0;
+  uint8_t hdr[io_len];
+  int rc = conn_->send({hdr, static_cast<size_t>(encode_io(hdr, type, m))});
+  if (rc < 0) return -EAGAIN;  // nothing queued
+  if (type == msg_type::write) {
+    rc = conn_->send_ref({static_cast<const uint8_t*>(io.buf), io.length}, make_cookie(ck::app, i));
+    if (rc < 0) {
+      // A header without its data: the stream is unusable; start a new session.
+      log("cannot queue a write's data after its header: the session restarts");
+      restart_pending_ = true;
+      return -EPIPE;
+    }
+    r.ref_held = true;
+  }
+  r.seq = m.seq;
+  r.session = session_;
+  r.remote_pending = true;
+  --peer_slots_;
+  peer_pages_ -= r.pages;
+  ++peer_in_flight_;
+  ++ctr_.replicated;
+  ctr_.replicated_bytes += io.length;
+  if (!m.fua) {
+    const uint64_t first = io.offset >> extent_shift_;
+    const uint64_t last = (io.offset + io.length - 1) >> extent_shift_;
+    for (uint64_t e = first; e <= last; ++e)
+      ext_epoch_[e] = send_epoch_;
+    wrote_since_peer_flush_ = true;
+  }
+  return 0;
+}
+
+int volume::impl::send_flush(uint64_t& seq_out, uint64_t& epoch_out, uint32_t index) {
+  if (peer_slots_ == 0 || !room_for(flush_len)) return -EAGAIN;
+  const uint64_t seq = (++seq_counter_ << seq_index_bits) | index;
+  uint8_t b[flush_len];
+  const int rc = conn_->send({b, static_cast<size_t>(encode_flush(b, seq))});
+  if (rc < 0) return rc;
+  seq_out = seq;
+  epoch_out = send_epoch_++;
+  wrote_since_peer_flush_ = false;
+  last_peer_flush_ns_ = now_;
+  --peer_slots_;
+  ++peer_in_flight_;
+  ++ctr_.peer_flushes;
+  return 0;
+}
+
+void volume::impl::maybe_peer_flush() {
+  if (!replicating() || !wrote_since_peer_flush_ || internal_flush_pending_) return;
+  if (now_ - last_peer_flush_ns_ < opt_.peer_flush_interval_ns) return;
+  uint64_t seq = 0, epoch = 0;
+  if (send_flush(seq, epoch, internal_flush_index) < 0) return;
+  internal_flush_pending_ = true;
+  internal_flush_seq_ = seq;
+  internal_flush_epoch_ = epoch;
+}
+
+void volume::impl::handle_ack(const ack_msg& a) {
+  const auto idx = static_cast<uint32_t>(a.seq & seq_index_mask);
+  if (idx == internal_flush_index) {
+    if (!internal_flush_pending_ || a.seq != internal_flush_seq_) {
+      protocol_error("an ack for a flush never sent");
+      return;
+    }
+    internal_flush_pending_ = false;
+    ++peer_slots_;
+    --peer_in_flight_;
+    ++ctr_.acks;
+    if (a.status == 0) {
+      peer_durable_epoch_ = std::max(peer_durable_epoch_, internal_flush_epoch_);
+    } else {
+      ++ctr_.peer_errors;
+      log("the peer failed a flush: " + std::string(std::strerror(-a.status)));
+      restart_pending_ = true;
+    }
+    return;
+  }
+  if (idx >= app_.size() || !app_[idx].used || !app_[idx].remote_pending ||
+      app_[idx].seq != a.seq) {
+    protocol_error("an ack for a request never sent");
+    return;
+  }
+  app_req& r = app_[idx];
+  r.remote_pending = false;
+  ++peer_slots_;
+  peer_pages_ += r.pages;
+  r.pages = 0;
+  --peer_in_flight_;
+  ++ctr_.acks;
+  if (a.status < 0) {
+    ++ctr_.peer_errors;
+    log("the peer failed a " + std::string(r.io.op == io_op::flush ? "flush" : "write") + ": " +
+        std::strerror(-a.status) + "; the range is marked for resync and the session restarts");
+    if (is_write_kind(r.io.op)) mark_out_of_sync(r.io.offset, r.io.length);
+    restart_pending_ = true;
+  } else if (r.io.op == io_op::flush) {
+    peer_durable_epoch_ = std::max(peer_durable_epoch_, r.flush_epoch);
+  }
+  try_complete(idx);
+}
+
+void volume::impl::on_release(uint64_t cookie, bool acked) {
+  const uint32_t idx = cookie_index(cookie);
+  switch (cookie_kind(cookie)) {
+    case ck::app:
+      if (idx < app_.size() && app_[idx].used && app_[idx].ref_held) {
+        app_[idx].ref_held = false;
+        try_complete(idx);
+      }
+      break;
+    case ck::rs:
+      if (idx < rs_.size() && rs_[idx].st == rs_chunk::stage::sent) {
+        rs_chunk& c = rs_[idx];
+        c.released = true;
+        if (c.acked || !acked || c.session != session_ || state_ != conn_state::sync_source) {
+          free_chunk(idx);
+        }
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- Secondary: applying -------------------------------------------------------------------
+
+void volume::impl::handle_io(const message& m) {
+  const bool resync = m.type == msg_type::resync_data;
+  if (is_primary()) {
+    protocol_error(std::string("the peer sent ") + to_string(m.type) + " to a primary");
+    return;
+  }
+  if (resync ? state_ != conn_state::sync_target
+             : state_ != conn_state::connected && state_ != conn_state::sync_target) {
+    protocol_error(std::string(to_string(m.type)) + " in state " + to_string(state_));
+    return;
+  }
+  const bool flush = m.type == msg_type::flush;
+  const bool data = m.type == msg_type::write || resync;
+  if (!flush) {
+    const io_msg& io = m.io;
+    if (io.offset % block_ != 0 || io.length % block_ != 0 || io.offset > size_ ||
+        io.length > size_ - io.offset || (data && io.length > max_io_bytes)) {
+      protocol_error(std::string(to_string(m.type)) + " outside the volume or misaligned");
+      return;
+    }
+  }
+  if (rx_free_.empty()) {
+    protocol_error("the peer exceeded its request credit");
+    return;
+  }
+  const uint32_t pages =
+      data ? static_cast<uint32_t>((m.io.length + recv_page_size - 1) / recv_page_size) : 0;
+  if (page_free_.size() < pages) {
+    protocol_error("the peer exceeded its data credit");
+    return;
+  }
+  const uint32_t i = rx_free_.back();
+  rx_free_.pop_back();
+  rx_req& r = rx_[i];
+  r.kind = m.type;
+  r.seq = flush ? m.seq : m.io.seq;
+  r.offset = flush ? 0 : m.io.offset;
+  r.length = flush ? 0 : m.io.length;
+  r.fua = !flush && m.io.fua;
+  r.session = session_;
+  r.used = true;
+  r.npages = static_cast<uint16_t>(pages);
+  for (uint32_t k = 0; k < pages; ++k) {
+    r.pages[k] = page_free_.back();
+    page_free_.pop_back();
+  }
+  r.st = data ? rx_req::stage::wait_data : rx_req::stage::ready;
+  rx_order_.push_back(rx_, i);
+  if (data) expect_data_ = i;
+  rx_dirty_ = true;
+}
+
+void volume::impl::handle_data(std::span<const uint8_t> bytes) {
+  const uint32_t i = expect_data_;
+  expect_data_ = npos;
+  rx_req& r = rx_[i];
+  if (bytes.size() != r.length) {
+    // Free it: it never reaches the backend.
+    for (uint16_t k = 0; k < r.npages; ++k)
+      page_free_.push_back(r.pages[k]);
+    r.npages = 0;
+    rx_order_.erase(rx_, i);
+    r.used = false;
+    rx_free_.push_back(i);
+    protocol_error("data of " + std::to_string(bytes.size()) + " bytes for a " +
+                   std::to_string(r.length) + "-byte " + to_string(r.kind));
+    return;
+  }
+  size_t off = 0;
+  for (uint16_t k = 0; k < r.npages; ++k) {
+    const size_t n = std::min<size_t>(recv_page_size, bytes.size() - off);
+    std::memcpy(pages_mem_.get() + size_t{r.pages[k]} * recv_page_size, bytes.data() + off, n);
+    off += n;
+  }
+  r.st = rx_req::stage::ready;
+  rx_dirty_ = true;
+}
+
+// Stream order: a request waits for every earlier one it overlaps; a flush for every earlier one.
+bool volume::impl::rx_blocked(uint32_t i) {
+  const rx_req& r = rx_[i];
+  const bool flush = r.kind == msg_type::flush;
+  for (uint32_t j = rx_order_.head; j != npos && j != i; j = rx_order_.next(rx_, j)) {
+    const rx_req& e = rx_[j];
+    if (flush) return true;
+    if (e.kind != msg_type::flush && overlaps(e.offset, e.length, r.offset, r.length)) return true;
+  }
+  return false;
+}
+
+int volume::impl::pump_rx() {
+  if (!rx_dirty_) return 0;
+  rx_dirty_ = false;
+  int work = 0;
+  for (uint32_t i = rx_order_.head; i != npos; i = rx_order_.next(rx_, i)) {
+    rx_req& r = rx_[i];
+    if (r.st != rx_req::stage::ready || rx_blocked(i)) continue;
+    const uint64_t cookie = make_cookie(ck::rx, i);
+    be::request q;
+    iovec iov[max_io_bytes / recv_page_size];
+    switch (r.kind) {
+      case msg_type::write:
+      case msg_type::resync_data: {
+        uint64_t left = r.length;
+        for (uint16_t k = 0; k < r.npages; ++k) {
+          iov[k].iov_base = pages_mem_.get() + size_t{r.pages[k]} * recv_page_size;
+          iov[k].iov_len = static_cast<size_t>(std::min<uint64_t>(recv_page_size, left));
+          left -= iov[k].iov_len;
+        }
+        q = be::request::writev(r.offset, iov, r.npages, r.length, cookie, r.fua ? be::req_fua : 0);
+        break;
+      }
+      case msg_type::discard:
+        q = be::request::discard(r.offset, r.length, cookie);
+        break;
+      case msg_type::write_zeroes:
+        q = be::request::write_zeroes(r.offset, r.length, cookie);
+        break;
+      default:
+        q = be::request::flush(cookie);
+        break;
+    }
+    if (data_.submit({&q, 1}) != 1) {
+      rx_dirty_ = true;  // the backend is full: again next poll
+      break;
+    }
+    r.st = rx_req::stage::issued;
+    ++work;
+  }
+  return work;
+}
+
+void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
+  rx_req& r = rx_[i];
+  if (!r.used || r.st != rx_req::stage::issued) return;
+  for (uint16_t k = 0; k < r.npages; ++k)
+    page_free_.push_back(r.pages[k]);
+  r.npages = 0;
+  const bool current = r.session == session_ && session_up();
+  const int status = result < 0 ? static_cast<int>(result) : 0;
+  if (result < 0) {
+    ++ctr_.local_errors;
+  } else {
+    ++ctr_.applied;
+    ctr_.applied_bytes += r.length;
+    if (r.kind == msg_type::resync_data && current && state_ == conn_state::sync_target) {
+      (void)meta_.bitmap().clear_range(r.offset, r.length);
+      ctr_.resync_bytes_received += r.length;
+      rs_done_bytes_ += r.length;
+    }
+  }
+  if (current && state_ != conn_state::refused) {
+    queue_ack(r.kind == msg_type::resync_data ? msg_type::resync_ack : msg_type::ack, r.seq,
+              status);
+  }
+  rx_order_.erase(rx_, i);
+  r.used = false;
+  rx_free_.push_back(i);
+  rx_dirty_ = true;
+}
+
+void volume::impl::queue_ack(msg_type type, uint64_t seq, int status) {
+  const ack_msg a{seq, status};
+  if (acks_count_ == 0) {
+    uint8_t b[ack_len];
+    if (send_control({b, static_cast<size_t>(encode_ack(b, type, a))})) return;
+  }
+  if (acks_count_ == acks_.size()) return;  // cannot happen: one ack per receive slot
+  acks_[(acks_head_ + acks_count_) % acks_.size()] = {type, a};
+  ++acks_count_;
+}
+
+int volume::impl::flush_acks() {
+  int work = 0;
+  while (acks_count_ > 0 && session_up()) {
+    const pending_ack& p = acks_[acks_head_];
+    uint8_t b[ack_len];
+    if (!send_control({b, static_cast<size_t>(encode_ack(b, p.type, p.ack))})) break;
+    acks_head_ = (acks_head_ + 1) % static_cast<uint32_t>(acks_.size());
+    --acks_count_;
+    ++work;
+  }
+  return work;
+}
+
+// ---- Bitmap exchange -----------------------------------------------------------------------
+
+int volume::impl::pump_bitmap_send() {
+  if ((state_ != conn_state::sync_source && state_ != conn_state::sync_target) || rs_bitmap_sent_) {
+    return 0;
+  }
+  int work = 0;
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  if (!rs_full_) {
+    while (rs_bitmap_page_ < bm.pages()) {
+      const std::span<const uint8_t> page = bm.page_bytes(rs_bitmap_page_);
+      bool empty = true;
+      for (size_t k = 0; k < page.size() && empty; k += 8) {
+        uint64_t w;
+        std::memcpy(&w, page.data() + k, 8);
+        empty = w == 0;
+      }
+      if (!empty) {
+        const int len = encode_bitmap({msg_buf_.get(), bitmap_header_len + page.size()},
+                                      uint64_t{rs_bitmap_page_} * (vm::bitmap_page_size / 8), page);
+        if (!room_for(static_cast<uint64_t>(len)) ||
+            !send_control({msg_buf_.get(), static_cast<size_t>(len)})) {
+          return work;
+        }
+        ++work;
+      }
+      ++rs_bitmap_page_;
+    }
+  }
+  uint8_t b[bitmap_done_len];
+  if (!room_for(bitmap_done_len) ||
+      !send_control({b, static_cast<size_t>(encode_bitmap_done(b, bm.count_dirty()))})) {
+    return work;
+  }
+  rs_bitmap_sent_ = true;
+  if (rs_peer_bitmap_done_) rs_total_ = bm.dirty_bytes();
+  return work + 1;
+}
+
+void volume::impl::handle_bitmap(const bitmap_msg& b) {
+  if ((state_ != conn_state::sync_source && state_ != conn_state::sync_target) ||
+      rs_peer_bitmap_done_ || rs_full_) {
+    protocol_error("an unexpected bitmap message");
+    return;
+  }
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  const uint64_t bits = bm.bits();
+  for (uint32_t k = 0; k < b.count; ++k) {
+    uint64_t w = b.word(k);
+    while (w != 0) {
+      const unsigned lo = static_cast<unsigned>(__builtin_ctzll(w));
+      // The run of set bits starting at `lo` within this word.
+      const uint64_t shifted = w >> lo;
+      const unsigned run =
+          shifted == ~0ULL ? 64 - lo : static_cast<unsigned>(__builtin_ctzll(~shifted));
+      const uint64_t bit = (b.first_word + k) * 64 + lo;
+      if (bit + run > bits) {
+        protocol_error("bitmap bits beyond the volume");
+        return;
+      }
+      (void)bm.set_range(bit * gran_, uint64_t{run} * gran_);
+      w = run + lo >= 64 ? 0 : w & ~(((1ULL << run) - 1) << lo);
+    }
+  }
+}
+
+void volume::impl::handle_bitmap_done() {
+  if ((state_ != conn_state::sync_source && state_ != conn_state::sync_target) ||
+      rs_peer_bitmap_done_) {
+    protocol_error("an unexpected bitmap_done");
+    return;
+  }
+  rs_peer_bitmap_done_ = true;
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  if (state_ == conn_state::sync_target) {
+    // The union survives a crash of the target: a restart resumes instead of starting over.
+    if (bm.flush() < 0) {
+      ++ctr_.local_errors;
+    } else {
+      ++ctr_.bitmap_flushes;
+    }
+  }
+  if (rs_bitmap_sent_) rs_total_ = bm.dirty_bytes();
+  log("bitmaps exchanged: " + std::to_string(bm.dirty_bytes()) + " bytes to resync");
+}
+
+// ---- Resync --------------------------------------------------------------------------------
+
+bool volume::impl::app_active() const {
+  return have_app_write_ && now_ - last_app_write_ns_ < opt_.app_active_ns;
+}
+
+void volume::impl::refill_tokens() {
+  uint64_t limit = opt_.resync_rate;
+  if (app_active()) {
+    limit = limit == 0 ? opt_.resync_min_rate : std::min(limit, opt_.resync_min_rate);
+  }
+  if (limit != rs_limit_) {
+    rs_limit_ = limit;
+    rs_tokens_ = std::min<int64_t>(rs_tokens_, 0);
+  }
+  const uint64_t dt = now_ - rs_refill_ns_;
+  rs_refill_ns_ = now_;
+  if (limit == 0) {
+    rs_tokens_ = 0;
+    return;
+  }
+  const auto add =
+      static_cast<int64_t>(static_cast<unsigned __int128>(dt) * limit / 1'000'000'000u);
+  rs_tokens_ = std::min<int64_t>(rs_tokens_ + add, opt_.resync_chunk);
+}
+
+void volume::impl::free_chunk(uint32_t c) {
+  rs_chunk& k = rs_[c];
+  if (k.st == rs_chunk::stage::free) return;
+  k.st = rs_chunk::stage::free;
+  k.acked = false;
+  k.released = true;
+  --rs_in_flight_;
+}
+
+void volume::impl::abort_resync(const std::string& why) {
+  go_refused("resync aborted: " + why);
+}
+
+int volume::impl::send_chunks() {
+  int work = 0;
+  for (uint32_t c = 0; c < rs_.size(); ++c) {
+    rs_chunk& k = rs_[c];
+    if (k.st != rs_chunk::stage::read) continue;
+    if (!room_for(io_len + k.length)) break;
+    io_msg m;
+    m.seq = (++seq_counter_ << seq_index_bits) | c;
+    m.offset = k.offset;
+    m.length = k.length;
+    uint8_t hdr[io_len];
+    if (conn_->send({hdr, static_cast<size_t>(encode_io(hdr, msg_type::resync_data, m))}) < 0) {
+      break;
+    }
+    if (conn_->send_ref({k.buf, k.length}, make_cookie(ck::rs, c)) < 0) {
+      log("cannot queue resync data after its header: the session restarts");
+      restart_pending_ = true;
+      free_chunk(c);
+      break;
+    }
+    k.seq = m.seq;
+    k.st = rs_chunk::stage::sent;
+    k.released = false;
+    ++work;
+  }
+  return work;
+}
+
+// An application write past its gates (sent to the peer or marked) whose local write has not
+// completed: a resync read of its range now could read the old data and send it after the new.
+bool volume::impl::app_write_in_progress(uint64_t offset, uint64_t length) const {
+  for (uint32_t j = writes_.head; j != npos; j = writes_.next(app_, j)) {
+    const app_req& e = app_[j];
+    if (e.remote_sent && !e.local_done && overlaps(e.io.offset, e.io.length, offset, length)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+int volume::impl::pump_resync() {
+  if (state_ == conn_state::sync_target) {
+    if (rs_finishing_ && !flush_in_flight_[static_cast<size_t>(flush_purpose::finish)]) {
+      (void)submit_flush(flush_purpose::finish);
+    }
+    return 0;
+  }
+  if (state_ != conn_state::sync_source || !rs_bitmap_sent_ || !rs_peer_bitmap_done_) return 0;
+  int work = send_chunks();
+  if (rs_done_sent_ || paused_ || peer_paused_) return work;
+  refill_tokens();
+  if (app_active() && opt_.resync_min_rate == 0) return work;  // yields entirely
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  bool restarted = false;
+  for (;;) {
+    if (rs_limit_ != 0 && rs_tokens_ <= 0) break;
+    uint32_t c = 0;
+    while (c < rs_.size() && rs_[c].st != rs_chunk::stage::free)
+      ++c;
+    if (c == rs_.size()) break;
+    vm::dirty_bitmap::run run;
+    if (!bm.next_dirty_run(rs_cursor_, run, opt_.resync_chunk)) {
+      if (rs_in_flight_ > 0) break;
+      if (bm.count_dirty() == 0) {
+        uint8_t b[gens_len];
+        if (room_for(gens_len) && send_control({b, static_cast<size_t>(encode_gens(
+                                                       b, msg_type::resync_done, st().gen))})) {
+          rs_done_sent_ = true;
+          ++work;
+        }
+        break;
+      }
+      if (restarted) break;
+      rs_cursor_ = 0;  // bits set behind the cursor: another pass
+      restarted = true;
+      continue;
+    }
+    if (app_write_in_progress(run.offset, run.length)) break;  // read it once the write landed
+    const auto pages = static_cast<uint32_t>((run.length + recv_page_size - 1) / recv_page_size);
+    if (peer_slots_ == 0 || peer_pages_ < pages) break;
+    rs_chunk& k = rs_[c];
+    const be::request q = be::request::read(run.offset, k.buf, run.length, make_cookie(ck::rs, c));
+    if (data_.submit({&q, 1}) != 1) break;
+    k.st = rs_chunk::stage::reading;
+    k.offset = run.offset;
+    k.length = run.length;
+    k.session = session_;
+    k.pages = pages;
+    k.acked = false;
+    k.released = true;
+    ++rs_in_flight_;
+    --peer_slots_;
+    peer_pages_ -= pages;
+    ++peer_in_flight_;
+    rs_cursor_ = run.offset + run.length;
+    if (rs_limit_ != 0) rs_tokens_ -= static_cast<int64_t>(run.length);
+    ++work;
+  }
+  return work;
+}
+
+void volume::impl::on_rs_read(uint32_t c, int64_t result) {
+  rs_chunk& k = rs_[c];
+  if (k.st != rs_chunk::stage::reading) return;
+  if (k.session != session_ || state_ != conn_state::sync_source) {
+    free_chunk(c);
+    return;
+  }
+  if (result < 0) {
+    ++ctr_.local_errors;
+    free_chunk(c);
+    abort_resync("cannot read offset " + std::to_string(k.offset) + ": " +
+                 std::strerror(static_cast<int>(-result)));
+    return;
+  }
+  k.st = rs_chunk::stage::read;
+}
+
+void volume::impl::handle_resync_ack(const ack_msg& a) {
+  const auto idx = static_cast<uint32_t>(a.seq & seq_index_mask);
+  if (state_ != conn_state::sync_source || idx >= rs_.size() ||
+      rs_[idx].st != rs_chunk::stage::sent || rs_[idx].seq != a.seq) {
+    protocol_error("a resync_ack for a chunk never sent");
+    return;
+  }
+  rs_chunk& k = rs_[idx];
+  ++peer_slots_;
+  peer_pages_ += k.pages;
+  --peer_in_flight_;
+  if (a.status < 0) {
+    ++ctr_.peer_errors;
+    abort_resync("the sync target failed to write offset " + std::to_string(k.offset) + ": " +
+                 std::strerror(-a.status));
+    return;
+  }
+  (void)meta_.bitmap().clear_range(k.offset, k.length);
+  rs_done_bytes_ += k.length;
+  ctr_.resync_bytes_sent += k.length;
+  ++ctr_.resync_chunks_sent;
+  k.acked = true;
+  if (k.released) free_chunk(idx);
+}
+
+void volume::impl::handle_resync_done(const vm::generation_ids& g) {
+  if (state_ != conn_state::sync_target || rs_finishing_ || !rs_peer_bitmap_done_) {
+    protocol_error("an unexpected resync_done");
+    return;
+  }
+  rs_source_gen_ = g;
+  rs_finishing_ = true;  // pump_resync flushes the data device, then finish_target() commits
+}
+
+void volume::impl::finish_target() {
+  vm::volume_state& s = st();
+  vm::finish_resync_as_target(s.gen, rs_source_gen_);
+  s.disk = vm::disk_state::up_to_date;
+  s.flags &= ~(vm::flag_resync_in_progress | vm::flag_crashed_primary);
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  bm.clear_all();
+  if (bm.flush() < 0) {
+    ++ctr_.local_errors;
+  } else {
+    ++ctr_.bitmap_flushes;
+  }
+  if (commit_meta("resync finished") < 0) {
+    abort_resync("cannot commit the end of the resync");
+    return;
+  }
+  rs_finishing_ = false;
+  gen_rotated_ = false;
+  state_ = conn_state::connected;
+  ++ctr_.resyncs_completed;
+  uint8_t b[gens_len];
+  (void)send_control({b, static_cast<size_t>(encode_gens(b, msg_type::resync_finished, s.gen))});
+  log("resync finished: " + std::to_string(rs_done_bytes_) + " bytes received, UpToDate (" +
+      describe_gens(s.gen) + ")");
+}
+
+void volume::impl::handle_resync_finished(const vm::generation_ids& g) {
+  if (state_ != conn_state::sync_source || !rs_done_sent_) {
+    protocol_error("an unexpected resync_finished");
+    return;
+  }
+  vm::volume_state& s = st();
+  vm::finish_resync_as_source(s.gen);
+  s.flags &= ~(vm::flag_resync_in_progress | vm::flag_crashed_primary);
+  if (meta_.bitmap().flush() < 0) {
+    ++ctr_.local_errors;
+  } else {
+    ++ctr_.bitmap_flushes;
+  }
+  (void)commit_meta("resync finished");
+  rs_done_sent_ = false;
+  gen_rotated_ = false;
+  state_ = conn_state::connected;
+  ++ctr_.resyncs_completed;
+  peer_state_.gen = g;
+  peer_state_.disk = vm::disk_state::up_to_date;
+  if (!(g == s.gen)) {
+    log("the target's generation ids after the resync differ from ours: theirs " +
+        describe_gens(g) + ", ours " + describe_gens(s.gen));
+  }
+  log("resync finished: " + std::to_string(rs_done_bytes_) + " bytes sent, in sync (" +
+      describe_gens(s.gen) + ")");
+}
+
+}  // namespace tandem::dp::mirror
