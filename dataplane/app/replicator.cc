@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: Apache-2.0
+// tandem-replicator's core: volumes on one lcore thread, JSON commands from the control thread.
+#include "dataplane/app/replicator.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+
+#include <openssl/sha.h>
+
+#include "dataplane/app/workload.h"
+#include "dataplane/backend/uring_backend.h"
+#include "dataplane/crypto/key_file.h"
+#include "dataplane/mirror/volume.h"
+#include "dataplane/port/socket_port.h"
+#include "dataplane/volume/metadata.h"
+
+namespace tandem::dp::app {
+namespace {
+
+using json = nlohmann::json;
+namespace cfg = ctl::config;
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+json fail(const std::string& why) {
+  return {{"ok", false}, {"error", why}};
+}
+
+std::string hex(uint64_t v) {
+  char b[20];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+json gens(const volume::generation_ids& g) {
+  return {{"current", hex(g.current)},
+          {"bitmap", hex(g.bitmap)},
+          {"history", {hex(g.history[0]), hex(g.history[1])}}};
+}
+
+// The volume's identity: SHA-256 of its name and its replicas' node names, sorted.
+std::array<uint8_t, 16> volume_uuid(const cfg::mirror_volume& v) {
+  std::vector<std::string> nodes;
+  for (const auto& r : v.replicas)
+    nodes.push_back(r.node);
+  std::sort(nodes.begin(), nodes.end());
+  std::string text = "tandem volume " + v.name;
+  for (const auto& n : nodes)
+    text += " " + n;
+  uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const uint8_t*>(text.data()), text.size(), digest);
+  std::array<uint8_t, 16> uuid{};
+  std::memcpy(uuid.data(), digest, uuid.size());
+  return uuid;
+}
+
+// A command's argument errors: answered with {"ok":false} by dispatch().
+struct bad_command : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace
+
+struct replicator::volume_slot {
+  const cfg::mirror_volume* conf = nullptr;
+  const cfg::mirror_replica* local = nullptr;
+  const cfg::mirror_replica* peer = nullptr;
+  uint32_t node_id = 0;
+  // Attached: the engine and what it runs on (declared in destruction order: engine first).
+  std::unique_ptr<backend::backend> data;
+  std::unique_ptr<backend::backend> meta_io;
+  std::optional<volume::metadata_store> meta;
+  std::unique_ptr<socket_port> port;
+  std::unique_ptr<mirror::volume> engine;
+  std::unique_ptr<workload> load;
+  mirror::conn_state last_conn = mirror::conn_state::standalone;
+  volume::role last_role = volume::role::secondary;
+  volume::disk_state last_disk = volume::disk_state::inconsistent;
+
+  bool attached() const { return engine != nullptr; }
+
+  void release() {
+    load.reset();
+    engine.reset();
+    port.reset();
+    meta.reset();
+    meta_io.reset();
+    data.reset();
+  }
+};
+
+replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
+  for (const cfg::mirror_volume& v : opts_.config.volumes) {
+    auto s = std::make_unique<volume_slot>();
+    s->conf = &v;
+    s->local = v.replica(opts_.node);
+    if (!s->local) {
+      throw std::invalid_argument("volume " + v.name + " has no replica on node " + opts_.node);
+    }
+    if (v.replicas.size() != 2) {
+      throw std::invalid_argument(
+          "volume " + v.name + ": tandem-replicator mirrors to exactly one " +
+          "peer (2 replicas), this one has " + std::to_string(v.replicas.size()));
+    }
+    for (size_t i = 0; i < v.replicas.size(); ++i) {
+      if (&v.replicas[i] == s->local) {
+        s->node_id = opts_.node_id ? opts_.node_id : static_cast<uint32_t>(i + 1);
+      } else {
+        s->peer = &v.replicas[i];
+      }
+    }
+    volumes_.push_back(std::move(s));
+  }
+  lcore_ = std::thread([this] { run(); });
+}
+
+replicator::~replicator() {
+  stop_ = true;
+  lcore_.join();
+}
+
+void replicator::log(const std::string& line) const {
+  if (opts_.log) {
+    opts_.log(line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+json replicator::execute(const json& command) {
+  std::future<json> answer;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    queue_.push_back({command, {}});
+    answer = queue_.back().answer.get_future();
+    has_work_ = true;
+  }
+  return answer.get();
+}
+
+// The lcore: commands when there are any, then every attached volume. After a stretch of idle
+// polls it naps for 50 us per loop, so an idle replicator does not hold a core (the first
+// request after a nap waits at most that long).
+void replicator::run() {
+  unsigned idle = 0;
+  while (!stop_) {
+    if (has_work_.load(std::memory_order_acquire)) {
+      std::deque<pending> work;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        work.swap(queue_);
+        has_work_ = false;
+      }
+      for (pending& p : work) {
+        json answer;
+        try {
+          answer = dispatch(p.command);
+        } catch (const std::exception& e) {
+          answer = fail(e.what());
+        }
+        p.answer.set_value(std::move(answer));
+      }
+      idle = 0;
+    }
+    int busy = 0;
+    const uint64_t now = now_ns();
+    for (auto& v : volumes_) {
+      if (!v->attached()) continue;
+      busy += v->engine->poll(now);
+      if (v->load) busy += v->load->poll(now);
+      const auto conn = v->engine->connection_state();
+      const auto role = v->engine->role();
+      const auto disk = v->engine->disk();
+      if (conn != v->last_conn || role != v->last_role || disk != v->last_disk) {
+        log("volume " + v->conf->name + ": " + volume::to_string(role) + ", " +
+            volume::to_string(disk) + ", " + mirror::to_string(conn));
+        v->last_conn = conn;
+        v->last_role = role;
+        v->last_disk = disk;
+      }
+    }
+    if (busy) {
+      idle = 0;
+    } else if (++idle > 256) {
+      ::usleep(50);
+    }
+  }
+  // Shutdown: every volume cleanly where it can be.
+  for (auto& v : volumes_) {
+    if (!v->attached()) continue;
+    v->load.reset();
+    if (v->engine->shutdown() != 0) {
+      log("volume " + v->conf->name + ": not shut down cleanly: " + v->engine->last_error());
+    }
+    v->release();
+  }
+}
+
+replicator::volume_slot& replicator::slot(const json& command) {
+  if (!command.contains("volume") || !command["volume"].is_string()) {
+    throw bad_command("\"volume\" (a volume name) is required");
+  }
+  const std::string name = command["volume"].get<std::string>();
+  for (auto& v : volumes_) {
+    if (v->conf->name == name) return *v;
+  }
+  std::string known;
+  for (auto& v : volumes_)
+    known += (known.empty() ? "" : ", ") + v->conf->name;
+  throw bad_command("unknown volume \"" + name +
+                    "\" (configured: " + (known.empty() ? "none" : known) + ")");
+}
+
+namespace {
+
+bool flag(const json& c, const char* key) {
+  if (!c.contains(key)) return false;
+  if (!c[key].is_boolean()) throw bad_command(std::string("\"") + key + "\" must be true or false");
+  return c[key].get<bool>();
+}
+
+// Errors of an engine command: "promote db: the data is Inconsistent ...".
+json engine_result(int rc, const std::string& what, const mirror::volume& e) {
+  if (rc == 0) return {{"ok", true}};
+  return fail(what + ": " + (e.last_error().empty() ? std::strerror(-rc) : e.last_error()));
+}
+
+}  // namespace
+
+json replicator::dispatch(const json& c) {
+  if (!c.contains("cmd") || !c["cmd"].is_string()) {
+    return fail(
+        "\"cmd\" is required (status, create, attach, detach, promote, demote, connect, "
+        "disconnect, resync, pause, resume, workload)");
+  }
+  const std::string cmd = c["cmd"].get<std::string>();
+  static const char* const known[] = {"status",  "create", "attach",  "detach",
+                                      "promote", "demote", "connect", "disconnect",
+                                      "resync",  "pause",  "resume",  "workload"};
+  if (std::find(std::begin(known), std::end(known), cmd) == std::end(known)) {
+    return fail("unknown command \"" + cmd +
+                "\" (status, create, attach, detach, promote, demote, connect, disconnect, "
+                "resync, pause, resume, workload)");
+  }
+  try {
+    if (cmd == "status") {
+      json out = {{"ok", true}, {"node", opts_.node}, {"volumes", json::array()}};
+      for (auto& v : volumes_) {
+        if (c.contains("volume") && c["volume"] != v->conf->name) continue;
+        json vj = {
+            {"name", v->conf->name},
+            {"attached", v->attached()},
+            {"data", v->conf->data_on(opts_.node)},
+            {"meta", v->conf->meta_on(opts_.node)},
+            {"peer", v->peer->node + " " + v->peer->address + ":" + std::to_string(v->peer->port)}};
+        if (v->attached()) {
+          const mirror::volume_status s = v->engine->status();
+          vj["role"] = volume::to_string(s.role);
+          vj["disk"] = volume::to_string(s.disk);
+          vj["connection"] = mirror::to_string(s.conn);
+          vj["reason"] = s.reason;
+          vj["node_id"] = s.node_id;
+          vj["generations"] = gens(s.gen);
+          if (s.peer_known) {
+            vj["peer_state"] = {{"node_id", s.peer_node_id},
+                                {"role", volume::to_string(s.peer_role)},
+                                {"disk", volume::to_string(s.peer_disk)},
+                                {"generations", gens(s.peer_gen)}};
+          }
+          vj["dirty_bytes"] = s.dirty_bytes;
+          vj["resync"] = {{"full", s.resync_full},
+                          {"paused", s.resync_paused},
+                          {"paused_by_peer", s.resync_paused_by_peer},
+                          {"total_bytes", s.resync_total_bytes},
+                          {"done_bytes", s.resync_done_bytes},
+                          {"rate", s.resync_rate},
+                          {"limit", s.resync_limit}};
+          vj["in_flight"] = {{"application", s.app_in_flight},
+                             {"peer", s.peer_in_flight},
+                             {"applying", s.applying}};
+          const auto& k = s.counters;
+          vj["counters"] = {{"reads", k.reads},
+                            {"writes", k.writes},
+                            {"flushes", k.flushes},
+                            {"discards", k.discards},
+                            {"write_zeroes", k.write_zeroes},
+                            {"read_bytes", k.read_bytes},
+                            {"write_bytes", k.write_bytes},
+                            {"fua_writes", k.fua_writes},
+                            {"app_errors", k.app_errors},
+                            {"rejected", k.rejected},
+                            {"replicated", k.replicated},
+                            {"replicated_bytes", k.replicated_bytes},
+                            {"peer_flushes", k.peer_flushes},
+                            {"acks", k.acks},
+                            {"peer_errors", k.peer_errors},
+                            {"local_errors", k.local_errors},
+                            {"marked_dirty", k.marked_dirty},
+                            {"applied", k.applied},
+                            {"applied_bytes", k.applied_bytes},
+                            {"resync_bytes_sent", k.resync_bytes_sent},
+                            {"resync_bytes_received", k.resync_bytes_received},
+                            {"resyncs_completed", k.resyncs_completed},
+                            {"al_commits", k.al_commits},
+                            {"al_waits", k.al_waits},
+                            {"bitmap_flushes", k.bitmap_flushes},
+                            {"superblock_commits", k.superblock_commits},
+                            {"sessions", k.sessions},
+                            {"session_losses", k.session_losses},
+                            {"protocol_errors", k.protocol_errors}};
+          const auto& t = s.transport;
+          vj["transport"] = {
+              {"sent_packets", t.sent_packets},
+              {"retransmitted", t.retransmitted},
+              {"dropped_bad_crc", t.dropped_bad_crc},
+              {"dropped_auth", t.dropped_auth},
+              {"dropped_replay", t.dropped_replay},
+              {"dropped_malformed", t.dropped_malformed},
+              {"rtt_us", t.rtt_ns / 1000},
+              {"encrypted", v->engine->transport() && v->engine->transport()->encrypted()}};
+          if (v->load) vj["workload"] = v->load->status();
+        }
+        out["volumes"].push_back(std::move(vj));
+      }
+      if (c.contains("volume") && out["volumes"].empty()) (void)slot(c);  // names the problem
+      return out;
+    }
+
+    volume_slot& v = slot(c);
+    const std::string& name = v.conf->name;
+    if (cmd == "create") {
+      if (v.attached()) return fail("create " + name + ": the volume is attached; detach it first");
+      uint64_t size = v.conf->size;
+      {
+        backend::uring_options uo;
+        uo.path = v.conf->data_on(opts_.node);
+        uo.block_size = v.conf->block_size;
+        uo.exclusive = false;
+        backend::uring_backend probe(uo);
+        if (size == 0) size = probe.geom().size;
+        if (size > probe.geom().size) {
+          return fail("create " + name + ": the configured size (" + std::to_string(size) +
+                      " bytes) is larger than " + uo.path + " (" +
+                      std::to_string(probe.geom().size) + " bytes)");
+        }
+      }
+      volume::format_params fp;
+      fp.block_size = v.conf->block_size;
+      fp.bitmap_granularity = static_cast<uint32_t>(v.conf->bitmap_granularity);
+      fp.al_extent_size = static_cast<uint32_t>(v.conf->al_extent);
+      fp.al_slots = v.conf->al_slots;
+      volume::create_options co;
+      co.force = flag(c, "force");
+      // Both replicas must carry the same identity, and each node creates its own metadata: the
+      // uuid follows from the volume's name and its replicas' nodes, so a peer configured for
+      // another volume (or another pair of nodes) is refused at the handshake.
+      co.fixed_uuid = true;
+      co.uuid = volume_uuid(*v.conf);
+      auto store = volume::metadata_store::create(v.conf->meta_on(opts_.node), size, fp, co);
+      store.close_clean();
+      log("volume " + name + ": metadata created on " + v.conf->meta_on(opts_.node) + " (" +
+          std::to_string(size) + " bytes)");
+      return {{"ok", true}, {"size", size}};
+    }
+    if (cmd == "attach") {
+      if (v.attached()) return fail("attach " + name + ": already attached");
+      try {
+        backend::uring_options uo;
+        uo.path = v.conf->data_on(opts_.node);
+        uo.block_size = v.conf->block_size;
+        v.data = std::make_unique<backend::uring_backend>(uo);
+        v.meta.emplace(volume::metadata_store::open(v.conf->meta_on(opts_.node)));
+        backend::uring_options mo;
+        mo.path = v.conf->meta_on(opts_.node);
+        mo.block_size = 4096;
+        mo.exclusive = false;
+        mo.queue_depth = 16;
+        v.meta_io = std::make_unique<backend::uring_backend>(mo);
+
+        mirror::volume_options vo;
+        vo.node_id = v.node_id;
+        vo.resync_rate = v.conf->resync_rate;
+        vo.resync_min_rate = v.conf->resync_min_rate;
+        vo.meta_io = v.meta_io.get();
+        vo.log = [this, name](std::string_view line) {
+          log("volume " + name + ": " + std::string(line));
+        };
+        v.engine = std::make_unique<mirror::volume>(*v.data, *v.meta, vo);
+
+        const auto local_ip = ipv4_addr::parse(v.local->address);
+        const auto peer_ip = ipv4_addr::parse(v.peer->address);
+        if (!local_ip || !peer_ip) {
+          throw std::invalid_argument("replica addresses must be IPv4 for now (" +
+                                      v.local->address + ", " + v.peer->address + ")");
+        }
+        socket_port_options so;
+        so.local = {*local_ip, v.local->port};
+        v.port = std::make_unique<socket_port>(so);
+        transport::connection_config tc;
+        tc.peer = {*peer_ip, v.peer->port};
+        const auto& tr = opts_.config.transport;
+        if (!tr.key_file.empty()) tc.key = load_key_file(tr.key_file);
+        tc.keepalive_ns = static_cast<uint64_t>(tr.keepalive.count()) * 1'000'000;
+        tc.dead_peer_ns = static_cast<uint64_t>(tr.dead_peer.count()) * 1'000'000;
+        tc.rate_cap_bps = tr.rate_limit * 8;
+        tc.max_message = static_cast<uint32_t>(mirror::max_io_bytes + 4096);
+        tc.send_buffer = 32u << 20;
+        tc.recv_buffer = 32u << 20;
+        tc.log = [this, name](std::string_view line) {
+          log("volume " + name + ": " + std::string(line));
+        };
+        v.engine->attach_peer(*v.port, tc);
+        if (const int rc = v.engine->connect(); rc != 0) {
+          throw std::runtime_error("connect: " + v.engine->last_error());
+        }
+      } catch (const std::exception& e) {
+        v.release();
+        return fail("attach " + name + ": " + e.what());
+      }
+      log("volume " + name + ": attached (node id " + std::to_string(v.node_id) + ", peer " +
+          v.peer->node + " " + v.peer->address + ":" + std::to_string(v.peer->port) + ")");
+      return {{"ok", true}};
+    }
+    if (!v.attached()) return fail(cmd + " " + name + ": the volume is not attached");
+    mirror::volume& e = *v.engine;
+    if (cmd == "detach") {
+      if (v.load && v.load->running()) return fail("detach " + name + ": a workload is running");
+      v.load.reset();
+      if (const int rc = e.shutdown(); rc != 0) return engine_result(rc, "detach " + name, e);
+      v.release();
+      log("volume " + name + ": detached");
+      return {{"ok", true}};
+    }
+    if (cmd == "promote") return engine_result(e.promote(flag(c, "force")), "promote " + name, e);
+    if (cmd == "demote") {
+      if (v.load && v.load->running()) return fail("demote " + name + ": a workload is running");
+      return engine_result(e.demote(), "demote " + name, e);
+    }
+    if (cmd == "connect") return engine_result(e.connect(), "connect " + name, e);
+    if (cmd == "disconnect") return engine_result(e.disconnect(), "disconnect " + name, e);
+    if (cmd == "resync")
+      return engine_result(e.request_resync(flag(c, "full")), "resync " + name, e);
+    if (cmd == "pause") {
+      e.pause_resync();
+      return {{"ok", true}};
+    }
+    if (cmd == "resume") {
+      e.resume_resync();
+      return {{"ok", true}};
+    }
+    if (cmd == "workload") {
+      if (flag(c, "stop")) {
+        if (v.load) v.load->stop();
+        return {{"ok", true}};
+      }
+      if (v.load && v.load->running()) return fail("workload " + name + ": one is running");
+      workload_options wo = parse_workload(c, v.data->geom());
+      v.load = std::make_unique<workload>(e, v.data->geom(), wo, now_ns());
+      return {{"ok", true}};
+    }
+  } catch (const bad_command& b) {
+    return fail(cmd + ": " + b.what());
+  }
+  return fail("unknown command \"" + cmd + "\"");  // listed in `known` but not handled above
+}
+
+}  // namespace tandem::dp::app
