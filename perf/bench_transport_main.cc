@@ -92,30 +92,11 @@ json transport_run(lab::lab& l, const port_kind& k, uint32_t size, const std::st
   const uint64_t mib = 256;
   auto args = [&](const std::string& host, const std::string& role, const std::string& port,
                   const std::string& peer) {
-    std::vector<std::string> a = {TANDEM_LAB_TRANSPORT_TOOL,
-                                  "--role",
-                                  role,
-                                  "--port",
-                                  port,
-                                  "--local",
-                                  l.address(host, k.lan) + ":7200",
-                                  "--peer",
-                                  l.address(peer, k.lan) + ":7200",
-                                  "--mib",
-                                  std::to_string(mib),
-                                  "--max-message",
-                                  std::to_string(size),
-                                  "--fixed-size",
-                                  "yes",
-                                  "--timeout-ms",
-                                  "120000",
-                                  "--mtu",
-                                  std::to_string(k.mtu)};
-    if (port != "socket") {
-      const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
-      l.register_path(dp::eal_runtime_dir(prefix));
-      a.insert(a.end(), {"--file-prefix", prefix});
-    }
+    std::vector<std::string> a =
+        lab::transport_tool_args(l, host, role, port, peer, k.lan, 7200, tag);
+    a.insert(a.end(),
+             {"--mib", std::to_string(mib), "--max-message", std::to_string(size), "--fixed-size",
+              "yes", "--timeout-ms", "120000", "--mtu", std::to_string(k.mtu)});
     if (!key.empty()) a.insert(a.end(), {"--key-file", key});
     return a;
   };

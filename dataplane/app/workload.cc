@@ -32,6 +32,12 @@ uint64_t number(const nlohmann::json& a, const char* key, uint64_t def) {
   return a[key].get<uint64_t>();
 }
 
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
 }  // namespace
 
 workload_options parse_workload(const nlohmann::json& a, const backend::geometry& g) {
@@ -123,9 +129,7 @@ workload::~workload() {
   // The volume still owns requests that point into our buffers: wait for them (the engine
   // completes or fails every request; a detached peer fails them).
   for (int spins = 0; in_flight_ > 0 && spins < 200000; ++spins) {
-    vol_.poll(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count()));
+    vol_.poll(now_ns());
     mirror::io_completion done[32];
     const unsigned n = vol_.reap(done);
     for (unsigned i = 0; i < n; ++i)
@@ -228,11 +232,7 @@ nlohmann::json workload::status() const {
     std::nth_element(lat.begin(), lat.begin() + static_cast<ptrdiff_t>(i), lat.end());
     return lat[i];
   };
-  const uint64_t end =
-      done_ ? end_ns_
-            : static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
+  const uint64_t end = done_ ? end_ns_ : now_ns();
   const double secs = static_cast<double>(end - start_ns_) / 1e9;
   return {{"running", !done_},
           {"issued", issued_},

@@ -15,6 +15,7 @@
 #include "control/api/jsonl_socket.h"
 #include "dataplane/app/workload.h"
 #include "tests/lab/netns.h"
+#include "tests/lab/tool_util.h"
 
 namespace tandem::lab {
 namespace {
@@ -22,12 +23,7 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+using tool::mix;
 
 // Two nodes, each with a replicator, a data image and a metadata file in the lab's directory.
 struct mirror_pair {

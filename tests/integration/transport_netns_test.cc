@@ -39,26 +39,9 @@ uint64_t transfer_mib() {
 std::vector<std::string> args(lab& l, const std::string& host, const std::string& role,
                               const endpoint_spec& e, const std::string& peer, int lan,
                               uint64_t mib, const std::string& tag) {
-  std::vector<std::string> a = {TANDEM_LAB_TRANSPORT_TOOL,
-                                "--role",
-                                role,
-                                "--port",
-                                e.port,
-                                "--local",
-                                l.address(host, lan) + ":7100",
-                                "--peer",
-                                l.address(peer, lan) + ":7100",
-                                "--mib",
-                                std::to_string(mib),
-                                "--max-message",
-                                std::to_string(256 * 1024),
-                                "--timeout-ms",
-                                "540000"};
-  if (e.port != "socket") {
-    const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
-    l.register_path(dp::eal_runtime_dir(prefix));
-    a.insert(a.end(), {"--file-prefix", prefix});
-  }
+  std::vector<std::string> a = transport_tool_args(l, host, role, e.port, peer, lan, 7100, tag);
+  a.insert(a.end(), {"--mib", std::to_string(mib), "--max-message", std::to_string(256 * 1024),
+                     "--timeout-ms", "540000"});
   if (!e.key_file.empty()) a.insert(a.end(), {"--key-file", e.key_file});
   if (!e.faults.empty()) a.insert(a.end(), {"--faults", e.faults});
   return a;

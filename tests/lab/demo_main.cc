@@ -63,26 +63,9 @@ void transport_link(lab::lab& l, const std::string& port, const std::string& key
   static int run = 0;
   const std::string tag = "transport" + std::to_string(run++);
   auto args = [&](const std::string& host, const std::string& role, const std::string& peer) {
-    std::vector<std::string> a = {TANDEM_LAB_TRANSPORT_TOOL,
-                                  "--role",
-                                  role,
-                                  "--port",
-                                  port,
-                                  "--local",
-                                  l.address(host, 1) + ":7400",
-                                  "--peer",
-                                  l.address(peer, 1) + ":7400",
-                                  "--mib",
-                                  std::to_string(mib),
-                                  "--max-message",
-                                  std::to_string(1 << 20),
-                                  "--timeout-ms",
-                                  "60000"};
-    if (port != "socket") {
-      const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
-      l.register_path(dp::eal_runtime_dir(prefix));
-      a.insert(a.end(), {"--file-prefix", prefix});
-    }
+    std::vector<std::string> a = lab::transport_tool_args(l, host, role, port, peer, 1, 7400, tag);
+    a.insert(a.end(), {"--mib", std::to_string(mib), "--max-message", std::to_string(1 << 20),
+                       "--timeout-ms", "60000"});
     if (!key.empty()) a.insert(a.end(), {"--key-file", key});
     return a;
   };

@@ -10,6 +10,14 @@
 namespace tandem::lab {
 namespace {
 
+// A unique EAL --file-prefix for one process of a lab run; its runtime directory is removed
+// with the lab.
+std::string eal_prefix(lab& l, const std::string& tag, const std::string& host) {
+  const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
+  l.register_path(dp::eal_runtime_dir(prefix));
+  return prefix;
+}
+
 using namespace std::chrono_literals;
 
 std::string last_json_line(const std::string& log) {
@@ -44,8 +52,7 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
     tx_vdev = dp::memif_vdev(0, "client", sock);
   }
   auto common = [&](const std::string& role, const std::string& host, const std::string& vdev) {
-    const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
-    l.register_path(dp::eal_runtime_dir(prefix));
+    const std::string prefix = eal_prefix(l, tag, host);
     return std::vector<std::string>{dpdk_frames_tool(),
                                     "--role",
                                     role,
@@ -105,9 +112,29 @@ std::string port_tool() {
 
 std::vector<std::string> port_tool_args(lab& l, const std::string& host, const std::string& role,
                                         const std::string& vdev, const std::string& tag) {
-  const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
-  l.register_path(dp::eal_runtime_dir(prefix));
+  const std::string prefix = eal_prefix(l, tag, host);
   return {port_tool(), "--role", role, "--vdev", vdev, "--file-prefix", prefix};
+}
+
+std::vector<std::string> transport_tool_args(lab& l, const std::string& host,
+                                             const std::string& role, const std::string& port,
+                                             const std::string& peer, int lan, uint16_t udp_port,
+                                             const std::string& tag) {
+  const std::string p = ":" + std::to_string(udp_port);
+  std::vector<std::string> a = {TANDEM_LAB_TRANSPORT_TOOL,
+                                "--role",
+                                role,
+                                "--port",
+                                port,
+                                "--local",
+                                l.address(host, lan) + p,
+                                "--peer",
+                                l.address(peer, lan) + p};
+  if (port != "socket") {
+    const std::string prefix = eal_prefix(l, tag, host);
+    a.insert(a.end(), {"--file-prefix", prefix});
+  }
+  return a;
 }
 
 std::string memif_socket(lab& l, const std::string& tag) {

@@ -57,6 +57,13 @@ pair_result run_pair(lab& l, const pair_process& rx, const pair_process& tx,
 std::string port_tool();
 std::vector<std::string> port_tool_args(lab& l, const std::string& host, const std::string& role,
                                         const std::string& vdev, const std::string& tag);
+// tandem-lab-transport's leading arguments for one end: its role (send|recv), its port
+// ("socket" or a vdev), this host's and the peer's address on `lan` at `udp_port`; a DPDK port
+// gets a unique --file-prefix whose runtime directory the lab removes. Callers append the rest.
+std::vector<std::string> transport_tool_args(lab& l, const std::string& host,
+                                             const std::string& role, const std::string& port,
+                                             const std::string& peer, int lan, uint16_t udp_port,
+                                             const std::string& tag);
 // A memif socket path for this lab, registered for removal.
 std::string memif_socket(lab& l, const std::string& tag);
 
