@@ -49,7 +49,16 @@ find_path(TANDEM_ASIO_INCLUDE asio.hpp)
 if(TANDEM_ASIO_INCLUDE)
   add_library(tandem_dep_asio INTERFACE)
   target_include_directories(tandem_dep_asio SYSTEM INTERFACE ${TANDEM_ASIO_INCLUDE})
-  target_compile_definitions(tandem_dep_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+  # ASIO_HAS_CO_AWAIT: Asio turns C++20 co_await on by itself with GCC, but not with clang 14
+  # over libstdc++ (it looks for <experimental/coroutine>); the fuzz preset and clang-tidy need
+  # it said, and every translation unit of a program must see the same Asio.
+  target_compile_definitions(tandem_dep_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
+                                                       ASIO_HAS_CO_AWAIT=1)
+  # GCC 12 warns that Asio's atomic_thread_fence is not supported by -fsanitize=thread (-Werror
+  # makes that fatal); Asio's scheduler synchronises with mutexes, which TSan does see.
+  if(TANDEM_TSAN AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(tandem_dep_asio INTERFACE -Wno-tsan)
+  endif()
   add_library(tandem::dep::asio ALIAS tandem_dep_asio)
 else()
   string(APPEND TANDEM_MISSING_DEPS "\n  asio.hpp -> apt-get install libasio-dev")

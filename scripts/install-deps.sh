@@ -15,6 +15,8 @@ packages=(
   libfuse3-dev libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # test lab: namespaces, links, nftables, ping, loop devices and mounts
   iproute2 nftables procps iputils-ping util-linux
+  # quorum tests: a real etcd (v3 JSON gateway) in a lab namespace
+  etcd-server etcd-client
   # perf: kernel TCP between namespaces is the socket port's ceiling
   iperf3
   # kernel harness: Kbuild against Debian's headers, busybox initramfs, qemu TCG
