@@ -325,6 +325,7 @@ json replicator::dispatch(const json& c) {
           const auto& t = s.transport;
           vj["transport"] = {
               {"sent_packets", t.sent_packets},
+              {"sent_bytes", t.sent_bytes},
               {"retransmitted", t.retransmitted},
               {"dropped_bad_crc", t.dropped_bad_crc},
               {"dropped_auth", t.dropped_auth},

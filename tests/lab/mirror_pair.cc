@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+// Two lab hosts running tandem-replicator (mirror_pair.h).
+#include "tests/lab/mirror_pair.h"
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "control/api/jsonl_socket.h"
+
+namespace tandem::lab {
+
+using namespace std::chrono_literals;
+
+mirror_pair::mirror_pair(const mirror_pair_options& o)
+    : l_(cluster_options(2, 1, false)),
+      dir_(l_.log_dir()),
+      image_dir_(o.image_dir.empty() ? dir_ : o.image_dir),
+      config_(dir_ + "/mirrors.yaml"),
+      volume_bytes_(o.mib << 20) {
+  if (image_dir_ != dir_) {
+    std::filesystem::create_directories(image_dir_);
+    l_.register_path(image(0));
+    l_.register_path(image(1));
+  }
+  std::ofstream f(config_);
+  f << "mirrors:\n  transport: " << o.transport
+    << "\n  volumes:\n    - name: db\n      data: " << image(0) << "\n      meta: " << meta(0)
+    << "\n      size: " << o.mib << "MiB\n";
+  if (!o.volume_extra.empty()) f << "      " << o.volume_extra << "\n";
+  f << "      replicas:\n";
+  for (int i = 0; i < 2; ++i) {
+    f << "        - {node: " << node(i) << ", address: " << l_.address(node(i), 1)
+      << ", port: 7790, data: " << image(i) << ", meta: " << meta(i) << "}\n";
+  }
+}
+
+void mirror_pair::fresh_disks() {
+  for (int i = 0; i < 2; ++i) {
+    std::filesystem::remove(image(i));
+    std::filesystem::remove(meta(i));
+    std::ofstream(image(i)).close();
+    std::filesystem::resize_file(image(i), volume_bytes_);
+  }
+}
+
+void mirror_pair::start(int i) {
+  const std::string name = "replicator" + std::to_string(starts_++);
+  rep_[i] =
+      &l_.spawn(node(i), name,
+                {TANDEM_REPLICATOR, "--config", config_, "--node", node(i), "--socket", sock(i)});
+  const auto deadline = clock::now() + 20s;
+  while (l_.read_log(node(i), name).find("READY") == std::string::npos) {
+    if (clock::now() > deadline || !rep_[i]->running()) {
+      throw std::runtime_error(node(i) + ": the replicator did not start:\n" +
+                               l_.read_log(node(i), name));
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+mirror_pair::json mirror_pair::call(int i, const json& request) {
+  ctl::api::jsonl_client c(sock(i), 30s);
+  return c.call(request);
+}
+
+mirror_pair::json mirror_pair::ok(int i, const json& request) {
+  json r = call(i, request);
+  if (!r.value("ok", false)) {
+    throw std::runtime_error(node(i) + " " + request.dump() + ": " + r.dump());
+  }
+  return r;
+}
+
+mirror_pair::json mirror_pair::volume(int i) {
+  return call(i, {{"cmd", "status"}, {"volume", "db"}})["volumes"][0];
+}
+
+bool mirror_pair::wait_for(int i, const std::function<bool(const json&)>& pred,
+                           std::chrono::milliseconds limit) {
+  const auto deadline = clock::now() + limit;
+  while (clock::now() < deadline) {
+    if (pred(volume(i))) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+void mirror_pair::bring_up() {
+  fresh_disks();
+  for (int i = 0; i < 2; ++i) {
+    start(i);
+    ok(i, {{"cmd", "create"}, {"volume", "db"}});
+    ok(i, {{"cmd", "attach"}, {"volume", "db"}});
+  }
+  ok(0, {{"cmd", "promote"}, {"volume", "db"}, {"force", true}});
+  const auto in_sync = [](const json& v) {
+    return v["connection"] == "connected" && v["disk"] == "up_to_date";
+  };
+  for (int i = 0; i < 2; ++i) {
+    if (!wait_for(i, in_sync, 60s)) {
+      throw std::runtime_error(node(i) +
+                               " did not reach connected/up_to_date: " + volume(i).dump());
+    }
+  }
+}
+
+void mirror_pair::kill9(int i) {
+  rep_[i]->signal(SIGKILL);
+  rep_[i]->wait(10s);
+}
+
+}  // namespace tandem::lab

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// Two lab hosts, each running tandem-replicator with a data image and a metadata file, driven
+// through the replicators' control sockets: shared by the replicator netns tests and the
+// mirror benchmark.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/lab/netns.h"
+
+namespace tandem::lab {
+
+struct mirror_pair_options {
+  uint64_t mib = 32;  // volume size
+  // The `mirrors.transport` line of the generated configuration.
+  std::string transport = "{port: socket, keepalive: 100ms, dead_peer: 1s}";
+  std::string volume_extra;  // extra volume keys, e.g. "resync_rate: 0"
+  std::string image_dir;     // where data images go; default: the lab's log directory
+};
+
+// Failures (a replicator that does not start, a refused command, a state not reached) throw
+// std::runtime_error with the replicator's log or the answer: a test fails with the message,
+// the benchmark stops.
+class mirror_pair {
+ public:
+  using json = nlohmann::json;
+  using clock = std::chrono::steady_clock;
+
+  explicit mirror_pair(const mirror_pair_options& o = {});
+
+  static std::string node(int i) { return "node" + std::to_string(i + 1); }
+  std::string image(int i) const { return image_dir_ + "/" + node(i) + ".img"; }
+  std::string meta(int i) const { return dir_ + "/" + node(i) + ".meta"; }
+  std::string sock(int i) const { return dir_ + "/" + node(i) + ".sock"; }
+  const std::string& dir() const { return dir_; }
+  uint64_t volume_bytes() const { return volume_bytes_; }
+  lab& net() { return l_; }
+  ctl::process& replicator(int i) { return *rep_[i]; }
+
+  // Empty data images of the volume's size and no metadata, on both nodes.
+  void fresh_disks();
+  // Starts node i's replicator and waits for its READY line.
+  void start(int i);
+  json call(int i, const json& request);
+  // call() that must succeed; returns the answer.
+  json ok(int i, const json& request);
+  // The status of volume "db" on node i.
+  json volume(int i);
+  // Polls node i's volume status until `pred` holds; false after `limit`.
+  bool wait_for(int i, const std::function<bool(const json&)>& pred,
+                std::chrono::milliseconds limit = std::chrono::seconds(20));
+  // Both replicators up on fresh disks, volumes created and attached, node1 primary, in sync.
+  void bring_up();
+  void kill9(int i);
+
+ private:
+  lab l_;
+  std::string dir_;
+  std::string image_dir_;
+  std::string config_;
+  ctl::process* rep_[2] = {nullptr, nullptr};
+  int starts_ = 0;
+  uint64_t volume_bytes_;
+};
+
+}  // namespace tandem::lab
