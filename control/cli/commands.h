@@ -36,6 +36,7 @@ struct command {
 
 // The tables, one per top-level command (each in its own source file).
 std::span<const command> config_commands();
+std::span<const command> mirror_commands();  // over tandem-replicator's socket
 
 // The whole of tandemctl: `args` excludes the program name. Never throws.
 int run_tandemctl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

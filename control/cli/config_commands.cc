@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include "control/cli/args.h"
 #include "control/cli/commands.h"
 #include "control/config/cluster_config.h"
 #include "control/config/config_json.h"
@@ -17,40 +18,6 @@ namespace {
 namespace po = boost::program_options;
 namespace cfg = tandem::ctl::config;
 using json = nlohmann::ordered_json;
-
-// Parses a leaf command's arguments. On --help prints the usage to stdout and sets *code to 0; on
-// a bad command line prints the problem and the usage to stderr and sets *code to 2; either way
-// returns nullopt.
-std::optional<po::variables_map> parse_args(const std::vector<std::string>& args,
-                                            const po::options_description& options,
-                                            const po::options_description& hidden,
-                                            const po::positional_options_description& positional,
-                                            std::string_view usage, command_context& ctx,
-                                            int* code) {
-  po::options_description all;
-  all.add(options).add(hidden);
-  auto print_usage = [&](std::ostream& os) { os << "Usage: " << usage << "\n\n" << options; };
-  po::variables_map vm;
-  try {
-    // No abbreviations: a script that says --nod means something else.
-    const int style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    po::store(po::command_line_parser(args).options(all).positional(positional).style(style).run(),
-              vm);
-    if (vm.contains("help")) {
-      print_usage(ctx.out);
-      *code = exit_ok;
-      return std::nullopt;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    ctx.err << "tandemctl: " << e.what() << "\n\n";
-    print_usage(ctx.err);
-    *code = exit_usage;
-    return std::nullopt;
-  }
-  return vm;
-}
 
 po::options_description node_json_options(std::string_view node_help) {
   po::options_description d("Options");

@@ -20,11 +20,13 @@ namespace po = boost::program_options;
 
 constexpr std::string_view default_socket = "/run/tandem/tandemd.sock";
 
-// Top-level commands. Daemon commands (status, cluster, events, group, mirror) join here as
+// Top-level commands. Daemon commands (status, cluster, events, group) join here as
 // they land: one line each, with their table in their own source file.
 std::span<const command> top_level() {
   static const command table[] = {
       {"config", "check, show and compare cluster configuration files", nullptr, config_commands()},
+      {"mirror", "mirrored volumes: status, promote, demote, connect, resync, ...", nullptr,
+       mirror_commands()},
   };
   return table;
 }

@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "control/cli/commands.h"
 #include "dataplane/app/workload.h"
 #include "tests/lab/mirror_pair.h"
 #include "tests/lab/tool_util.h"
@@ -151,6 +153,71 @@ TEST(replicator_netns, refusals_are_clear_and_change_nothing) {
   f.read(head.data(), static_cast<std::streamsize>(head.size()));
   EXPECT_EQ(head, std::string(8192, '\x5a')) << "corrupt metadata was rewritten";
   EXPECT_EQ(std::filesystem::file_size(m.meta(0)), size_before);
+}
+
+}  // namespace
+}  // namespace tandem::lab
+
+namespace tandem::lab {
+namespace {
+
+struct cli_result {
+  int code;
+  std::string out, err;
+};
+cli_result tandemctl(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int code = ctl::cli::run_tandemctl(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+// `tandemctl mirror` drives the pair end to end: status as text and JSON, a disconnect that
+// the primary tracks, a refused promotion, reconnect and bitmap resync, and clear failures for
+// an unknown volume, a missing argument and a replicator that is not running.
+TEST(replicator_netns, tandemctl_mirror_drives_the_pair) {
+  mirror_pair m;
+  m.bring_up();
+  cli_result r = tandemctl({"mirror", "status", "-r", m.sock(0)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("node node1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("role:       primary"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("disk:       up_to_date"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("connection: connected"), std::string::npos) << r.out;
+
+  r = tandemctl({"mirror", "disconnect", "db", "-r", m.sock(1)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "volume db: disconnected\n");
+  ASSERT_TRUE(m.wait_for(0, [](const json& v) { return v["connection"] != "connected"; }));
+  m.ok(0, {{"cmd", "workload"}, {"volume", "db"}, {"seed", 5}, {"count", 200}});
+  ASSERT_TRUE(m.wait_for(0, [](const json& v) { return !v["workload"]["running"].get<bool>(); }));
+
+  // The primary tracked what node2 missed.
+  r = tandemctl({"mirror", "status", "db", "--json", "-r", m.sock(0)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_GT(json::parse(r.out)["volumes"][0]["dirty_bytes"].get<uint64_t>(), 0u) << r.out;
+  r = tandemctl({"mirror", "promote", "db", "-r", m.sock(0)});
+  EXPECT_EQ(r.code, 0) << r.err;  // already primary: accepted, nothing changes
+
+  r = tandemctl({"mirror", "connect", "db", "-r", m.sock(1)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto synced = [](const json& v) {
+    return v["connection"] == "connected" && v["disk"] == "up_to_date" && v["dirty_bytes"] == 0;
+  };
+  ASSERT_TRUE(m.wait_for(1, synced, 60s)) << m.volume(1).dump();
+
+  r = tandemctl({"mirror", "promote", "nope", "-r", m.sock(0)});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unknown volume \"nope\" (configured: db)"), std::string::npos) << r.err;
+  r = tandemctl({"mirror", "promote", "-r", m.sock(0)});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("Usage: tandemctl mirror promote VOLUME [--force]"), std::string::npos)
+      << r.err;
+  r = tandemctl({"mirror", "status", "-r", m.dir() + "/nobody.sock"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("nobody.sock"), std::string::npos) << r.err;
+  r = tandemctl({"mirror", "detach", "db", "-r", m.sock(1)});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(m.volume(1)["attached"].get<bool>());
 }
 
 }  // namespace

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+// `tandemctl mirror ...`: drives tandem-replicator's mirrored volumes over its control socket
+// (docs/replicator.md has the JSON-lines requests each command sends).
+#include <cstdlib>
+#include <iomanip>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "control/api/jsonl_socket.h"
+#include "control/cli/args.h"
+#include "control/cli/commands.h"
+
+namespace tandem::ctl::cli {
+namespace {
+
+namespace po = boost::program_options;
+using json = nlohmann::json;
+
+constexpr std::string_view default_replicator_socket = "/run/tandem/replicator.sock";
+
+std::string replicator_socket(const po::variables_map& vm) {
+  if (vm.contains("replicator")) return vm["replicator"].as<std::string>();
+  if (const char* env = std::getenv("TANDEM_REPLICATOR_SOCKET"); env != nullptr && *env != '\0')
+    return env;
+  return std::string(default_replicator_socket);
+}
+
+po::options_description common_options() {
+  po::options_description d("Options");
+  d.add_options()("replicator,r", po::value<std::string>()->value_name("PATH"),
+                  "tandem-replicator's control socket (default $TANDEM_REPLICATOR_SOCKET, else "
+                  "/run/tandem/replicator.sock)")("json", "print the replicator's JSON answer")(
+      "help,h", "show this help");
+  return d;
+}
+
+// Sends `request`; prints the answer (JSON with --json, else `ok_text` or the error).
+int send(const po::variables_map& vm, const json& request, command_context& ctx,
+         const std::string& ok_text, json* answer_out = nullptr) {
+  json answer;
+  try {
+    api::jsonl_client client(replicator_socket(vm), std::chrono::seconds(60));
+    answer = client.call(request);
+  } catch (const api::unavailable& e) {
+    ctx.err << "tandemctl: " << e.what() << "\n";
+    return exit_unavailable;
+  } catch (const std::exception& e) {
+    ctx.err << "tandemctl: " << replicator_socket(vm) << ": " << e.what() << "\n";
+    return exit_unavailable;
+  }
+  const bool ok = answer.value("ok", false);
+  if (vm.contains("json")) {
+    ctx.out << answer.dump(2) << "\n";
+  } else if (!ok) {
+    ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
+  } else if (!ok_text.empty()) {
+    ctx.out << ok_text << "\n";
+  }
+  if (answer_out != nullptr) *answer_out = std::move(answer);
+  return ok ? exit_ok : exit_failed;
+}
+
+std::string bytes(uint64_t b) {
+  static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << " " << units[u];
+  return os.str();
+}
+
+void print_volume(std::ostream& os, const json& v) {
+  os << v["name"].get<std::string>() << ":\n";
+  if (!v.value("attached", false)) {
+    os << "  attached:   no\n  data:       " << v.value("data", "")
+       << "\n  peer:       " << v.value("peer", "") << "\n";
+    return;
+  }
+  os << "  role:       " << v.value("role", "") << "\n  disk:       " << v.value("disk", "")
+     << "\n  connection: " << v.value("connection", "");
+  if (const std::string r = v.value("reason", ""); !r.empty()) os << " (" << r << ")";
+  os << "\n  peer:       " << v.value("peer", "");
+  if (v.contains("peer_state")) {
+    const json& p = v["peer_state"];
+    os << " (" << p.value("role", "") << ", " << p.value("disk", "") << ")";
+  }
+  os << "\n  dirty:      " << bytes(v.value("dirty_bytes", uint64_t{0})) << "\n";
+  const json& rs = v["resync"];
+  const uint64_t total = rs.value("total_bytes", uint64_t{0});
+  if (total > 0) {
+    const uint64_t done = rs.value("done_bytes", uint64_t{0});
+    os << "  resync:     " << bytes(done) << " of " << bytes(total) << " (" << (done * 100 / total)
+       << "%), " << bytes(rs.value("rate", uint64_t{0})) << "/s"
+       << (rs.value("full", false) ? ", full" : "") << (rs.value("paused", false) ? ", paused" : "")
+       << "\n";
+  }
+  const json& t = v["transport"];
+  os << "  transport:  rtt " << t.value("rtt_us", uint64_t{0}) << " us, "
+     << t.value("retransmitted", uint64_t{0}) << " retransmitted"
+     << (t.value("encrypted", false) ? ", AES-GCM" : ", integrity only (CRC32C)") << "\n";
+}
+
+int mirror_status(const std::vector<std::string>& args, command_context& ctx) {
+  po::options_description hidden;
+  hidden.add_options()("volume", po::value<std::string>());
+  po::positional_options_description pos;
+  pos.add("volume", 1);
+  int code = exit_ok;
+  const auto vm = parse_args(args, common_options(), hidden, pos,
+                             "tandemctl mirror status [VOLUME] [--json]", ctx, &code);
+  if (!vm) return code;
+  json request = {{"cmd", "status"}};
+  if (vm->contains("volume")) request["volume"] = (*vm)["volume"].as<std::string>();
+  json answer;
+  const int rc = send(*vm, request, ctx, "", &answer);
+  if (rc != exit_ok || vm->contains("json")) return rc;
+  ctx.out << "node " << answer.value("node", "") << "\n";
+  for (const json& v : answer["volumes"])
+    print_volume(ctx.out, v);
+  return exit_ok;
+}
+
+// One volume command: `name VOLUME [--FLAG]`, sent as {"cmd":name,"volume":..,FLAG:true}.
+int volume_command(const std::vector<std::string>& args, command_context& ctx,
+                   std::string_view name, std::string_view flag, std::string_view flag_help,
+                   std::string_view done) {
+  po::options_description options = common_options();
+  if (!flag.empty())
+    options.add_options()(std::string(flag).c_str(), std::string(flag_help).c_str());
+  po::options_description hidden;
+  hidden.add_options()("volume", po::value<std::string>()->required());
+  po::positional_options_description pos;
+  pos.add("volume", 1);
+  std::string usage = "tandemctl mirror " + std::string(name) + " VOLUME";
+  if (!flag.empty()) usage += " [--" + std::string(flag) + "]";
+  int code = exit_ok;
+  const auto vm = parse_args(args, options, hidden, pos, usage, ctx, &code);
+  if (!vm) return code;
+  const std::string volume = (*vm)["volume"].as<std::string>();
+  json request = {{"cmd", std::string(name)}, {"volume", volume}};
+  if (!flag.empty() && vm->contains(std::string(flag))) request[std::string(flag)] = true;
+  return send(*vm, request, ctx, "volume " + volume + ": " + std::string(done));
+}
+
+#define TANDEM_MIRROR_COMMAND(fn, name, flag, flag_help, done)         \
+  int fn(const std::vector<std::string>& args, command_context& ctx) { \
+    return volume_command(args, ctx, name, flag, flag_help, done);     \
+  }
+TANDEM_MIRROR_COMMAND(mirror_create, "create", "force",
+                      "overwrite valid metadata (the volume's history is lost)", "metadata created")
+TANDEM_MIRROR_COMMAND(mirror_attach, "attach", "", "", "attached")
+TANDEM_MIRROR_COMMAND(mirror_detach, "detach", "", "", "detached")
+TANDEM_MIRROR_COMMAND(mirror_promote, "promote", "force",
+                      "promote even if this copy is not UpToDate (data may be stale)", "primary")
+TANDEM_MIRROR_COMMAND(mirror_demote, "demote", "", "", "secondary")
+TANDEM_MIRROR_COMMAND(mirror_connect, "connect", "", "", "connecting")
+TANDEM_MIRROR_COMMAND(mirror_disconnect, "disconnect", "", "", "disconnected")
+TANDEM_MIRROR_COMMAND(mirror_resync, "resync", "full", "resynchronise the whole volume",
+                      "resync requested")
+TANDEM_MIRROR_COMMAND(mirror_pause, "pause", "", "", "resync paused")
+TANDEM_MIRROR_COMMAND(mirror_resume, "resume", "", "", "resync resumed")
+#undef TANDEM_MIRROR_COMMAND
+
+}  // namespace
+
+std::span<const command> mirror_commands() {
+  static const command table[] = {
+      {"status", "every volume's role, disk and connection state, resync progress", mirror_status},
+      {"create", "initialise a volume's metadata (refuses valid metadata without --force)",
+       mirror_create},
+      {"attach", "open a volume and connect to its peer", mirror_attach},
+      {"detach", "shut a volume down cleanly", mirror_detach},
+      {"promote", "make this node's copy primary", mirror_promote},
+      {"demote", "make this node's copy secondary", mirror_demote},
+      {"connect", "connect to the peer", mirror_connect},
+      {"disconnect", "leave the peer (writes are tracked for a bitmap resync)", mirror_disconnect},
+      {"resync", "resynchronise from the peer's bitmap, or all of it with --full", mirror_resync},
+      {"pause", "pause the resync", mirror_pause},
+      {"resume", "resume the resync", mirror_resume},
+  };
+  return table;
+}
+
+}  // namespace tandem::ctl::cli
