@@ -86,13 +86,15 @@ void print_volume(std::ostream& os, const json& v) {
   if (const std::string r = v.value("reason", ""); !r.empty()) os << " (" << r << ")";
   os << "\n  peer:       " << v.value("peer", "");
   if (v.contains("peer_state")) {
+    // What the peer said in the last session; only current while connected.
     const json& p = v["peer_state"];
-    os << " (" << p.value("role", "") << ", " << p.value("disk", "") << ")";
+    os << " (" << (v.value("connection", "") == "connected" ? "" : "last seen: ")
+       << p.value("role", "") << ", " << p.value("disk", "") << ")";
   }
   os << "\n  dirty:      " << bytes(v.value("dirty_bytes", uint64_t{0})) << "\n";
   const json& rs = v["resync"];
   const uint64_t total = rs.value("total_bytes", uint64_t{0});
-  if (total > 0) {
+  if (total > 0 && rs.value("done_bytes", uint64_t{0}) < total) {  // a resync under way
     const uint64_t done = rs.value("done_bytes", uint64_t{0});
     os << "  resync:     " << bytes(done) << " of " << bytes(total) << " (" << (done * 100 / total)
        << "%), " << bytes(rs.value("rate", uint64_t{0})) << "/s"

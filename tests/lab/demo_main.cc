@@ -6,14 +6,19 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "control/cli/commands.h"
+#include "dataplane/app/workload.h"
 #include "dataplane/crypto/key_file.h"
 #include "dataplane/port/eal_args.h"
 #include "tests/lab/dpdk.h"
+#include "tests/lab/mirror_pair.h"
 #include "tests/lab/netns.h"
 
 namespace {
@@ -89,6 +94,61 @@ void transport_link(lab::lab& l, const std::string& port, const std::string& key
   step(label, rx["bad"] == 0 && rx["bytes"] == tx["bytes"], buf);
 }
 
+// `tandemctl ARGS...` in-process, as an operator would type it; prints the command.
+int tandemctl(const std::vector<std::string>& args, std::string& out) {
+  std::ostringstream o, e;
+  const int code = ctl::cli::run_tandemctl(args, o, e);
+  out = o.str() + e.str();
+  std::printf("  $ tandemctl");
+  for (const auto& a : args)
+    std::printf(" %s", a.c_str());
+  std::printf("   (exit %d)\n", code);
+  return code;
+}
+
+// A mirrored volume on two replicators: full sync, sync writes, then the primary's replicator
+// is killed (-9) mid-workload and node2 takes over through tandemctl; every write node1
+// acknowledged must be on node2.
+void mirrored_volume() {
+  std::printf("\nmirrored volume: tandem-replicator on each node, sync replication\n");
+  lab::mirror_pair_options o;
+  o.mib = 64;
+  lab::mirror_pair m(o);
+  m.bring_up();
+  step("node1 primary, node2 secondary, full sync of 64 MiB done", true,
+       "both up_to_date, connected");
+
+  // One workload, its every acknowledged write logged: measured while it runs, then cut short.
+  const std::string log = m.dir() + "/acknowledged.log";
+  m.ok(0, {{"cmd", "workload"}, {"volume", "db"}, {"seed", 1}, {"qd", 16}, {"log", log}});
+  std::this_thread::sleep_for(2s);
+  const json w = m.volume(0)["workload"];
+  char figures[160];
+  std::snprintf(figures, sizeof figures,
+                "%llu writes of 4-64 KiB in %.1f s, %.2f Gbit/s, p50 %u us, p99 %u us",
+                static_cast<unsigned long long>(w["acked"].get<uint64_t>()),
+                w["seconds"].get<double>(), w["gbps"].get<double>(), w["p50_us"].get<unsigned>(),
+                w["p99_us"].get<unsigned>());
+  step("sync writes (acknowledged once durable on both nodes)",
+       w["running"].get<bool>() && w["failed"].get<uint64_t>() == 0, figures);
+  m.kill9(0);
+  step("node1's replicator killed (-9) in the middle of a write workload", true);
+  std::string out;
+  const int dc = tandemctl({"mirror", "disconnect", "db", "-r", m.sock(1)}, out);
+  const int pc = tandemctl({"mirror", "promote", "db", "-r", m.sock(1)}, out);
+  step("failover: node2 promoted", dc == 0 && pc == 0, out.substr(0, out.find('\n')));
+  (void)tandemctl({"mirror", "status", "db", "-r", m.sock(1)}, out);
+  std::printf("%s", out.c_str());
+  m.ok(1, {{"cmd", "detach"}, {"volume", "db"}});
+  m.replicator(1).stop();
+  const auto v = dp::app::verify_workload(m.image(1), log);
+  step("node2 holds every write node1 acknowledged",
+       v.acked_writes > 0 && v.missing == 0 && v.corrupt == 0,
+       std::to_string(v.acked_writes) + " acknowledged, " + std::to_string(v.missing) +
+           " missing, " + std::to_string(v.corrupt) + " corrupt" +
+           (v.first_problem.empty() ? "" : " (" + v.first_problem + ")"));
+}
+
 }  // namespace
 
 int main() {
@@ -98,43 +158,48 @@ int main() {
   }
   try {
     std::printf("tandem demo: a two-node cluster with a client, in network namespaces\n\n");
-    lab::lab l(lab::cluster_options(2, 1, true));
-    std::printf("  lab %s (public lan 10.99.0.0/24, replication interconnect 10.99.1.0/24)\n",
-                l.id().c_str());
-    for (const auto& h : l.hosts()) {
-      std::printf("  %-7s netns %-18s public %-11s %s", h.c_str(), l.netns(h).c_str(),
-                  l.address(h, 0).c_str(), l.mac(h, 0).c_str());
-      if (h != "client") std::printf("  interconnect %s", l.address(h, 1).c_str());
-      std::printf("\n");
+    {
+      lab::lab l(lab::cluster_options(2, 1, true));
+      std::printf("  lab %s (public lan 10.99.0.0/24, replication interconnect 10.99.1.0/24)\n",
+                  l.id().c_str());
+      for (const auto& h : l.hosts()) {
+        std::printf("  %-7s netns %-18s public %-11s %s", h.c_str(), l.netns(h).c_str(),
+                    l.address(h, 0).c_str(), l.mac(h, 0).c_str());
+        if (h != "client") std::printf("  interconnect %s", l.address(h, 1).c_str());
+        std::printf("\n");
+      }
+      std::printf("\nreachability\n");
+      step("client -> node1 (public)", l.ping("client", l.address("node1", 0)));
+      step("client -> node2 (public)", l.ping("client", l.address("node2", 0)));
+      step("node1 -> node2 (interconnect)", l.ping("node1", l.address("node2", 1)));
+      step("client cannot reach the interconnect", !l.ping("client", l.address("node2", 1)));
+
+      std::printf(
+          "\nreplication link: DPDK in each node, --no-huge --no-pci, own EAL per process\n");
+      dpdk_link(l, lab::dpdk_vdev_kind::af_packet, "net_af_packet on the interconnect veth");
+      dpdk_link(l, lab::dpdk_vdev_kind::memif, "net_memif between the two nodes' processes");
+
+      std::printf("\nreplication transport: reliable messages, node1 -> node2\n");
+      const std::string key = l.log_dir() + "/interconnect.key";
+      dp::generate_key_file(key, 32);
+      transport_link(l, dp::af_packet_vdev(0, l.iface(1)), key,
+                     "DPDK net_af_packet with AES-256-GCM", 256);
+      transport_link(l, "socket", "", "kernel UDP socket (GSO/GRO), integrity only", 256);
+
+      std::printf("\nfaults\n");
+      l.set_link("node2", 0, false);
+      step("node2 public link cut: client loses node2", !l.ping("client", l.address("node2", 0)));
+      step("node1 still reaches node2 over the interconnect",
+           l.ping("node1", l.address("node2", 1)));
+      l.set_link("node2", 0, true);
+      bool back = false;
+      for (int i = 0; i < 10 && !back; ++i)
+        back = l.ping("client", l.address("node2", 0));
+      step("link restored: client reaches node2 again", back);
+
+      std::printf("\nlogs of this run: %s\n", l.log_dir().c_str());
     }
-    std::printf("\nreachability\n");
-    step("client -> node1 (public)", l.ping("client", l.address("node1", 0)));
-    step("client -> node2 (public)", l.ping("client", l.address("node2", 0)));
-    step("node1 -> node2 (interconnect)", l.ping("node1", l.address("node2", 1)));
-    step("client cannot reach the interconnect", !l.ping("client", l.address("node2", 1)));
-
-    std::printf("\nreplication link: DPDK in each node, --no-huge --no-pci, own EAL per process\n");
-    dpdk_link(l, lab::dpdk_vdev_kind::af_packet, "net_af_packet on the interconnect veth");
-    dpdk_link(l, lab::dpdk_vdev_kind::memif, "net_memif between the two nodes' processes");
-
-    std::printf("\nreplication transport: reliable messages, node1 -> node2\n");
-    const std::string key = l.log_dir() + "/interconnect.key";
-    dp::generate_key_file(key, 32);
-    transport_link(l, dp::af_packet_vdev(0, l.iface(1)), key, "DPDK net_af_packet with AES-256-GCM",
-                   256);
-    transport_link(l, "socket", "", "kernel UDP socket (GSO/GRO), integrity only", 256);
-
-    std::printf("\nfaults\n");
-    l.set_link("node2", 0, false);
-    step("node2 public link cut: client loses node2", !l.ping("client", l.address("node2", 0)));
-    step("node1 still reaches node2 over the interconnect", l.ping("node1", l.address("node2", 1)));
-    l.set_link("node2", 0, true);
-    bool back = false;
-    for (int i = 0; i < 10 && !back; ++i)
-      back = l.ping("client", l.address("node2", 0));
-    step("link restored: client reaches node2 again", back);
-
-    std::printf("\nlogs of this run: %s\n", l.log_dir().c_str());
+    mirrored_volume();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tandem-demo: %s\n", e.what());
     return 1;
