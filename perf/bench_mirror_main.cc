@@ -34,19 +34,10 @@ double env_double(const char* name, double fallback) {
 }
 
 // iperf3 TCP between node1 and node2 (median of three 2 s runs): the socket port's ceiling.
-double iperf3_gbps(lab::lab& l) {
+double iperf3_median_gbps(lab::lab& l) {
   std::vector<double> runs;
-  for (int i = 0; i < 3; ++i) {
-    auto& server = l.spawn("node2", "iperf3-server-" + std::to_string(i),
-                           {"iperf3", "-s", "-1", "-p", "5201"});
-    std::this_thread::sleep_for(300ms);
-    const auto r = l.exec(
-        "node1", {"iperf3", "-c", l.address("node2", 1), "-p", "5201", "-t", "2", "-J"}, 30s);
-    server.wait(5s);
-    if (!r.status.ok()) throw std::runtime_error("iperf3 failed: " + r.output);
-    runs.push_back(json::parse(r.output)["end"]["sum_received"]["bits_per_second"].get<double>() /
-                   1e9);
-  }
+  for (int i = 0; i < 3; ++i)
+    runs.push_back(lab::iperf3_gbps(l, "node2", "node1", 1, 2));
   std::sort(runs.begin(), runs.end());
   return runs[1];
 }
@@ -71,13 +62,11 @@ json write_run(lab::mirror_pair& m, uint32_t size, unsigned qd, double seconds, 
 bool connected(const json& v) {
   return v["connection"] == "connected";
 }
-bool in_sync(const json& v) {
-  return connected(v) && v["disk"] == "up_to_date" && v["dirty_bytes"] == 0;
-}
 
-void wait_in_sync(lab::mirror_pair& m) {
+// Both nodes connected, UpToDate, nothing dirty; `interval` is the status polling period.
+void wait_in_sync(lab::mirror_pair& m, std::chrono::milliseconds interval = 20ms) {
   for (int i = 0; i < 2; ++i)
-    if (!m.wait_for(i, in_sync, 300s))
+    if (!m.wait_for(i, lab::mirror_pair::in_sync, 300s, interval))
       throw std::runtime_error(m.node(i) + " did not get back in sync: " + m.volume(i).dump());
 }
 
@@ -96,7 +85,7 @@ int run() {
   m.bring_up();
 
   const std::string port = "socket";
-  const double raw = iperf3_gbps(m.net());
+  const double raw = iperf3_median_gbps(m.net());
   std::printf(
       "%s\n",
       json({{"bench", "mirror_ceiling"}, {"port", port}, {"source", "iperf3 tcp"}, {"gbps", raw}})
@@ -132,12 +121,7 @@ int run() {
     const uint64_t wire0 = before0["transport"]["sent_bytes"].get<uint64_t>();
     const auto t0 = clock_type::now();
     m.ok(1, {{"cmd", "connect"}, {"volume", "db"}});
-    for (int i = 0; i < 2; ++i) {
-      while (!in_sync(m.volume(i))) {
-        if (clock_type::now() - t0 > 300s) throw std::runtime_error("resync did not finish");
-        std::this_thread::sleep_for(2ms);
-      }
-    }
+    wait_in_sync(m, 2ms);
     const double resync_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     const json after0 = m.volume(0);
     const uint64_t sent = after0["counters"]["resync_bytes_sent"].get<uint64_t>() - sent0;

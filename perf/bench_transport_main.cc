@@ -48,16 +48,12 @@ std::string rx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
 double raw_once(lab::lab& l, const port_kind& k, std::string& source) {
   if (k.name == "socket") {
     source = "iperf3 tcp";
-    auto& server = l.spawn("node2", "iperf3-server", {"iperf3", "-s", "-1", "-p", "5201"});
-    std::this_thread::sleep_for(300ms);
-    const auto r = l.exec(
-        "node1", {"iperf3", "-c", l.address("node2", k.lan), "-p", "5201", "-t", "3", "-J"}, 30s);
-    server.wait(5s);
-    if (!r.status.ok()) {
-      std::fprintf(stderr, "iperf3 failed: %s\n", r.output.c_str());
+    try {
+      return lab::iperf3_gbps(l, "node2", "node1", k.lan, 3);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
       return 0;
     }
-    return json::parse(r.output)["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
   }
   source = "dpdk raw frames";
   lab::dpdk_frames_options o;

@@ -89,9 +89,7 @@ TEST(replicator_netns, disconnect_write_reconnect_converges) {
   EXPECT_LE(before["dirty_bytes"].get<uint64_t>(), 8u << 20);  // only the region written
   const uint64_t received_before = m.volume(1)["counters"]["resync_bytes_received"].get<uint64_t>();
   m.ok(1, {{"cmd", "connect"}, {"volume", "db"}});
-  const auto synced = [](const json& v) {
-    return v["connection"] == "connected" && v["disk"] == "up_to_date" && v["dirty_bytes"] == 0;
-  };
+  const auto synced = mirror_pair::in_sync;
   ASSERT_TRUE(m.wait_for(1, synced, 60s)) << m.volume(1).dump();
   ASSERT_TRUE(m.wait_for(0, synced, 60s)) << m.volume(0).dump();
   const uint64_t resynced =
@@ -200,9 +198,7 @@ TEST(replicator_netns, tandemctl_mirror_drives_the_pair) {
 
   r = tandemctl({"mirror", "connect", "db", "-r", m.sock(1)});
   ASSERT_EQ(r.code, 0) << r.err;
-  const auto synced = [](const json& v) {
-    return v["connection"] == "connected" && v["disk"] == "up_to_date" && v["dirty_bytes"] == 0;
-  };
+  const auto synced = mirror_pair::in_sync;
   ASSERT_TRUE(m.wait_for(1, synced, 60s)) << m.volume(1).dump();
 
   r = tandemctl({"mirror", "promote", "nope", "-r", m.sock(0)});

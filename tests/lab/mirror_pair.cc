@@ -79,11 +79,11 @@ mirror_pair::json mirror_pair::volume(int i) {
 }
 
 bool mirror_pair::wait_for(int i, const std::function<bool(const json&)>& pred,
-                           std::chrono::milliseconds limit) {
+                           std::chrono::milliseconds limit, std::chrono::milliseconds interval) {
   const auto deadline = clock::now() + limit;
   while (clock::now() < deadline) {
     if (pred(volume(i))) return true;
-    std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(interval);
   }
   return false;
 }

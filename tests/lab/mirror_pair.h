@@ -51,9 +51,14 @@ class mirror_pair {
   json ok(int i, const json& request);
   // The status of volume "db" on node i.
   json volume(int i);
-  // Polls node i's volume status until `pred` holds; false after `limit`.
+  // Polls node i's volume status every `interval` until `pred` holds; false after `limit`.
   bool wait_for(int i, const std::function<bool(const json&)>& pred,
-                std::chrono::milliseconds limit = std::chrono::seconds(20));
+                std::chrono::milliseconds limit = std::chrono::seconds(20),
+                std::chrono::milliseconds interval = std::chrono::milliseconds(20));
+  // A volume status that is connected, UpToDate and has nothing left to resync.
+  static bool in_sync(const json& v) {
+    return v["connection"] == "connected" && v["disk"] == "up_to_date" && v["dirty_bytes"] == 0;
+  }
   // Both replicators up on fresh disks, volumes created and attached, node1 primary, in sync.
   void bring_up();
   void kill9(int i);

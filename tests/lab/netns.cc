@@ -11,6 +11,9 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/lab/files.h"
 
@@ -252,6 +255,20 @@ std::string lab::collect_logs() const {
     all += "==== " + e.path().filename().string() + " ====\n" + read_file_or_empty(e.path()) + "\n";
   }
   return all;
+}
+
+double iperf3_gbps(lab& l, const std::string& server, const std::string& client, int lan,
+                   int seconds) {
+  auto& srv = l.spawn(server, "iperf3-server-" + unique_id(), {"iperf3", "-s", "-1", "-p", "5201"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto r = l.exec(
+      client,
+      {"iperf3", "-c", l.address(server, lan), "-p", "5201", "-t", std::to_string(seconds), "-J"},
+      std::chrono::seconds(seconds + 30));
+  srv.wait(std::chrono::seconds(5));
+  if (!r.status.ok()) throw std::runtime_error("iperf3 failed: " + r.output);
+  return nlohmann::json::parse(r.output)["end"]["sum_received"]["bits_per_second"].get<double>() /
+         1e9;
 }
 
 }  // namespace tandem::lab

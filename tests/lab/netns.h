@@ -101,4 +101,10 @@ class lab {
 // A unique short id for this run (hex, 6 characters): interface and namespace names derive from it.
 std::string unique_id();
 
+// Kernel TCP goodput from `client` to `server` over lan `lan`, one iperf3 run of `seconds`, in
+// Gbit/s: the socket port's ceiling in the benchmarks. Throws std::runtime_error with iperf3's
+// output when it fails.
+double iperf3_gbps(lab& l, const std::string& server, const std::string& client, int lan,
+                   int seconds);
+
 }  // namespace tandem::lab
