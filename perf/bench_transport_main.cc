@@ -33,13 +33,13 @@ struct port_kind {
 };
 
 std::string tx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
-  if (k.name == "memif") return dp::memif_vdev(0, "client", sock);
+  if (k.name == "memif") return dp::memif_vdev(0, "client", sock, 0, k.mtu);
   if (k.name == "af_packet") return dp::af_packet_vdev(0, l.iface(k.lan));
   return "socket";
 }
 
 std::string rx_port(lab::lab& l, const port_kind& k, const std::string& sock) {
-  if (k.name == "memif") return dp::memif_vdev(0, "server", sock);
+  if (k.name == "memif") return dp::memif_vdev(0, "server", sock, 0, k.mtu);
   if (k.name == "af_packet") return dp::af_packet_vdev(0, l.iface(k.lan));
   return "socket";
 }

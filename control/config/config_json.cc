@@ -156,6 +156,8 @@ json to_json(const mirrors_config& m) {
       rj["port"] = r.port;
       put_if(rj, "data", r.data);
       put_if(rj, "meta", r.meta);
+      put_if(rj, "dpdk_device", r.dpdk_device);
+      if (t.port == mirror_port::dpdk) rj["mtu"] = r.mtu;
       vj["replicas"].push_back(rj);
     }
     j["volumes"].push_back(vj);

@@ -3,6 +3,7 @@
 #include "control/config/mirrors_config.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <tuple>
@@ -92,12 +93,28 @@ void read_transport(const cursor& c, mirror_transport& t) {
 void read_replica(const cursor& c, mirror_replica& r) {
   r.loc = c.loc();
   if (!c.expect_map()) return;
-  c.check_keys({"node", "address", "port", "data", "meta"});
+  c.check_keys({"node", "address", "port", "data", "meta", "dpdk_device", "mtu"});
   c.read("node", r.node, r.locs, read_name, true);
   c.read("address", r.address, r.locs, read_ip, true);
   c.read("port", r.port, r.locs, read_port);
   c.read("data", r.data, r.locs, read_path);
   c.read("meta", r.meta, r.locs, read_path);
+  c.read("dpdk_device", r.dpdk_device, r.locs, [](const cursor& x) -> std::optional<std::string> {
+    auto s = x.str();
+    if (!s) return std::nullopt;
+    if (s->empty() || s->front() == ',' || s->find_first_of(" \t\n") != std::string::npos) {
+      x.error(in_quotes(*s) +
+              " is not a DPDK device: a vdev spec (net_memif0,role=server,socket=PATH) or a PCI "
+              "address, without spaces");
+      return std::nullopt;
+    }
+    return s;
+  });
+  c.read("mtu", r.mtu, r.locs, [](const cursor& x) -> std::optional<uint32_t> {
+    auto s = x.integer(576, 9000);
+    if (!s) return std::nullopt;
+    return static_cast<uint32_t>(*s);
+  });
 }
 
 void read_volume(const cursor& c, mirror_volume& v) {
@@ -232,6 +249,8 @@ void check_mirrors(const mirrors_config& m, diagnostics& diag,
   std::map<std::pair<std::string, std::string>, std::pair<const mirror_volume*, std::string>> paths;
   // (address, port) -> "node in volume" for replica endpoints used twice.
   std::map<std::pair<std::string, uint16_t>, std::string> endpoints;
+  // (node, ethdev name) -> "volume v" for DPDK devices used twice on one node.
+  std::map<std::pair<std::string, std::string>, std::string> devices;
   for (const mirror_volume& v : m.volumes) {
     const source_loc& vl = v.loc;
     if (!v.name.empty()) {
@@ -278,6 +297,40 @@ void check_mirrors(const mirrors_config& m, diagnostics& diag,
           std::find(node_names->begin(), node_names->end(), r.node) == node_names->end()) {
         diag.error(loc_of(r.locs, "node", r.loc),
                    "unknown node " + in_quotes(r.node) + did_you_mean(r.node, *node_names));
+      }
+      if (t.port == mirror_port::dpdk && !r.locs.contains("dpdk_device")) {
+        diag.error(r.loc, "node " + in_quotes(r.node) + " of volume " + in_quotes(v.name) +
+                              " needs a dpdk_device: transport.port is dpdk");
+      } else if (t.port == mirror_port::socket) {
+        for (const char* key : {"dpdk_device", "mtu"}) {
+          if (r.locs.contains(key)) {
+            diag.warning(loc_of(r.locs, key, r.loc), "ignored: transport.port is socket");
+          }
+        }
+      }
+      if (!r.dpdk_device.empty()) {
+        const std::string dev = r.dpdk_device.substr(0, r.dpdk_device.find(','));
+        if (dev.rfind("net_memif", 0) == 0) {
+          // DPDK 22.11's memif receiver mishandles frames chained over several descriptors.
+          uint64_t bsize = 2048;
+          if (const size_t at = r.dpdk_device.find(",bsize="); at != std::string::npos) {
+            bsize = std::strtoull(r.dpdk_device.c_str() + at + 7, nullptr, 10);
+          }
+          if (r.mtu + 14 > bsize) {
+            diag.error(loc_of(r.locs, "mtu", r.loc),
+                       "mtu " + std::to_string(r.mtu) + " needs memif buffers of at least " +
+                           std::to_string(r.mtu + 14) + " bytes (this device's bsize is " +
+                           std::to_string(bsize) +
+                           "): add ,bsize=" + std::to_string((r.mtu + 14 + 1023) / 1024 * 1024) +
+                           " to dpdk_device on both nodes, or lower the mtu");
+          }
+        }
+        const std::string who = "volume " + v.name;
+        if (auto [it, fresh] = devices.emplace(std::make_pair(r.node, dev), who); !fresh) {
+          diag.error(loc_of(r.locs, "dpdk_device", r.loc),
+                     "device " + dev + " on node " + r.node + " is already used by " + it->second +
+                         "; every volume needs its own DPDK device");
+        }
       }
       if (!r.address.empty()) {
         const auto key = std::make_pair(canonical_ip(r.address), r.port);

@@ -38,6 +38,12 @@ struct mirror_replica {
   uint16_t port = 7790;
   std::string data;  // this node's data device when it differs from the volume's; else empty
   std::string meta;  // this node's metadata device or file when it differs; else empty
+  // port: dpdk only. The ethdev this replica's volume uses: a vdev spec ("net_memif0,role=server,
+  // socket=/run/tandem/db.sock", "net_af_packet0,iface=eth1") or a PCI address with optional
+  // arguments ("0000:03:00.0"). The replicator plugs it when the volume attaches and unplugs it
+  // when it detaches, so each volume on a node needs its own device.
+  std::string dpdk_device;
+  uint32_t mtu = 1500;  // IP MTU of the DPDK device (576..9000); socket ports follow the interface
   source_loc loc;
   field_locs locs;
 };

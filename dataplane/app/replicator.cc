@@ -21,6 +21,9 @@
 #include "dataplane/backend/uring_backend.h"
 #include "dataplane/crypto/key_file.h"
 #include "dataplane/mirror/volume.h"
+#include "dataplane/port/dpdk_port.h"
+#include "dataplane/port/eal.h"
+#include "dataplane/port/eal_args.h"
 #include "dataplane/port/socket_port.h"
 #include "dataplane/volume/metadata.h"
 
@@ -84,7 +87,8 @@ struct replicator::volume_slot {
   std::unique_ptr<backend::backend> data;
   std::unique_ptr<backend::backend> meta_io;
   std::optional<volume::metadata_store> meta;
-  std::unique_ptr<socket_port> port;
+  std::unique_ptr<plugged_device> device;  // transport.port dpdk: the ethdev under `port`
+  std::unique_ptr<dp::port> port;
   std::unique_ptr<mirror::volume> engine;
   std::unique_ptr<workload> load;
   mirror::conn_state last_conn = mirror::conn_state::standalone;
@@ -97,6 +101,7 @@ struct replicator::volume_slot {
     load.reset();
     engine.reset();
     port.reset();
+    device.reset();
     meta.reset();
     meta_io.reset();
     data.reset();
@@ -125,7 +130,50 @@ replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
     }
     volumes_.push_back(std::move(s));
   }
+  if (opts_.config.transport.port == cfg::mirror_port::dpdk) {
+    if (opts_.eal_file_prefix.empty()) opts_.eal_file_prefix = "tandem-replicator-" + opts_.node;
+    std::string error;
+    const int rc =
+        eal_init(replicator_eal_arguments(opts_.config, opts_.node, opts_.eal_file_prefix), error);
+    // A second replicator in one process (tests) shares the EAL the first one started.
+    if (rc != 0 && rc != -EALREADY) throw std::runtime_error("DPDK: " + error);
+    dpdk_ = true;
+  }
   lcore_ = std::thread([this] { run(); });
+}
+
+std::vector<std::string> replicator_eal_arguments(const cfg::mirrors_config& config,
+                                                  const std::string& node,
+                                                  const std::string& file_prefix) {
+  std::vector<std::string> pci;
+  bool memif = false;
+  for (const cfg::mirror_volume& v : config.volumes) {
+    const cfg::mirror_replica* r = v.replica(node);
+    if (!r || r->dpdk_device.empty()) continue;
+    if (device_bus(r->dpdk_device) == "pci") pci.push_back(r->dpdk_device);
+    if (r->dpdk_device.rfind("net_memif", 0) == 0) memif = true;
+  }
+  std::vector<std::string> args;
+  const auto& configured = config.transport.eal_args;
+  if (configured.empty()) {
+    eal_options eo;
+    eo.file_prefix = file_prefix;
+    eo.no_shconf = !memif;
+    args = eal_arguments(eo);
+    if (!pci.empty()) {
+      args.erase(std::find(args.begin(), args.end(), "--no-pci"));
+      for (const auto& d : pci)
+        args.insert(args.end(), {"-a", d});
+    }
+  } else {
+    args = {"tandem"};
+    args.insert(args.end(), configured.begin(), configured.end());
+    const bool named = std::any_of(configured.begin(), configured.end(),
+                                   [](const auto& a) { return a.rfind("--file-prefix", 0) == 0; });
+    if (!named) args.push_back("--file-prefix=" + file_prefix);
+  }
+  args[0] = "tandem-replicator";
+  return args;
 }
 
 replicator::~replicator() {
@@ -156,6 +204,10 @@ json replicator::execute(const json& command) {
 // polls it naps for 50 us per loop, so an idle replicator does not hold a core (the first
 // request after a nap waits at most that long).
 void replicator::run() {
+  if (dpdk_) {
+    std::string error;
+    if (eal_register_thread(error) != 0) log("DPDK: " + error + " (mempool caches unused)");
+  }
   unsigned idle = 0;
   while (!stop_) {
     if (has_work_.load(std::memory_order_acquire)) {
@@ -208,6 +260,7 @@ void replicator::run() {
     }
     v->release();
   }
+  if (dpdk_) eal_unregister_thread();
 }
 
 replicator::volume_slot& replicator::slot(const json& command) {
@@ -324,6 +377,12 @@ json replicator::dispatch(const json& c) {
                             {"protocol_errors", k.protocol_errors}};
           const auto& t = s.transport;
           vj["transport"] = {
+              {"port", v->port->name()},
+              {"port_stats",
+               {{"tx_dgrams", v->port->stats().tx_dgrams},
+                {"tx_full", v->port->stats().tx_full},
+                {"rx_dgrams", v->port->stats().rx_dgrams},
+                {"rx_dropped", v->port->stats().rx_dropped}}},
               {"sent_packets", t.sent_packets},
               {"sent_bytes", t.sent_bytes},
               {"retransmitted", t.retransmitted},
@@ -408,9 +467,19 @@ json replicator::dispatch(const json& c) {
           throw std::invalid_argument("replica addresses must be IPv4 for now (" +
                                       v.local->address + ", " + v.peer->address + ")");
         }
-        socket_port_options so;
-        so.local = {*local_ip, v.local->port};
-        v.port = std::make_unique<socket_port>(so);
+        if (dpdk_) {
+          v.device = std::make_unique<plugged_device>(v.local->dpdk_device);
+          dpdk_port_options po;
+          po.port_id = v.device->port_id();
+          po.local = {*local_ip, v.local->port};
+          po.mtu = v.local->mtu;
+          po.tx_udp_checksum = udp_checksum_mode::none;  // the transport's CRC32C covers it
+          v.port = std::make_unique<dpdk_port>(po);
+        } else {
+          socket_port_options so;
+          so.local = {*local_ip, v.local->port};
+          v.port = std::make_unique<socket_port>(so);
+        }
         transport::connection_config tc;
         tc.peer = {*peer_ip, v.peer->port};
         const auto& tr = opts_.config.transport;

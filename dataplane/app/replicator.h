@@ -27,7 +27,19 @@ struct replicator_options {
   uint32_t node_id = 0;  // non-zero; default: 1 + the node's index among each volume's replicas
   // One line per event (commands, volume state changes, errors); default: stderr.
   std::function<void(std::string_view)> log;
+  // transport.port dpdk: the EAL's --file-prefix unless transport.dpdk.eal_args name one;
+  // default "tandem-replicator-<node>". Replicators sharing a host need their own.
+  std::string eal_file_prefix;
 };
+
+// The EAL command line of a replicator on `node` (transport.port dpdk). With no configured
+// eal_args: --no-huge -m 256 and a floating main lcore, --no-pci unless a local device is a PCI
+// address (then -a for each), --no-shconf unless a device is net_memif (memif needs DPDK's
+// multi-process channel). Configured eal_args replace those defaults; the file prefix is added
+// when they do not name one. Devices are not on the command line: volumes plug them on attach.
+std::vector<std::string> replicator_eal_arguments(const ctl::config::mirrors_config& config,
+                                                  const std::string& node,
+                                                  const std::string& file_prefix);
 
 // Commands (JSON objects with "cmd"; every answer has "ok", and "error" when ok is false):
 //   status [volume]            every volume's roles, states, generation ids, counters
@@ -44,7 +56,8 @@ struct replicator_options {
 class replicator {
  public:
   // Validates that every volume has a replica on `node` (throws std::invalid_argument naming the
-  // volume otherwise) and starts the lcore thread. Nothing is attached yet.
+  // volume otherwise), initialises DPDK's EAL for transport.port dpdk (throws
+  // std::runtime_error with DPDK's reason) and starts the lcore thread. Nothing is attached yet.
   explicit replicator(replicator_options opts);
   // Detaches every volume cleanly (a primary with I/O in flight is left as after a crash).
   ~replicator();
@@ -75,6 +88,7 @@ class replicator {
   std::deque<pending> queue_;
   std::atomic<bool> has_work_{false};
   std::atomic<bool> stop_{false};
+  bool dpdk_ = false;
   std::thread lcore_;
 };
 

@@ -15,12 +15,13 @@
 #include "control/api/jsonl_socket.h"
 #include "control/config/mirrors_config.h"
 #include "dataplane/app/replicator.h"
+#include "dataplane/port/eal.h"
 
 namespace po = boost::program_options;
 using namespace tandem;
 
 int main(int argc, char** argv) {
-  std::string config_path, node, socket_path;
+  std::string config_path, node, socket_path, file_prefix;
   bool attach = false;
   po::options_description desc(
       "tandem-replicator: mirrors this node's volumes and answers commands on a unix socket\n"
@@ -31,7 +32,10 @@ int main(int argc, char** argv) {
       "node,n", po::value(&node), "this node's name (which replica of each volume is local)")(
       "socket,s", po::value(&socket_path),
       "control socket (default: mirrors.control_socket of the file)")(
-      "attach", po::bool_switch(&attach), "attach every volume at start (as systemd does)");
+      "attach", po::bool_switch(&attach), "attach every volume at start (as systemd does)")(
+      "file-prefix", po::value(&file_prefix),
+      "transport.port dpdk: the EAL's file prefix (default tandem-replicator-NODE); each "
+      "replicator on one host needs its own");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
     dp::app::replicator_options ro;
     ro.config = ctl::config::load_mirrors_file(config_path);
     ro.node = node;
+    ro.eal_file_prefix = file_prefix;
     ro.log = [](std::string_view line) {
       timespec ts{};
       ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -88,7 +93,9 @@ int main(int argc, char** argv) {
     io.run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tandem-replicator: %s\n", e.what());
+    dp::eal_cleanup();
     return 1;
   }
+  dp::eal_cleanup();
   return 0;
 }

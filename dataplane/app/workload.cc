@@ -299,7 +299,11 @@ verify_result verify_workload(const std::string& image_path, const std::string& 
                                          : "; last acknowledged write " + std::to_string(last[b]));
     }
   };
-  for (uint64_t b = 0; b < blocks; ++b) {
+  // Only the workload's region: the rest of the volume may hold anything (other workloads).
+  const uint64_t first_block = std::min<uint64_t>(off / block, blocks);
+  const uint64_t end_block =
+      rsize == 0 ? blocks : std::min<uint64_t>((off + rsize + block - 1) / block, blocks);
+  for (uint64_t b = first_block; b < end_block; ++b) {
     if (::pread(fd, have.data(), block, static_cast<off_t>(b * block)) !=
         static_cast<ssize_t>(block)) {
       ::close(fd);

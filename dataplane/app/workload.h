@@ -97,8 +97,9 @@ struct verify_result {
 };
 // Reads the log and the image (a file or device with the volume's bytes from offset 0). A block
 // covered by acknowledged writes must hold the last of them or a later write that covers it
-// (one that was in flight); any other written block must hold some write of the workload that
-// covers it. Throws std::runtime_error for an unreadable or malformed log or image.
+// (one that was in flight); any other written block of the workload's region must hold some
+// write of the workload that covers it. Blocks outside the region are not read. Throws
+// std::runtime_error for an unreadable or malformed log or image.
 verify_result verify_workload(const std::string& image_path, const std::string& log_path);
 
 }  // namespace tandem::dp::app

@@ -46,10 +46,17 @@ std::string af_packet_vdev(unsigned index, const std::string& iface, unsigned qp
          ",qpairs=" + std::to_string(qpairs) + ",framecnt=" + std::to_string(framecnt);
 }
 
+unsigned memif_buffer_size(unsigned mtu) {
+  const unsigned frame = mtu + 14;  // the Ethernet header
+  return frame <= 2048 ? 2048 : (frame + 1023) / 1024 * 1024;
+}
+
 std::string memif_vdev(unsigned index, const std::string& role, const std::string& socket_path,
-                       unsigned id) {
-  return "net_memif" + std::to_string(index) + ",role=" + role + ",socket=" + socket_path +
-         ",id=" + std::to_string(id) + ",socket-abstract=no";
+                       unsigned id, unsigned mtu) {
+  std::string v = "net_memif" + std::to_string(index) + ",role=" + role + ",socket=" + socket_path +
+                  ",id=" + std::to_string(id) + ",socket-abstract=no";
+  if (memif_buffer_size(mtu) != 2048) v += ",bsize=" + std::to_string(memif_buffer_size(mtu));
+  return v;
 }
 
 }  // namespace tandem::dp

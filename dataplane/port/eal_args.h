@@ -31,8 +31,14 @@ std::string af_packet_vdev(unsigned index, const std::string& iface, unsigned qp
                            unsigned framecnt = 4096);
 // net_memif between two processes over a unix socket; role "server" or "client". The socket is a
 // file (not DPDK's default abstract socket, which is private to one network namespace).
+// `mtu` (the IP MTU the ports use) sets the memif buffer size (bsize) so that every frame fits
+// one memif descriptor: DPDK 22.11's memif receiver mishandles frames chained over several
+// descriptors (it hands the same descriptors out again and again).
 std::string memif_vdev(unsigned index, const std::string& role, const std::string& socket_path,
-                       unsigned id = 0);
+                       unsigned id = 0, unsigned mtu = 1500);
+// The memif buffer size a frame of IP MTU `mtu` needs: 2048 (memif's default) or the frame size
+// rounded up to 1 KiB.
+unsigned memif_buffer_size(unsigned mtu);
 
 // Runtime directory the EAL uses for a file prefix (as root): /var/run/dpdk/<prefix>.
 std::string eal_runtime_dir(const std::string& file_prefix);

@@ -26,6 +26,16 @@ using namespace std::chrono_literals;
 
 using tool::mix;
 
+// Both images byte-identical (read after both volumes are detached).
+void expect_same_images(mirror_pair& m) {
+  std::string da(m.volume_bytes(), '\0'), db(m.volume_bytes(), '\1');
+  std::ifstream(m.image(0), std::ios::binary)
+      .read(da.data(), static_cast<std::streamsize>(da.size()));
+  std::ifstream(m.image(1), std::ios::binary)
+      .read(db.data(), static_cast<std::streamsize>(db.size()));
+  EXPECT_TRUE(da == db) << "the images differ";
+}
+
 // The product's promise: a failover never loses an acknowledged write. Each trial kills the
 // primary's replicator (kill -9) at a random moment of a random write workload whose every
 // acknowledged write is logged, promotes the secondary and checks every block against the log.
@@ -98,15 +108,79 @@ TEST(replicator_netns, disconnect_write_reconnect_converges) {
   EXPECT_LE(resynced, before["dirty_bytes"].get<uint64_t>());  // only what changed
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
-  std::string da(m.volume_bytes(), '\0'), db(m.volume_bytes(), '\1');
-  std::ifstream(m.image(0), std::ios::binary)
-      .read(da.data(), static_cast<std::streamsize>(da.size()));
-  std::ifstream(m.image(1), std::ios::binary)
-      .read(db.data(), static_cast<std::streamsize>(db.size()));
-  EXPECT_TRUE(da == db) << "the images differ after the resync";
+  expect_same_images(m);
   const auto v = dp::app::verify_workload(m.image(1), m.dir() + "/disconnected.log");
   EXPECT_EQ(v.acked_writes, 400u);
   EXPECT_EQ(v.missing + v.corrupt, 0u) << v.first_problem;
+}
+
+// Every write of the workload logged in `log` (400 of them) is on node2's image.
+void expect_written(mirror_pair& m, const std::string& log) {
+  const auto v = dp::app::verify_workload(m.image(1), log);
+  EXPECT_EQ(v.acked_writes, 400u) << log;
+  EXPECT_EQ(v.missing + v.corrupt, 0u) << v.first_problem;
+}
+
+// The replicator on DPDK ports (transport.port dpdk): each volume plugs its device on attach,
+// replicates sync writes and a resync over it, and unplugs it on detach, so a second attach
+// plugs it again.
+void dpdk_pair_replicates_and_replugs(const std::string& port) {
+  mirror_pair_options o;
+  o.port = port;
+  mirror_pair m(o);
+  m.bring_up();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(m.volume(i)["transport"]["port"], "dpdk:net_" + port + "0") << m.volume(i).dump();
+  }
+  const std::string log1 = m.dir() + "/dpdk1.log", log2 = m.dir() + "/dpdk2.log";
+  // Two workloads on disjoint halves, so that each log can be verified on its own.
+  const uint64_t half = m.volume_bytes() / 2;
+  m.ok(0, {{"cmd", "workload"},
+           {"volume", "db"},
+           {"seed", 11},
+           {"qd", 8},
+           {"count", 400},
+           {"region_size", half},
+           {"log", log1}});
+  ASSERT_TRUE(m.wait_for(0, [](const json& v) { return !v["workload"]["running"].get<bool>(); }))
+      << m.volume(0).dump();
+  EXPECT_EQ(m.volume(0)["counters"]["peer_errors"], 0u);
+  // Replug: both volumes detach (their devices go away) and attach again.
+  for (int i = 0; i < 2; ++i)
+    m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
+  expect_written(m, log1);
+  for (int i = 0; i < 2; ++i)
+    m.ok(i, {{"cmd", "attach"}, {"volume", "db"}});
+  m.ok(0, {{"cmd", "promote"}, {"volume", "db"}});
+  ASSERT_TRUE(m.wait_for(1, mirror_pair::in_sync, 60s)) << m.volume(1).dump();
+  // Disconnected writes, then a bitmap resync over the port.
+  m.ok(1, {{"cmd", "disconnect"}, {"volume", "db"}});
+  ASSERT_TRUE(m.wait_for(0, [](const json& v) { return v["connection"] != "connected"; }));
+  m.ok(0, {{"cmd", "workload"},
+           {"volume", "db"},
+           {"seed", 12},
+           {"qd", 8},
+           {"count", 400},
+           {"region_offset", half},
+           {"region_size", half},
+           {"log", log2}});
+  ASSERT_TRUE(m.wait_for(0, [](const json& v) { return !v["workload"]["running"].get<bool>(); }));
+  m.ok(1, {{"cmd", "connect"}, {"volume", "db"}});
+  ASSERT_TRUE(m.wait_for(1, mirror_pair::in_sync, 60s)) << m.volume(1).dump();
+  ASSERT_TRUE(m.wait_for(0, mirror_pair::in_sync, 60s)) << m.volume(0).dump();
+  EXPECT_GT(m.volume(1)["counters"]["resync_bytes_received"].get<uint64_t>(), 0u);
+  for (int i = 0; i < 2; ++i)
+    m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
+  expect_same_images(m);
+  expect_written(m, log2);
+}
+
+TEST(replicator_netns, memif_pair_replicates_and_replugs) {
+  dpdk_pair_replicates_and_replugs("memif");
+}
+
+TEST(replicator_netns, af_packet_pair_replicates_and_replugs) {
+  dpdk_pair_replicates_and_replugs("af_packet");
 }
 
 // Bad input changes nothing and says why: an Inconsistent node is not promoted, unknown volumes

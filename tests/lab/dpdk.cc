@@ -10,14 +10,6 @@
 namespace tandem::lab {
 namespace {
 
-// A unique EAL --file-prefix for one process of a lab run; its runtime directory is removed
-// with the lab.
-std::string eal_prefix(lab& l, const std::string& tag, const std::string& host) {
-  const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
-  l.register_path(dp::eal_runtime_dir(prefix));
-  return prefix;
-}
-
 using namespace std::chrono_literals;
 
 std::string last_json_line(const std::string& log) {
@@ -104,6 +96,12 @@ pair_result run_pair(lab& l, const pair_process& rx_spec, const pair_process& tx
            tx_log + "---- " + rx_spec.host + " " + rx_spec.name + " (" + r.rx_status.describe() +
            ")\n" + rx_log;
   return r;
+}
+
+std::string eal_prefix(lab& l, const std::string& tag, const std::string& host) {
+  const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
+  l.register_path(dp::eal_runtime_dir(prefix));
+  return prefix;
 }
 
 std::string port_tool() {

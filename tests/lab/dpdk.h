@@ -64,6 +64,9 @@ std::vector<std::string> transport_tool_args(lab& l, const std::string& host,
                                              const std::string& role, const std::string& port,
                                              const std::string& peer, int lan, uint16_t udp_port,
                                              const std::string& tag);
+// A unique EAL --file-prefix for one process of a lab run; its runtime directory is removed
+// with the lab.
+std::string eal_prefix(lab& l, const std::string& tag, const std::string& host);
 // A memif socket path for this lab, registered for removal.
 std::string memif_socket(lab& l, const std::string& tag);
 

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "control/api/jsonl_socket.h"
+#include "dataplane/port/eal_args.h"
+#include "tests/lab/dpdk.h"
 
 namespace tandem::lab {
 
@@ -19,21 +21,34 @@ mirror_pair::mirror_pair(const mirror_pair_options& o)
       dir_(l_.log_dir()),
       image_dir_(o.image_dir.empty() ? dir_ : o.image_dir),
       config_(dir_ + "/mirrors.yaml"),
+      port_(o.port),
       volume_bytes_(o.mib << 20) {
+  if (port_ != "socket" && port_ != "memif" && port_ != "af_packet") {
+    throw std::invalid_argument("mirror_pair: port " + port_ + " (socket, memif or af_packet)");
+  }
   if (image_dir_ != dir_) {
     std::filesystem::create_directories(image_dir_);
     l_.register_path(image(0));
     l_.register_path(image(1));
   }
   std::ofstream f(config_);
-  f << "mirrors:\n  transport: " << o.transport
-    << "\n  volumes:\n    - name: db\n      data: " << image(0) << "\n      meta: " << meta(0)
+  f << "mirrors:\n  transport: {port: " << (port_ == "socket" ? "socket" : "dpdk")
+    << (o.transport.empty() ? "" : ", ") << o.transport
+    << "}\n  volumes:\n    - name: db\n      data: " << image(0) << "\n      meta: " << meta(0)
     << "\n      size: " << o.mib << "MiB\n";
   if (!o.volume_extra.empty()) f << "      " << o.volume_extra << "\n";
   f << "      replicas:\n";
+  const std::string memif = port_ == "memif" ? memif_socket(l_, "mirror") : "";
   for (int i = 0; i < 2; ++i) {
     f << "        - {node: " << node(i) << ", address: " << l_.address(node(i), 1)
-      << ", port: 7790, data: " << image(i) << ", meta: " << meta(i) << "}\n";
+      << ", port: 7790, data: " << image(i) << ", meta: " << meta(i);
+    if (port_ == "memif") {
+      f << ", dpdk_device: \"" << dp::memif_vdev(0, i == 0 ? "server" : "client", memif, 0, 9000)
+        << "\", mtu: 9000";
+    } else if (port_ == "af_packet") {
+      f << ", dpdk_device: \"" << dp::af_packet_vdev(0, l_.iface(1)) << "\"";
+    }
+    f << "}\n";
   }
 }
 
@@ -48,9 +63,10 @@ void mirror_pair::fresh_disks() {
 
 void mirror_pair::start(int i) {
   const std::string name = "replicator" + std::to_string(starts_++);
-  rep_[i] =
-      &l_.spawn(node(i), name,
-                {TANDEM_REPLICATOR, "--config", config_, "--node", node(i), "--socket", sock(i)});
+  std::vector<std::string> argv = {TANDEM_REPLICATOR, "--config", config_, "--node",
+                                   node(i),           "--socket", sock(i)};
+  if (port_ != "socket") argv.insert(argv.end(), {"--file-prefix", eal_prefix(l_, name, node(i))});
+  rep_[i] = &l_.spawn(node(i), name, argv);
   const auto deadline = clock::now() + 20s;
   while (l_.read_log(node(i), name).find("READY") == std::string::npos) {
     if (clock::now() > deadline || !rep_[i]->running()) {

@@ -17,8 +17,11 @@ namespace tandem::lab {
 
 struct mirror_pair_options {
   uint64_t mib = 32;  // volume size
-  // The `mirrors.transport` line of the generated configuration.
-  std::string transport = "{port: socket, keepalive: 100ms, dead_peer: 1s}";
+  // The replicators' port: socket | memif (DPDK net_memif between the two hosts, MTU 9000) |
+  // af_packet (DPDK net_af_packet on each host's veth).
+  std::string port = "socket";
+  // The rest of the `mirrors.transport` map (its port key follows from `port`).
+  std::string transport = "keepalive: 100ms, dead_peer: 1s";
   std::string volume_extra;  // extra volume keys, e.g. "resync_rate: 0"
   std::string image_dir;     // where data images go; default: the lab's log directory
 };
@@ -68,6 +71,7 @@ class mirror_pair {
   std::string dir_;
   std::string image_dir_;
   std::string config_;
+  std::string port_;
   ctl::process* rep_[2] = {nullptr, nullptr};
   int starts_ = 0;
   uint64_t volume_bytes_;

@@ -28,8 +28,8 @@ constexpr std::string_view mirrors_only = R"(mirrors:
       data: /dev/vdb
       meta: /var/lib/tandem/db.meta
       replicas:
-        - {node: x, address: 10.0.0.1}
-        - {node: y, address: 10.0.0.2, port: 7791}
+        - {node: x, address: 10.0.0.1, dpdk_device: "0000:03:00.0"}
+        - {node: y, address: 10.0.0.2, port: 7791, dpdk_device: "net_af_packet0,iface=eth1", mtu: 9000}
 )";
 
 mirrors_load_result load_mirrors(std::string_view text) {
@@ -71,6 +71,10 @@ TEST(mirrors_config, mirrors_only_file_loads_with_defaults) {
   ASSERT_EQ(v.replicas.size(), 2u);
   EXPECT_EQ(v.replicas[0].port, 7790);
   EXPECT_EQ(v.replicas[1].port, 7791);
+  EXPECT_EQ(v.replicas[0].dpdk_device, "0000:03:00.0");
+  EXPECT_EQ(v.replicas[0].mtu, 1500u);
+  EXPECT_EQ(v.replicas[1].dpdk_device, "net_af_packet0,iface=eth1");
+  EXPECT_EQ(v.replicas[1].mtu, 9000u);
   EXPECT_EQ(v.data_on("y"), "/dev/vdb");
   EXPECT_EQ(m.find_volume("db"), &v);
   EXPECT_EQ(m.find_volume("nope"), nullptr);
@@ -127,8 +131,8 @@ TEST(mirrors_config, duplicate_volume_name_and_paths) {
       data: /dev/vdb
       meta: /var/lib/tandem/db2.meta
       replicas:
-        - {node: x, address: 10.0.0.1, port: 7792}
-        - {node: y, address: 10.0.0.2, port: 7793}
+        - {node: x, address: 10.0.0.1, port: 7792, dpdk_device: net_memif1}
+        - {node: y, address: 10.0.0.2, port: 7793, dpdk_device: net_memif1}
 )");
   EXPECT_TRUE(has_problem(r.diag,
                           "mirrors.yaml:14:13: mirrors.volumes[1].name: volume name "
@@ -144,7 +148,7 @@ TEST(mirrors_config, duplicate_volume_name_and_paths) {
 
 TEST(mirrors_config, duplicate_replica_port) {
   auto r = load_mirrors(
-      edit("{node: y, address: 10.0.0.2, port: 7791}", "{node: y, address: 10.0.0.1, port: 7790}"));
+      edit("{node: y, address: 10.0.0.2, port: 7791,", "{node: y, address: 10.0.0.1, port: 7790,"));
   EXPECT_TRUE(only_error(r.diag,
                          "mirrors.yaml:13:46: mirrors.volumes[0].replicas[1].port: "
                          "10.0.0.1 port 7790 is already used by node x of volume db; "
@@ -152,7 +156,11 @@ TEST(mirrors_config, duplicate_replica_port) {
 }
 
 TEST(mirrors_config, at_least_two_replicas) {
-  auto r = load_mirrors(edit("        - {node: y, address: 10.0.0.2, port: 7791}\n", ""));
+  auto r =
+      load_mirrors(edit("        - {node: y, address: 10.0.0.2, port: 7791, dpdk_device: "
+                        "\"net_af_packet0,iface=eth1\", "
+                        "mtu: 9000}\n",
+                        ""));
   EXPECT_TRUE(only_error(r.diag,
                          "mirrors.yaml:12:9: mirrors.volumes[0].replicas: a mirrored "
                          "volume needs at least 2 replicas, found 1"));
@@ -219,6 +227,48 @@ TEST(mirrors_config, transport_rules) {
   EXPECT_TRUE(has_problem(ignored.diag,
                           "mirrors.yaml:4:11: warning: mirrors.transport.dpdk: "
                           "ignored: transport.port is socket"));
+  EXPECT_TRUE(has_problem(ignored.diag,
+                          "mirrors.yaml:13:99: warning: mirrors.volumes[0].replicas[1].mtu: "
+                          "ignored: transport.port is socket"));
+}
+
+TEST(mirrors_config, dpdk_devices) {
+  auto missing = load_mirrors(edit(", dpdk_device: \"0000:03:00.0\"", ""));
+  EXPECT_TRUE(only_error(missing.diag,
+                         "mirrors.yaml:12:11: mirrors.volumes[0].replicas[0]: node \"x\" of "
+                         "volume \"db\" needs a dpdk_device: transport.port is dpdk"));
+  auto mtu = load_mirrors(edit("mtu: 9000", "mtu: 9600"));
+  EXPECT_TRUE(only_error(mtu.diag,
+                         "mirrors.yaml:13:99: mirrors.volumes[0].replicas[1].mtu: \"9600\" is out "
+                         "of range: expected 576 to 9000"));
+  auto spaces = load_mirrors(edit("\"0000:03:00.0\"", "\"net_memif0, role=server\""));
+  EXPECT_TRUE(only_error(spaces.diag,
+                         "mirrors.yaml:12:53: mirrors.volumes[0].replicas[0].dpdk_device: "
+                         "\"net_memif0, role=server\" is not a DPDK device: a vdev spec "
+                         "(net_memif0,role=server,socket=PATH) or a PCI address, without spaces"));
+  // Frames bigger than memif's buffers would be chained over descriptors: refused.
+  auto memif = load_mirrors(edit("net_af_packet0,iface=eth1", "net_memif0,socket=/run/a.sock"));
+  EXPECT_TRUE(only_error(memif.diag,
+                         "mirrors.yaml:13:103: mirrors.volumes[0].replicas[1].mtu: mtu 9000 "
+                         "needs memif buffers of at least 9014 bytes (this device's bsize is "
+                         "2048): add ,bsize=9216 to dpdk_device on both nodes, or lower the mtu"));
+  EXPECT_TRUE(
+      load_mirrors(edit("net_af_packet0,iface=eth1", "net_memif0,socket=/run/a.sock,bsize=9216"))
+          .ok());
+  // Two volumes on one node may not share an ethdev: each volume plugs and unplugs its own.
+  std::string two(mirrors_only);
+  two += R"(    - name: logs
+      data: /dev/vdc
+      meta: /var/lib/tandem/logs.meta
+      replicas:
+        - {node: x, address: 10.0.0.1, port: 7792, dpdk_device: "0000:03:00.0,x=1"}
+        - {node: y, address: 10.0.0.2, port: 7793, dpdk_device: net_af_packet1}
+)";
+  auto shared = load_mirrors(two);
+  EXPECT_TRUE(only_error(shared.diag,
+                         "mirrors.yaml:18:65: mirrors.volumes[1].replicas[0].dpdk_device: "
+                         "device 0000:03:00.0 on node x is already used by volume db; every "
+                         "volume needs its own DPDK device"));
 }
 
 }  // namespace
