@@ -3,9 +3,12 @@
 // In one run it measures, with the in-process workload generator on the primary:
 // - local writes (the secondary disconnected: the primary's own path, bitmap tracking included)
 //   against sync-replicated writes, at 64 KiB QD32 (throughput) and 4 KiB QD1 (latency);
-// - bitmap resync of what the local run dirtied, against the port's raw ceiling (iperf3 TCP
-//   between the same namespaces for the socket port), measured in the same run.
-// One JSON line per result (docs/fuzzing-and-benchmarks.md). TANDEM_BENCH_SECONDS sets each
+// - bitmap resync of what the local run dirtied, against the port's raw ceiling measured in the
+//   same run: unpaced raw DPDK frames between the same namespaces for the DPDK ports, iperf3 TCP
+//   for the socket port.
+// for each port: memif (DPDK net_memif, MTU 9000), af_packet (DPDK net_af_packet on the veths)
+// and socket (the kernel UDP socket). One JSON line per result (docs/fuzzing-and-benchmarks.md).
+// TANDEM_BENCH_PORTS picks ports (comma-separated, default all three), TANDEM_BENCH_SECONDS each
 // write run's length (default 4), TANDEM_BENCH_IMAGE_DIR where the data images go (default the
 // lab's directory on disk; a tmpfs directory takes the disk out of the comparison).
 #include <algorithm>
@@ -19,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/lab/dpdk.h"
 #include "tests/lab/mirror_pair.h"
 
 namespace {
@@ -33,11 +37,21 @@ double env_double(const char* name, double fallback) {
   return v && *v ? std::atof(v) : fallback;
 }
 
-// iperf3 TCP between node1 and node2 (median of three 2 s runs): the socket port's ceiling.
-double iperf3_median_gbps(lab::lab& l) {
+// The port's raw ceiling between node1 and node2, the median of three runs: raw DPDK frames for
+// the DPDK ports, iperf3 TCP (2 s runs) for the socket port.
+double ceiling_gbps(lab::lab& l, const std::string& port, std::string& source) {
   std::vector<double> runs;
-  for (int i = 0; i < 3; ++i)
-    runs.push_back(lab::iperf3_gbps(l, "node2", "node1", 1, 2));
+  for (int i = 0; i < 3; ++i) {
+    if (port == "socket") {
+      source = "iperf3 tcp";
+      runs.push_back(lab::iperf3_gbps(l, "node2", "node1", 1, 2));
+    } else {
+      source = "dpdk raw frames";
+      runs.push_back(port == "memif"
+                         ? lab::dpdk_raw_gbps(l, lab::dpdk_vdev_kind::memif, 0, 9000)
+                         : lab::dpdk_raw_gbps(l, lab::dpdk_vdev_kind::af_packet, 1, 1500));
+    }
+  }
   std::sort(runs.begin(), runs.end());
   return runs[1];
 }
@@ -75,22 +89,22 @@ struct shape {
   unsigned qd;
 };
 
-int run() {
+void run_port(const std::string& port) {
   const double seconds = env_double("TANDEM_BENCH_SECONDS", 4);
   lab::mirror_pair_options o;
+  o.port = port;
   o.mib = 512;
   o.volume_extra = "resync: {rate: 0}";
   if (const char* d = std::getenv("TANDEM_BENCH_IMAGE_DIR")) o.image_dir = d;
   lab::mirror_pair m(o);
   m.bring_up();
 
-  const std::string port = "socket";
-  const double raw = iperf3_median_gbps(m.net());
-  std::printf(
-      "%s\n",
-      json({{"bench", "mirror_ceiling"}, {"port", port}, {"source", "iperf3 tcp"}, {"gbps", raw}})
-          .dump()
-          .c_str());
+  std::string source;
+  const double raw = ceiling_gbps(m.net(), port, source);
+  std::printf("%s\n",
+              json({{"bench", "mirror_ceiling"}, {"port", port}, {"source", source}, {"gbps", raw}})
+                  .dump()
+                  .c_str());
 
   const shape shapes[] = {{65536, 32}, {4096, 1}};
   uint64_t seed = 1;
@@ -164,7 +178,27 @@ int run() {
   }
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
-  return 0;
+}
+
+int run() {
+  const char* env = std::getenv("TANDEM_BENCH_PORTS");
+  std::string ports = env && *env ? env : "memif,af_packet,socket";
+  int failures = 0;
+  size_t at = 0;
+  while (at <= ports.size()) {
+    const size_t comma = std::min(ports.find(',', at), ports.size());
+    const std::string port = ports.substr(at, comma - at);
+    at = comma + 1;
+    if (port.empty()) continue;
+    try {
+      run_port(port);
+    } catch (const std::exception& e) {
+      // One port failing does not hide the others' figures; the run still fails.
+      std::fprintf(stderr, "bench_mirror: port %s: %s\n", port.c_str(), e.what());
+      ++failures;
+    }
+  }
+  return failures ? 1 : 0;
 }
 
 }  // namespace

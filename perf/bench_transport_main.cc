@@ -56,20 +56,9 @@ double raw_once(lab::lab& l, const port_kind& k, std::string& source) {
     }
   }
   source = "dpdk raw frames";
-  lab::dpdk_frames_options o;
-  o.kind = k.name == "memif" ? lab::dpdk_vdev_kind::memif : lab::dpdk_vdev_kind::af_packet;
-  o.lan = k.lan;
-  o.count = k.mtu > 1500 ? 100000 : 400000;
-  o.mtu = k.mtu;
-  o.payload = k.mtu - 28;
-  o.pps = 0;
-  o.udp_checksum = false;  // as the transport sends
-  const auto r = lab::dpdk_frames(l, o);
-  if (r.rx_json.empty()) {
-    std::fprintf(stderr, "raw run failed:\n%s\n", r.logs.c_str());
-    return 0;
-  }
-  return json::parse(r.rx_json)["mbit_per_s"].get<double>() / 1e3;
+  return lab::dpdk_raw_gbps(
+      l, k.name == "memif" ? lab::dpdk_vdev_kind::memif : lab::dpdk_vdev_kind::af_packet, k.lan,
+      k.mtu);
 }
 
 // The ceiling as the median of three runs: a single run on a shared 2-core machine can land

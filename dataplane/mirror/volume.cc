@@ -893,6 +893,12 @@ volume_status volume::status() const {
 const std::string& volume::last_error() const noexcept {
   return d_->last_error_;
 }
+bool volume::busy() const noexcept {
+  const impl& d = *d_;
+  return d.app_in_flight_ != 0 || d.peer_in_flight_ != 0 || d.rx_order_.size != 0 ||
+         ((d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target) &&
+          !d.paused_ && !d.peer_paused_);
+}
 conn_state volume::connection_state() const noexcept {
   return d_->state_;
 }

@@ -230,6 +230,10 @@ class volume {
 
   [[nodiscard]] volume_status status() const;
   [[nodiscard]] const std::string& last_error() const noexcept;
+  // Something is outstanding that a poll soon will move on: application requests in flight,
+  // writes the peer has not acked, the peer's writes being applied, or a resync running. The
+  // replicator's lcore does not nap while any volume is busy.
+  [[nodiscard]] bool busy() const noexcept;
   [[nodiscard]] conn_state connection_state() const noexcept;
   [[nodiscard]] dp::volume::role role() const noexcept;
   [[nodiscard]] dp::volume::disk_state disk() const noexcept;

@@ -2,8 +2,11 @@
 // The DPDK harness: EAL processes with --no-huge --no-pci and a vdev inside lab hosts.
 #include "tests/lab/dpdk.h"
 
+#include <cstdio>
 #include <stdexcept>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "dataplane/port/eal_args.h"
 
@@ -40,8 +43,8 @@ dpdk_frames_result dpdk_frames(lab& l, const dpdk_frames_options& opts) {
     tx_vdev = rx_vdev;
   } else {
     const std::string sock = memif_socket(l, tag);
-    rx_vdev = dp::memif_vdev(0, "server", sock);
-    tx_vdev = dp::memif_vdev(0, "client", sock);
+    rx_vdev = dp::memif_vdev(0, "server", sock, 0, opts.mtu);
+    tx_vdev = dp::memif_vdev(0, "client", sock, 0, opts.mtu);
   }
   auto common = [&](const std::string& role, const std::string& host, const std::string& vdev) {
     const std::string prefix = eal_prefix(l, tag, host);
@@ -102,6 +105,23 @@ std::string eal_prefix(lab& l, const std::string& tag, const std::string& host) 
   const std::string prefix = "tdm-" + l.id() + "-" + tag + "-" + host;
   l.register_path(dp::eal_runtime_dir(prefix));
   return prefix;
+}
+
+double dpdk_raw_gbps(lab& l, dpdk_vdev_kind kind, int lan, unsigned mtu) {
+  dpdk_frames_options o;
+  o.kind = kind;
+  o.lan = lan;
+  o.count = mtu > 1500 ? 100000 : 400000;
+  o.mtu = mtu;
+  o.payload = mtu - 28;
+  o.pps = 0;
+  o.udp_checksum = false;  // as the transport sends
+  const auto r = dpdk_frames(l, o);
+  if (r.rx_json.empty()) {
+    std::fprintf(stderr, "raw run failed:\n%s\n", r.logs.c_str());
+    return 0;
+  }
+  return nlohmann::json::parse(r.rx_json)["mbit_per_s"].get<double>() / 1e3;
 }
 
 std::string port_tool() {

@@ -52,6 +52,11 @@ struct pair_process {
 pair_result run_pair(lab& l, const pair_process& rx, const pair_process& tx,
                      std::chrono::milliseconds limit);
 
+// The raw ceiling of a DPDK port pair: one unpaced run of the largest frames the MTU allows from
+// node1 to node2 (UDP checksum 0, as the transport sends), in Gbit/s at the receiver; 0, with
+// both tools' logs on stderr, when the run fails.
+double dpdk_raw_gbps(lab& l, dpdk_vdev_kind kind, int lan, unsigned mtu);
+
 // tandem-lab-port (tests/lab/port_tool_main.cc) with its EAL runtime directory registered for
 // removal: {tool, --role, role, --vdev, vdev, --file-prefix, unique}.
 std::string port_tool();
