@@ -55,8 +55,11 @@ inline constexpr uint32_t hf_auto_resync = 1u << 2;       // may start a resync 
 inline constexpr uint32_t hf_want_resync = 1u << 3;       // the operator asked for the resync now
 inline constexpr uint32_t hf_want_full_source = 1u << 4;  // the operator asked for a full resync
                                                           // with this node as the source
+// state only: the sender is leaving (a planned disconnect) and every write it acknowledged is
+// durable, so the primary need not mark the extents written since its last peer flush.
+inline constexpr uint32_t hf_leaving = 1u << 5;
 inline constexpr uint32_t hf_known = hf_crashed_primary | hf_resync_in_progress | hf_auto_resync |
-                                     hf_want_resync | hf_want_full_source;
+                                     hf_want_resync | hf_want_full_source | hf_leaving;
 
 // Largest payload of one write / resync_data the decoder accepts (engines use less: the peer's
 // advertised max_io).

@@ -552,6 +552,13 @@ void volume::impl::on_flush_completion(flush_purpose p, int64_t result) {
         }
       }
       break;
+    case flush_purpose::leave:
+      if (result < 0) {
+        leave_failed_ = true;  // cannot promise durability: leave without the promise
+      } else {
+        leave_flushed_ = true;
+      }
+      break;
     case flush_purpose::finish:
       if (flush_session_[k] != session_ || state_ != conn_state::sync_target || !rs_finishing_) {
         break;
@@ -653,6 +660,7 @@ int volume::impl::poll(uint64_t now) {
   work += pump_control();
   work += pump_bitmap_send();
   work += pump_resync();
+  work += pump_leave();
   periodic();
   if (conn_) {
     conn_->poll(now);
@@ -701,6 +709,9 @@ int volume::promote(bool force) {
   if (d.closed_) return -EBADF;
   vm::volume_state& s = d.st();
   if (s.role == vm::role::primary) return 0;
+  // A failover disconnects from a dead primary and promotes at once: the disconnect the operator
+  // asked for ends now rather than after the leave's wait for the peer.
+  if (d.leaving_) d.finish_leave("promoted before the peer confirmed");
   const bool was_good = s.disk == vm::disk_state::up_to_date;
   if (!was_good && !force) {
     d.set_error(std::string("the local data is ") + vm::to_string(s.disk) +
@@ -792,7 +803,11 @@ int volume::connect() {
 
 int volume::disconnect() {
   impl& d = *d_;
-  if (!d.conn_) return 0;
+  if (!d.conn_ || d.leaving_) return 0;
+  if (d.start_leave()) {
+    d.log("disconnecting: making what the peer acknowledged durable first");
+    return 0;
+  }
   d.drop_connection();
   d.log("disconnected");
   return 0;
@@ -838,6 +853,7 @@ int volume::shutdown() {
     d.set_error("application requests in flight");
     return -EBUSY;
   }
+  d.leaving_ = false;
   if (d.conn_) d.drop_connection();
   if (d.is_primary()) {
     if (const int rc = demote(); rc < 0) return rc;
@@ -895,7 +911,7 @@ const std::string& volume::last_error() const noexcept {
 }
 bool volume::busy() const noexcept {
   const impl& d = *d_;
-  return d.app_in_flight_ != 0 || d.peer_in_flight_ != 0 || d.rx_order_.size != 0 ||
+  return d.leaving_ || d.app_in_flight_ != 0 || d.peer_in_flight_ != 0 || d.rx_order_.size != 0 ||
          ((d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target) &&
           !d.paused_ && !d.peer_paused_);
 }

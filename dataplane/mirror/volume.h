@@ -218,6 +218,13 @@ class volume {
   int promote(bool force = false);
   int demote();
   int connect();
+  // A planned disconnect. With a live session it first makes durable what the peer
+  // acknowledged, so the primary marks no extents for writes the peer did acknowledge: a primary
+  // sends one more flush and leaves once the peer acknowledged it; a secondary flushes its data
+  // device and tells the primary it leaves (state with hf_leaving). The connection ends in a
+  // later poll, after at most a second (then as a lost peer, marking as before). Otherwise, and
+  // when nothing is unflushed, it ends at once; a promote() meanwhile (a failover from a dead
+  // primary) ends it at once too.
   int disconnect();
   void pause_resync();
   void resume_resync();

@@ -40,7 +40,8 @@ enum class flush_purpose : uint32_t {
   al_drop = 0,  // before an activity-log transaction that drops extents
   bitmap = 1,   // before writing bitmap pages (cleared bits must not outrun the data)
   finish = 2,   // the sync target, before it commits UpToDate
-  count = 3,
+  leave = 3,    // a secondary's planned disconnect: what it acknowledged becomes durable
+  count = 4,
 };
 
 // Replication sequence numbers: a counter above the slot index, so an ack names its slot.
@@ -212,6 +213,17 @@ struct volume::impl {
   unsigned peer_in_flight_ = 0;
   // Flush epochs: every write sent carries the current epoch into its extents; a flush acked by
   // the peer makes every epoch up to its own durable there.
+  // A planned disconnect that first makes durable what the peer acknowledged (see
+  // volume::disconnect): the deadline, the primary's flush (its epoch; 0 until sent), the
+  // secondary's flush and its completions count when submitted, and the leave message sent.
+  bool leaving_ = false;
+  uint64_t leave_deadline_ns_ = 0;
+  uint64_t leave_epoch_ = 0;
+  bool leave_flushed_ = false;
+  uint64_t leave_completions_ = 0;
+  bool leave_sent_ = false;
+  bool leave_failed_ = false;    // the secondary's flush failed: it cannot promise durability
+  uint64_t rx_completions_ = 0;  // the peer's requests this node completed (ok or failed)
   uint64_t send_epoch_ = 1;
   uint64_t peer_durable_epoch_ = 0;
   std::vector<uint64_t> ext_epoch_;
@@ -314,6 +326,10 @@ struct volume::impl {
   void session_lost(const char* why);
   void abandon_peer_io();
   int pump_control();
+  // A planned disconnect (volume::disconnect): true when it waits for the peer or the disk.
+  bool start_leave();
+  int pump_leave();
+  void finish_leave(const char* how);
   bool app_write_in_progress(uint64_t offset, uint64_t length) const;
   void protocol_error(const std::string& what);
   void go_refused(const std::string& why);

@@ -242,6 +242,12 @@ void volume::impl::on_message(std::span<const uint8_t> bytes) {
       return;
     case msg_type::state:
       peer_state_ = m.state;
+      if ((m.state.flags & hf_leaving) != 0 && is_primary()) {
+        // Everything the peer acknowledged is durable there: only writes it did not
+        // acknowledge are marked when the session ends.
+        peer_durable_epoch_ = std::max(peer_durable_epoch_, send_epoch_);
+        log("the peer is leaving; every write it acknowledged is durable");
+      }
       if (is_primary() && m.state.role == vm::role::primary && state_ != conn_state::split_brain &&
           state_ != conn_state::refused) {
         go_refused("both nodes are primary");
@@ -366,6 +372,103 @@ void volume::impl::begin_resync(sync_action a) {
   log(std::string(rs_full_ ? "full" : "bitmap") + " resync started, this node is the " +
       (rs_source_ ? "source" : "target") + " (peer node " + std::to_string(peer_hello_.node_id) +
       ")");
+}
+
+// ---- Planned disconnect ------------------------------------------------------------------------
+
+// A planned disconnect must not cost a resync of every extent written since the peer's last
+// flush. A primary sends one more flush and leaves once the peer acknowledged it; a secondary
+// flushes its data device until no request completed meanwhile, tells the primary it leaves
+// (state with hf_leaving) and leaves once the transport delivered that. Either gives up after
+// a second and leaves as before, with the extents marked.
+bool volume::impl::start_leave() {
+  if (!session_up() || state_ == conn_state::refused || state_ == conn_state::split_brain) {
+    return false;
+  }
+  if (is_primary()) {
+    if (!replicating()) return false;
+    bool unflushed = wrote_since_peer_flush_ || internal_flush_pending_;
+    for (size_t e = 0; e < ext_epoch_.size() && !unflushed; ++e)
+      unflushed = ext_epoch_[e] != 0 && ext_epoch_[e] > peer_durable_epoch_;
+    if (!unflushed) return false;
+  }
+  leaving_ = true;
+  leave_deadline_ns_ = now_ + 1'000'000'000;
+  leave_epoch_ = 0;
+  leave_flushed_ = false;
+  leave_sent_ = false;
+  leave_failed_ = false;
+  return true;
+}
+
+void volume::impl::finish_leave(const char* how) {
+  leaving_ = false;
+  drop_connection();
+  log(std::string("disconnected (") + how + ")");
+}
+
+int volume::impl::pump_leave() {
+  if (!leaving_) return 0;
+  if (!session_up()) {
+    finish_leave("the session ended first");
+    return 1;
+  }
+  if (leave_failed_) {
+    finish_leave(
+        "the data device failed a flush: the peer marks what it sent since its last flush");
+    return 1;
+  }
+  if (now_ > leave_deadline_ns_) {
+    finish_leave("the peer did not confirm within 1 s: unflushed extents are marked");
+    return 1;
+  }
+  if (is_primary()) {
+    if (leave_epoch_ == 0 && !internal_flush_pending_) {
+      uint64_t seq = 0, epoch = 0;
+      if (send_flush(seq, epoch, internal_flush_index) == 0) {
+        internal_flush_pending_ = true;
+        internal_flush_seq_ = seq;
+        internal_flush_epoch_ = epoch;
+        leave_epoch_ = epoch;
+        return 1;
+      }
+      return 0;
+    }
+    if (leave_epoch_ != 0 && peer_durable_epoch_ >= leave_epoch_) {
+      finish_leave("the peer flushed what it acknowledged");
+      return 1;
+    }
+    return 0;
+  }
+  // Secondary.
+  if (leave_sent_) {
+    if (conn_->unacked_bytes() == 0) {
+      finish_leave("what this node acknowledged is durable");
+      return 1;
+    }
+    return 0;
+  }
+  const auto k = static_cast<size_t>(flush_purpose::leave);
+  if (flush_in_flight_[k]) return 0;
+  if (!leave_flushed_ || leave_completions_ != rx_completions_) {
+    // (Again when a request completed after the last flush was submitted.)
+    leave_flushed_ = false;
+    leave_completions_ = rx_completions_;
+    return submit_flush(flush_purpose::leave) > 0 ? 1 : 0;
+  }
+  if (!room_for(state_len)) return 0;
+  const vm::volume_state& s = meta_.state();
+  state_msg m;
+  m.role = s.role;
+  m.disk = s.disk;
+  m.flags = ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
+            ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
+            (opt_.auto_resync ? hf_auto_resync : 0) | hf_leaving;
+  m.gen = s.gen;
+  uint8_t b[state_len];
+  if (!send_control({b, static_cast<size_t>(encode_state(b, m))})) return 0;
+  leave_sent_ = true;
+  return 1;
 }
 
 int volume::impl::pump_control() {
@@ -670,6 +773,7 @@ int volume::impl::pump_rx() {
 void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
   rx_req& r = rx_[i];
   if (!r.used || r.st != rx_req::stage::issued) return;
+  ++rx_completions_;
   for (uint16_t k = 0; k < r.npages; ++k)
     page_free_.push_back(r.pages[k]);
   r.npages = 0;

@@ -389,6 +389,84 @@ TEST(mirror_volume, writes_acked_but_unflushed_on_a_failed_secondary_are_resynce
   EXPECT_TRUE(d.matches_last(c.b.data->data()));
 }
 
+// A planned disconnect of the secondary right after unflushed writes: it flushes what it
+// acknowledged and says so, the primary marks nothing, and the secondary's power loss afterwards
+// loses none of those writes.
+TEST(mirror_volume, a_planned_disconnect_of_the_secondary_costs_no_resync) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 213);
+  const uint64_t ext_blocks = ext_bytes / blk;
+  ASSERT_TRUE(d.submit(dm::io_op::write, 3 * ext_blocks + 5, 4));
+  ASSERT_TRUE(d.submit(dm::io_op::write, 9 * ext_blocks + 1, 1));
+  ASSERT_TRUE(d.drain());  // acked by B: in its volatile cache only
+  EXPECT_EQ(block_id(c.b.data->durable(), 3 * ext_blocks + 5), 0u);
+  ASSERT_EQ(c.b.vol->disconnect(), 0);
+  ASSERT_TRUE(c.run_until([&] {
+    return c.b.vol->connection_state() == conn_state::standalone &&
+           c.in_state(c.a, conn_state::connecting);
+  })) << c.b.all_logs();
+  EXPECT_TRUE(c.b.logged("disconnected (what this node acknowledged is durable)"))
+      << c.b.all_logs();
+  EXPECT_TRUE(c.a.logged("the peer is leaving")) << c.a.all_logs();
+  EXPECT_EQ(c.a.vol->status().dirty_bits, 0u);
+  EXPECT_EQ(c.a.vol->status().counters.marked_dirty, 0u);
+  c.b.data->crash(0.0);  // power loss after the disconnect: nothing acknowledged is lost
+  EXPECT_NE(block_id(c.b.data->data(), 3 * ext_blocks + 5), 0u);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+}
+
+// A planned disconnect on the primary sends one more flush and leaves once the peer
+// acknowledged it: nothing is marked, and reconnecting resyncs nothing.
+TEST(mirror_volume, a_planned_disconnect_of_the_primary_costs_no_resync) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 214);
+  workload(c, d, 200, 16);
+  ASSERT_TRUE(d.drain());  // no final flush: extents are written since the last peer flush
+  const auto before = c.a.vol->status();
+  ASSERT_EQ(c.a.vol->disconnect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.a.vol->connection_state() == conn_state::standalone; }))
+      << c.a.all_logs();
+  EXPECT_TRUE(c.a.logged("disconnected (the peer flushed what it acknowledged)")) << c.a.all_logs();
+  EXPECT_EQ(c.a.vol->status().dirty_bits, 0u);
+  EXPECT_EQ(c.a.vol->status().counters.marked_dirty, 0u);
+  ASSERT_EQ(c.a.vol->connect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); }));
+  EXPECT_EQ(c.a.vol->status().counters.resync_bytes_sent, before.counters.resync_bytes_sent);
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
+// The failover: the primary dies, the secondary disconnects and is promoted at once, without
+// waiting for a leave the dead peer will never confirm.
+TEST(mirror_volume, a_failover_promotes_right_after_the_disconnect) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 216);
+  workload(c, d, 50, 8);
+  c.kill(c.a);
+  ASSERT_EQ(c.b.vol->disconnect(), 0);
+  ASSERT_EQ(c.b.vol->promote(), 0) << c.b.vol->last_error();
+  EXPECT_EQ(c.b.vol->role(), dv::role::primary);
+  EXPECT_EQ(c.b.vol->connection_state(), conn_state::standalone);
+  EXPECT_TRUE(c.b.logged("disconnected (promoted before the peer confirmed)")) << c.b.all_logs();
+}
+
+// A secondary that cannot flush leaves without the promise: the primary marks as before.
+TEST(mirror_volume, a_planned_disconnect_without_a_working_flush_marks_as_before) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 215);
+  const uint64_t ext_blocks = ext_bytes / blk;
+  ASSERT_TRUE(d.submit(dm::io_op::write, 3 * ext_blocks + 5, 4));
+  ASSERT_TRUE(d.drain());
+  c.b.data->fail_all(EIO);  // its disk dies: the leave flush fails
+  ASSERT_EQ(c.b.vol->disconnect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::connecting); }));
+  EXPECT_TRUE(c.b.logged("the data device failed a flush")) << c.b.all_logs();
+  EXPECT_EQ(c.a.vol->status().dirty_bytes, ext_bytes);
+}
+
 // After a flush the peer acknowledged, a lost peer costs no resync at all.
 TEST(mirror_volume, a_peer_flush_bounds_what_a_lost_peer_costs) {
   cluster c;
