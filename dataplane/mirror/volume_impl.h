@@ -326,6 +326,10 @@ struct volume::impl {
   void session_lost(const char* why);
   void abandon_peer_io();
   int pump_control();
+  // The hf_* flags this node's metadata and options say (hello and state carry them).
+  uint32_t state_flags() const;
+  // This node's state message (role, disk, flags, ids), with `extra_flags` (hf_*) added.
+  state_msg make_state(uint32_t extra_flags) const;
   // A planned disconnect (volume::disconnect): true when it waits for the peer or the disk.
   bool start_leave();
   int pump_leave();
@@ -366,6 +370,8 @@ struct volume::impl {
   int send_write(uint32_t i);  // 0; -EAGAIN nothing queued; -EPIPE header without data
   int send_flush(uint64_t& seq_out, uint64_t& epoch_out, uint32_t index);
   void maybe_peer_flush();
+  // Sends the engine's own flush (internal_flush_index); false when the window is full.
+  bool send_internal_flush();
 };
 
 }  // namespace tandem::dp::mirror

@@ -63,10 +63,8 @@ hello_msg volume::impl::make_hello() const {
   h.bitmap_granularity = gran_;
   h.role = s.role;
   h.disk = s.disk;
-  h.flags = ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
-            ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
-            (opt_.auto_resync ? hf_auto_resync : 0) | (want_resync_ ? hf_want_resync : 0) |
-            (want_full_ ? hf_want_full_source : 0);
+  h.flags =
+      state_flags() | (want_resync_ ? hf_want_resync : 0) | (want_full_ ? hf_want_full_source : 0);
   h.gen = s.gen;
   h.dirty_bytes = const_cast<vm::metadata_store&>(meta_).bitmap().dirty_bytes();
   h.recv_slots = opt_.recv_slots;
@@ -424,15 +422,9 @@ int volume::impl::pump_leave() {
   }
   if (is_primary()) {
     if (leave_epoch_ == 0 && !internal_flush_pending_) {
-      uint64_t seq = 0, epoch = 0;
-      if (send_flush(seq, epoch, internal_flush_index) == 0) {
-        internal_flush_pending_ = true;
-        internal_flush_seq_ = seq;
-        internal_flush_epoch_ = epoch;
-        leave_epoch_ = epoch;
-        return 1;
-      }
-      return 0;
+      if (!send_internal_flush()) return 0;
+      leave_epoch_ = internal_flush_epoch_;
+      return 1;
     }
     if (leave_epoch_ != 0 && peer_durable_epoch_ >= leave_epoch_) {
       finish_leave("the peer flushed what it acknowledged");
@@ -457,32 +449,35 @@ int volume::impl::pump_leave() {
     return submit_flush(flush_purpose::leave) > 0 ? 1 : 0;
   }
   if (!room_for(state_len)) return 0;
-  const vm::volume_state& s = meta_.state();
-  state_msg m;
-  m.role = s.role;
-  m.disk = s.disk;
-  m.flags = ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
-            ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
-            (opt_.auto_resync ? hf_auto_resync : 0) | hf_leaving;
-  m.gen = s.gen;
+  const state_msg m = make_state(hf_leaving);
   uint8_t b[state_len];
   if (!send_control({b, static_cast<size_t>(encode_state(b, m))})) return 0;
   leave_sent_ = true;
   return 1;
 }
 
+uint32_t volume::impl::state_flags() const {
+  const vm::volume_state& s = meta_.state();
+  return ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
+         ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
+         (opt_.auto_resync ? hf_auto_resync : 0);
+}
+
+state_msg volume::impl::make_state(uint32_t extra_flags) const {
+  const vm::volume_state& s = meta_.state();
+  state_msg m;
+  m.role = s.role;
+  m.disk = s.disk;
+  m.flags = state_flags() | extra_flags;
+  m.gen = s.gen;
+  return m;
+}
+
 int volume::impl::pump_control() {
   if (!session_up() || state_ == conn_state::handshake) return 0;
   int work = 0;
   if (announce_pending_ && room_for(state_len)) {
-    const vm::volume_state& s = meta_.state();
-    state_msg m;
-    m.role = s.role;
-    m.disk = s.disk;
-    m.flags = ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
-              ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
-              (opt_.auto_resync ? hf_auto_resync : 0);
-    m.gen = s.gen;
+    const state_msg m = make_state(0);
     uint8_t b[state_len];
     if (send_control({b, static_cast<size_t>(encode_state(b, m))})) {
       announce_pending_ = false;
@@ -559,14 +554,19 @@ int volume::impl::send_flush(uint64_t& seq_out, uint64_t& epoch_out, uint32_t in
   return 0;
 }
 
-void volume::impl::maybe_peer_flush() {
-  if (!replicating() || !wrote_since_peer_flush_ || internal_flush_pending_) return;
-  if (now_ - last_peer_flush_ns_ < opt_.peer_flush_interval_ns) return;
+bool volume::impl::send_internal_flush() {
   uint64_t seq = 0, epoch = 0;
-  if (send_flush(seq, epoch, internal_flush_index) < 0) return;
+  if (send_flush(seq, epoch, internal_flush_index) < 0) return false;
   internal_flush_pending_ = true;
   internal_flush_seq_ = seq;
   internal_flush_epoch_ = epoch;
+  return true;
+}
+
+void volume::impl::maybe_peer_flush() {
+  if (!replicating() || !wrote_since_peer_flush_ || internal_flush_pending_) return;
+  if (now_ - last_peer_flush_ns_ < opt_.peer_flush_interval_ns) return;
+  (void)send_internal_flush();
 }
 
 void volume::impl::handle_ack(const ack_msg& a) {
