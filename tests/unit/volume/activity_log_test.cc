@@ -579,7 +579,7 @@ TEST_F(al_store_test, a_corrupt_older_record_is_reported_but_the_replay_stays_ex
       ASSERT_EQ(m.commit_activity_log(), 1);  // seqs 1, 2, 3
     }
   }
-  test::patch_bytes(path_, 8192 + 4096 + 1 * al_record_size + 60, {0xEE});  // seq 1
+  test::flip_byte(path_, 8192 + 4096 + 1 * al_record_size + 60);  // seq 1
   auto m = metadata_store::open(path_);
   EXPECT_EQ(m.al_scan().corrupt, 1u);
   EXPECT_THAT(m.al_scan().problem, HasSubstr("activity-log record 1"));

@@ -299,7 +299,7 @@ TEST_F(metadata_test, corrupt_newest_slot_crc_falls_back) {
     m.state().disk = disk_state::up_to_date;
     ASSERT_EQ(m.commit(), 0);  // seq 2 in slot 1
   }
-  test::patch_bytes(path_, 4096 + 100, {0xFF});  // flip a byte in slot 1
+  test::flip_byte(path_, 4096 + 100);  // a byte of slot 1
   auto m = metadata_store::open(path_);
   EXPECT_EQ(m.seq(), 1u);
   EXPECT_EQ(m.state().disk, disk_state::inconsistent);
@@ -310,8 +310,8 @@ TEST_F(metadata_test, both_slots_corrupt_fails_clearly_and_changes_nothing) {
     auto m = metadata_store::create(path_, small_volume, small_params());
     ASSERT_EQ(m.commit(), 0);
   }
-  test::patch_bytes(path_, 30, {0x5A});
-  test::patch_bytes(path_, 4096 + 30, {0x5A});
+  test::flip_byte(path_, 30);  // the uuid: random, so flip rather than overwrite
+  test::flip_byte(path_, 4096 + 30);
   const auto before = test::read_bytes(path_);
   const std::string msg = error_of([&] { (void)metadata_store::open(path_); });
   EXPECT_THAT(msg, HasSubstr(path_));

@@ -62,6 +62,19 @@ inline void patch_bytes(const std::string& path, uint64_t offset, const std::vec
   if (!f) throw std::runtime_error("cannot patch " + path);
 }
 
+// Inverts the byte at `offset`: a corruption that always changes the file, whatever random
+// content (a uuid, a generation id) the byte held.
+inline void flip_byte(const std::string& path, uint64_t offset) {
+  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.get(c);
+  c = static_cast<char>(~c);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(c);
+  if (!f) throw std::runtime_error("cannot flip a byte of " + path);
+}
+
 // Small parameters that keep files tiny: 64 KiB chunks, 4 MiB extents, 8 slots, 4 records.
 inline format_params small_params() {
   format_params p;
