@@ -417,6 +417,23 @@ receive_result membership::admit(peer& p, uint8_t id, const heartbeat& hb, uint8
   p.last_rx = now;
   p.last_seq = hb.seq;
 
+  if (hb.status.state == node_state::leaving) {
+    p.reported = hb.status;
+    p.reported_at = now;
+    l.last_rx = now;
+    if (p.state != peer_state::down) {
+      p.state = peer_state::down;
+      p.ever_up = true;
+      for (link_rt& x : p.links)
+        x.state = link_state::down;
+      emit(heartbeat_events::node_left, severity::info,
+           node_label(id) + " left the cluster (it announced a clean stop on interconnect " +
+               cfg_.link_names[link] + ")",
+           now, id, link);
+    }
+    return count(receive_result::accepted, &p.counters, link);
+  }
+
   const link_state before = l.state;
   l.state = link_state::up;
   l.since = now;

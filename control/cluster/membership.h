@@ -20,6 +20,9 @@
 //   after T + timeout, i.e. no later than T + timeout + the tick period (exactly at
 //   T + timeout when the daemon ticks at next_deadline()).
 // - The first admitted heartbeat after down brings the node back (rejoin).
+// - A node whose admitted heartbeat reports state `leaving` has stopped its groups and is going
+//   away (`tandemctl cluster stop`, SIGTERM): it is down at once, without waiting for the
+//   timeout, and stays down until it reports another state.
 // Not thread-safe: one owner (the daemon's heartbeat strand).
 #pragma once
 
@@ -51,6 +54,7 @@ inline constexpr uint32_t link_down = 4;          // warning: one interconnect l
 inline constexpr uint32_t node_restarted = 5;     // warning: new incarnation while up
 inline constexpr uint32_t delay = 6;              // warning: gap above the delay-warning threshold
 inline constexpr uint32_t config_differs = 7;     // warning: peer reports another config digest
+inline constexpr uint32_t node_left = 8;          // info: the node announced a clean stop
 inline constexpr uint32_t rejected_auth = 10;     // error: bad MAC (wrong cluster secret?)
 inline constexpr uint32_t rejected_cluster = 11;  // warning: another cluster's id
 inline constexpr uint32_t rejected_node = 12;     // error: unknown node, name or id clash

@@ -32,6 +32,10 @@ std::string_view to_string(loss_action a) noexcept {
   return a == loss_action::fence ? "fence" : "stop_groups";
 }
 
+std::string_view to_string(tie_breaker t) noexcept {
+  return t == tie_breaker::lowest_id ? "lowest_id" : "none";
+}
+
 std::string_view to_string(alert_severity s) noexcept {
   switch (s) {
     case alert_severity::info:
@@ -83,7 +87,7 @@ std::vector<std::string> cluster_config::node_names_by_priority() const {
 
 namespace {
 
-constexpr size_t max_nodes = 64;
+constexpr size_t max_nodes = 32;  // node ids are 0..31 on the heartbeat wire
 constexpr size_t max_interconnects = 8;
 constexpr size_t max_webhooks = 32;
 
@@ -234,8 +238,9 @@ void read_node(const cursor& c, node_config& n, size_t index) {
 
 void read_witness(const cursor& c, witness_config& w) {
   w.loc = c.loc();
-  c.check_keys({"url", "lease", "renew"});
+  c.check_keys({"url", "token_file", "lease", "renew"});
   c.read("url", w.url, w.locs, read_url, true);
+  c.read("token_file", w.token_file, w.locs, read_path);
   c.read("lease", w.lease, w.locs, &cursor::duration);
   c.read("renew", w.renew, w.locs, &cursor::duration);
 }
@@ -254,7 +259,8 @@ void read_etcd(const cursor& c, etcd_config& e) {
 
 void read_quorum(const cursor& c, quorum_config& q) {
   q.loc = c.loc();
-  c.check_keys({"mode", "witness", "etcd", "partition_resolution", "on_loss"});
+  c.check_keys({"mode", "tie_breaker", "stop_timeout", "witness", "etcd", "partition_resolution",
+                "on_loss"});
   c.read("mode", q.mode, q.locs, [](const cursor& x) -> std::optional<quorum_mode> {
     auto s = x.one_of({"majority", "witness", "etcd", "none"});
     if (!s) return std::nullopt;
@@ -263,6 +269,12 @@ void read_quorum(const cursor& c, quorum_config& q) {
     if (*s == "none") return quorum_mode::none;
     return quorum_mode::majority;
   });
+  c.read("tie_breaker", q.tie, q.locs, [](const cursor& x) -> std::optional<tie_breaker> {
+    auto s = x.one_of({"none", "lowest_id"});
+    if (!s) return std::nullopt;
+    return *s == "lowest_id" ? tie_breaker::lowest_id : tie_breaker::none;
+  });
+  c.read("stop_timeout", q.stop_timeout, q.locs, &cursor::duration);
   if (auto w = section(c, "witness", q.locs)) read_witness(*w, q.witness);
   if (auto e = section(c, "etcd", q.locs)) read_etcd(*e, q.etcd);
   if (auto pr = section(c, "partition_resolution", q.locs)) {
@@ -562,6 +574,16 @@ void check_quorum(cluster_config& cfg, diagnostics& diag) {
                      "), so a node renews at least twice before its lease can expire");
     }
   };
+  if (q.stop_timeout < milliseconds(1000) || q.stop_timeout > milliseconds(600'000)) {
+    diag.error(loc_of(q.locs, "stop_timeout", q.loc),
+               format_duration(q.stop_timeout) +
+                   " is out of range: 1s .. 10m (the slowest group stop plus one heartbeat "
+                   "interval)");
+  }
+  if (q.locs.contains("tie_breaker") && q.mode != quorum_mode::majority) {
+    diag.warning(loc_of(q.locs, "tie_breaker", q.loc),
+                 "ignored: quorum.mode is " + std::string(to_string(q.mode)));
+  }
   if (q.mode == quorum_mode::witness) {
     if (!q.locs.contains("witness")) {
       diag.error(mode_loc, "mode witness needs a quorum.witness section with the witness url");

@@ -40,12 +40,15 @@ struct heartbeat_config {
 };
 
 enum class quorum_mode { majority, witness, etcd, none };
+enum class tie_breaker { none, lowest_id };
 enum class loss_action { stop_groups, fence };
 std::string_view to_string(quorum_mode m) noexcept;
 std::string_view to_string(loss_action a) noexcept;
+std::string_view to_string(tie_breaker t) noexcept;
 
 struct witness_config {
-  std::string url;  // tandem-witness base URL
+  std::string url;         // tandem-witness base URL
+  std::string token_file;  // bearer token the witness requires (optional)
   std::chrono::milliseconds lease{10'000};
   std::chrono::milliseconds renew{3'000};  // less than half the lease
   source_loc loc;
@@ -81,6 +84,10 @@ struct on_loss_config {
 
 struct quorum_config {
   quorum_mode mode = quorum_mode::majority;
+  tie_breaker tie = tie_breaker::none;  // majority: who keeps an exact half
+  // The time a node that lost quorum has to stop its groups; the others wait as long before
+  // taking them over (majority, none, partition resolution; leases have their own bound).
+  std::chrono::milliseconds stop_timeout{5'000};
   witness_config witness;  // mode witness
   etcd_config etcd;        // mode etcd
   partition_resolution resolution;

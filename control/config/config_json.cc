@@ -191,9 +191,12 @@ json to_json(const cluster_config& cfg) {
   const quorum_config& q = cfg.quorum;
   json qj;
   qj["mode"] = to_string(q.mode);
+  qj["tie_breaker"] = to_string(q.tie);
+  qj["stop_timeout"] = dur(q.stop_timeout);
   if (q.mode == quorum_mode::witness || q.locs.contains("witness")) {
     qj["witness"] = {
         {"url", q.witness.url}, {"lease", dur(q.witness.lease)}, {"renew", dur(q.witness.renew)}};
+    if (!q.witness.token_file.empty()) qj["witness"]["token_file"] = q.witness.token_file;
   }
   if (q.mode == quorum_mode::etcd || q.locs.contains("etcd")) {
     json ej;

@@ -355,6 +355,41 @@ TEST(cluster_config, quorum_warnings_and_lease_rules) {
                          "not an http:// or https:// URL with a host"));
 }
 
+TEST(cluster_config, tie_breaker_stop_timeout_and_witness_token) {
+  auto ok = load(edit("  mode: witness\n  witness: {url: \"http://10.0.0.9:7791\"}\n",
+                      "  mode: majority\n  tie_breaker: lowest_id\n  stop_timeout: 30s\n"));
+  ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
+  EXPECT_EQ(ok.config.quorum.tie, tie_breaker::lowest_id);
+  EXPECT_EQ(ok.config.quorum.stop_timeout, 30s);
+  auto token = load(edit("{url: \"http://10.0.0.9:7791\"}",
+                         "{url: \"http://10.0.0.9:7791\", token_file: /etc/tandem/witness.token}"));
+  ASSERT_TRUE(token.ok()) << token.diag.to_string();
+  EXPECT_EQ(token.config.quorum.witness.token_file, "/etc/tandem/witness.token");
+  auto ignored = load(edit("  mode: witness\n", "  mode: witness\n  tie_breaker: lowest_id\n"));
+  ASSERT_TRUE(ignored.ok());
+  EXPECT_TRUE(has_problem(ignored.diag,
+                          "cluster.yaml:13:16: warning: quorum.tie_breaker: ignored: "
+                          "quorum.mode is witness"))
+      << ignored.diag.to_string();
+  auto short_stop = load(edit("  mode: witness\n", "  mode: witness\n  stop_timeout: 200ms\n"));
+  EXPECT_TRUE(only_error(short_stop.diag,
+                         "cluster.yaml:13:17: quorum.stop_timeout: 200ms is out of range: "
+                         "1s .. 10m (the slowest group stop plus one heartbeat interval)"))
+      << short_stop.diag.to_string();
+  auto bad_tie = load(edit("  mode: witness\n", "  mode: witness\n  tie_breaker: coin\n"));
+  EXPECT_FALSE(bad_tie.ok());
+}
+
+TEST(cluster_config, at_most_32_nodes) {
+  std::string text = "cluster: {name: big, secret_file: /etc/tandem/secret}\nnodes:\n";
+  for (int i = 0; i < 33; ++i)
+    text += "  - {name: n" + std::to_string(i) + ", interconnects: [{address: 10.0.0." +
+            std::to_string(i + 1) + "}]}\n";
+  auto r = load(text);
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.diag.to_string().find("32 are supported"), std::string::npos) << r.diag.to_string();
+}
+
 TEST(cluster_config, fence_needs_a_command_on_every_node) {
   auto r = load(with("  on_loss: {action: fence}\n"));
   EXPECT_TRUE(only_error(r.diag,
