@@ -423,7 +423,6 @@ receive_result membership::admit(peer& p, uint8_t id, const heartbeat& hb, uint8
     l.last_rx = now;
     if (p.state != peer_state::down) {
       p.state = peer_state::down;
-      p.ever_up = true;
       for (link_rt& x : p.links)
         x.state = link_state::down;
       emit(heartbeat_events::node_left, severity::info,
@@ -473,6 +472,17 @@ receive_result membership::admit(peer& p, uint8_t id, const heartbeat& hb, uint8
     p.digest_warned = false;
   }
   return count(receive_result::accepted, &p.counters, link);
+}
+
+void membership::set_timing(nanoseconds interval, nanoseconds timeout) {
+  if (interval <= nanoseconds::zero())
+    throw std::invalid_argument("membership: the interval must be positive");
+  if (timeout < 2 * interval) {
+    throw std::invalid_argument("membership: timeout " + ms(timeout) +
+                                " is less than twice the interval " + ms(interval));
+  }
+  cfg_.interval = interval;
+  cfg_.timeout = timeout;
 }
 
 void membership::tick(time_point now) {

@@ -169,6 +169,9 @@ class membership {
                          std::string_view from = {});
 
   // --- time ---
+  // A reloaded configuration's heartbeat timing (the same checks as the constructor; throws
+  // std::invalid_argument and keeps the old timing). Deadlines follow the new timeout at once.
+  void set_timing(std::chrono::nanoseconds interval, std::chrono::nanoseconds timeout);
   void tick(time_point now);
   // The earliest time at which tick() would change something, if any.
   [[nodiscard]] std::optional<time_point> next_deadline() const;

@@ -75,6 +75,18 @@ size_t partition_resolver::failing_count(time_point now) const {
   return n;
 }
 
+void partition_resolver::adopt_results(const partition_resolver& old) {
+  for (size_t i = 0; i < cfg_.targets.size(); ++i) {
+    for (size_t j = 0; j < old.cfg_.targets.size(); ++j) {
+      const probe_target& a = cfg_.targets[i];
+      const probe_target& b = old.cfg_.targets[j];
+      if (a.kind != b.kind || a.address != b.address || !old.latest_[j]) continue;
+      latest_[i] = old.latest_[j];
+      latest_[i]->target = i;
+    }
+  }
+}
+
 partition_verdict partition_resolver::decide(bool peers_lost, time_point now) const {
   if (!enabled()) return partition_verdict::off;
   if (!peers_lost) return partition_verdict::not_needed;

@@ -70,6 +70,10 @@ class partition_resolver {
   // std::invalid_argument for a target index out of range.
   void record(const probe_result& r);
 
+  // Takes over the latest results of `old` for the targets both have (same kind and address):
+  // a reload that keeps a target does not forget that it answers.
+  void adopt_results(const partition_resolver& old);
+
   [[nodiscard]] partition_verdict decide(bool peers_lost, time_point now) const;
   [[nodiscard]] bool enabled() const noexcept { return !cfg_.targets.empty(); }
   [[nodiscard]] bool reachable(size_t target, time_point now) const;

@@ -82,6 +82,20 @@ void quorum::update_reachability(std::span<const probe_result> results, time_poi
   evaluate(now);
 }
 
+void quorum::set_partition(partition_config partition, time_point now) {
+  partition_resolver next(std::move(partition));
+  next.adopt_results(resolver_);
+  const bool was_enabled = resolver_.enabled();
+  resolver_ = std::move(next);
+  // Resolution switched on (or off) is a change of verdict from `off`: an isolated node is then
+  // reported as such. The target warning carries over, so a reload that drops the failing target
+  // says "answers again" and one that keeps it does not warn twice.
+  started_ = true;
+  if (!was_enabled || !resolver_.enabled()) last_verdict_ = partition_verdict::off;
+  if (!resolver_.enabled()) targets_warned_ = false;
+  evaluate(now);
+}
+
 void quorum::tick(time_point now) {
   time_passed(now);
   evaluate(now);

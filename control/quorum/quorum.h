@@ -118,6 +118,10 @@ class quorum {
   void update_reachability(std::span<const probe_result> results, time_point now);
   // Time passed: lease lapses, result ageing. Arm a timer at next_deadline().
   void tick(time_point now);
+  // A reloaded configuration's partition-resolution targets. Targets kept from the old list
+  // keep their latest result; new ones count as unreachable until probed, as at start-up.
+  // Throws std::invalid_argument like the constructor and keeps the old targets then.
+  void set_partition(partition_config partition, time_point now);
 
   [[nodiscard]] bool holds(time_point now) const;
   // The earliest time at which tick() (or, for leases, next_request()) has something to do.

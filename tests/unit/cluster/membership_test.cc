@@ -329,6 +329,186 @@ TEST(membership, node_cut_off_on_all_links_is_down_then_rejoins) {
   EXPECT_EQ(s[a].count(heartbeat_events::node_restarted), 0u);
 }
 
+// A clean stop: the peer's heartbeats say `leaving`. It is down with the first of them, not a
+// timeout later, and only once; it stays down while it says so and after it goes quiet.
+TEST(membership, a_leaving_peer_is_down_at_once_and_stays_down) {
+  sim s;
+  s.run(t0 + 2s);  // rounds at 0..2 s: everyone up; the clock is now at 3 s
+  ASSERT_EQ(s[a].m->state_of(b), peer_state::up);
+  const time_point left_at = s.now;
+  s[b].m->set_local_status({node_state::leaving, false, 0, {}});
+  s.round();
+  for (uint8_t n : ids{a, c}) {
+    EXPECT_EQ(s[n].m->state_of(b), peer_state::down) << int{n};
+    ASSERT_EQ(s[n].count(heartbeat_events::node_left, b), 1u) << int{n};  // not once per link
+    const event& e = *s[n].first(heartbeat_events::node_left, b);
+    EXPECT_EQ(e.level, severity::info);
+    EXPECT_EQ(e.module, "heartbeat");
+    EXPECT_EQ(e.time, left_at);
+    EXPECT_EQ(e.link, 0);  // the first leaving heartbeat came on lan0
+    EXPECT_NE(e.message.find("node node-b left the cluster"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("lan0"), std::string::npos) << e.message;
+    EXPECT_EQ(s[n].m->up_count(), 2u);
+  }
+  const std::vector<node_view> v = s[a].m->view();
+  EXPECT_EQ(v[b].state, peer_state::down);
+  EXPECT_EQ(v[b].link[0].state, link_state::down);
+  EXPECT_EQ(v[b].link[1].state, link_state::down);
+  EXPECT_EQ(v[b].last_rx, left_at);
+  ASSERT_TRUE(v[b].reported);
+  EXPECT_EQ(v[b].reported->state, node_state::leaving);
+  EXPECT_EQ(s[a].m->node_counters(b).accepted, 8u);  // 3 online rounds + 1 leaving, 2 links
+  // It keeps saying `leaving` for a while (stopping its groups): still down, nothing new.
+  s.now += 1s;
+  s.run(t0 + 12s, 500ms);
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::down);
+  EXPECT_EQ(s[a].count(heartbeat_events::node_left, b), 1u);
+  EXPECT_EQ(s[a].m->view()[b].reported->state, node_state::leaving);
+  EXPECT_EQ(s[a].m->view()[b].last_rx, t0 + 12s);
+  // Then it goes quiet: no timeout runs for it any more, so no node_down, ever.
+  s[b].alive = false;
+  s.run(t0 + 40s, 500ms);
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::down);
+  for (uint8_t n : ids{a, c}) {
+    EXPECT_EQ(s[n].count(heartbeat_events::node_down, b), 0u) << int{n};
+    EXPECT_EQ(s[n].count(heartbeat_events::link_down, b), 0u) << int{n};
+    EXPECT_EQ(s[n].count(heartbeat_events::delay, b), 0u) << int{n};
+    EXPECT_EQ(s[n].count(heartbeat_events::node_left, b), 1u) << int{n};
+  }
+  EXPECT_EQ(s[a].m->state_of(c), peer_state::up);  // the others are unaffected
+  EXPECT_EQ(s[a].count(heartbeat_events::node_down), 0u);
+}
+
+TEST(membership, a_peer_that_left_rejoins_once_it_reports_another_state) {
+  sim s(2);
+  s.run(t0 + 5s);  // node-c, configured but never started, is down by now: no deadline of its own
+  s[b].m->set_local_status({node_state::leaving, false, 0, {}});
+  s.round();
+  ASSERT_EQ(s[a].m->state_of(b), peer_state::down);
+  ASSERT_EQ(s[a].count(heartbeat_events::node_left, b), 1u);
+  EXPECT_FALSE(s[a].m->next_deadline()) << "no deadline runs for a node that left";
+  // The stop was called off: the same run reports online again and is back at once.
+  s.now += 1s;
+  s[b].m->set_local_status({node_state::online, false, 0, {}});
+  s.round();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up);
+  ASSERT_EQ(s[a].count(heartbeat_events::node_up, b), 2u);
+  const event& up = s[a].events.back();
+  EXPECT_EQ(up.id, heartbeat_events::node_up);
+  EXPECT_EQ(up.time, s.now);
+  EXPECT_NE(up.message.find("rejoined"), std::string::npos) << up.message;
+  EXPECT_EQ(s[a].m->view()[b].link[0].state, link_state::up);
+  EXPECT_EQ(s[a].m->view()[b].link[1].state, link_state::up);
+  EXPECT_EQ(s[a].m->view()[b].reported->state, node_state::online);
+  EXPECT_EQ(s[a].count(heartbeat_events::link_up, b), 0u);
+  EXPECT_EQ(s[a].m->next_deadline(), s.now + 4s) << "timing runs again (delay warning first)";
+  // It leaves again, and this time stops and starts a new run: down at once, then rejoined
+  // (not `restarted`: it was not up) once the new run proves it hears this node.
+  s.now += 1s;
+  s[b].m->set_local_status({node_state::leaving, false, 0, {}});
+  s.round();
+  ASSERT_EQ(s[a].m->state_of(b), peer_state::down);
+  EXPECT_EQ(s[a].count(heartbeat_events::node_left, b), 2u);
+  s.now += 2s;
+  s.start(b);
+  s.round();  // A sends first: B's first packets already echo A's run
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up);
+  EXPECT_EQ(s[a].m->view()[b].incarnation, s[b].m->incarnation());
+  ASSERT_EQ(s[a].count(heartbeat_events::node_up, b), 3u);
+  EXPECT_NE(s[a].events.back().message.find("rejoined"), std::string::npos);
+  EXPECT_EQ(s[a].count(heartbeat_events::node_restarted, b), 0u);
+  EXPECT_EQ(s[a].count(heartbeat_events::node_down, b), 0u);
+}
+
+// set_timing: a reload's new timing, checked like the constructor's, in force at once.
+TEST(membership, set_timing_refuses_unsafe_timing_and_keeps_the_old_one) {
+  membership m(config_for(a), codec(), 5, t0, nullptr);
+  EXPECT_THROW(m.set_timing(0s, 5s), std::invalid_argument);
+  EXPECT_THROW(m.set_timing(-1s, 5s), std::invalid_argument);
+  EXPECT_THROW(m.set_timing(1s, 1999ms), std::invalid_argument);  // less than two intervals
+  EXPECT_THROW(m.set_timing(3s, 5s), std::invalid_argument);
+  EXPECT_EQ(m.config().interval, 1s);
+  EXPECT_EQ(m.config().timeout, 5s);
+  EXPECT_EQ(m.next_deadline(), t0 + 5s) << "the old timeout still runs";
+  m.set_timing(500ms, 1s);  // exactly twice the interval is allowed
+  EXPECT_EQ(m.config().interval, 500ms);
+  EXPECT_EQ(m.config().timeout, 1s);
+  EXPECT_EQ(m.next_deadline(), t0 + 1s);
+}
+
+TEST(membership, a_longer_timeout_delays_the_detection_of_a_silent_peer) {
+  sim s(2);
+  s.round();
+  s.round();
+  const time_point last = s.now;
+  s[b].alive = false;
+  s.now = last + 2s;
+  s.tick();
+  s[a].m->set_timing(1s, 8s);
+  EXPECT_EQ(s[a].m->next_deadline(), last + 6400ms) << "80% of the new timeout";
+  s.now = last + 5s;  // the old timeout
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up);
+  EXPECT_EQ(s[a].count(heartbeat_events::delay, b), 0u);
+  s.now = last + 6400ms;
+  s.tick();
+  ASSERT_EQ(s[a].count(heartbeat_events::delay, b), 1u);
+  EXPECT_NE(s[a].first(heartbeat_events::delay, b)->message.find("timeout 8000 ms"),
+            std::string::npos)
+      << s[a].first(heartbeat_events::delay, b)->message;
+  s.now = last + 8s - 1ns;
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up);
+  EXPECT_EQ(s[a].m->next_deadline(), last + 8s);
+  s.now = last + 8s;
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::down);
+  const event* down = s[a].first(heartbeat_events::node_down, b);
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->time, last + 8s);
+  EXPECT_NE(down->message.find("for 8000 ms"), std::string::npos) << down->message;
+}
+
+TEST(membership, a_shorter_timeout_takes_effect_at_the_next_tick) {
+  sim s(2);
+  s.round();
+  s.round();
+  const time_point last = s.now;
+  s[b].alive = false;
+  s.now = last + 1500ms;
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up);
+  s[a].m->set_timing(500ms, 2s);
+  EXPECT_EQ(s[a].m->next_deadline(), last + 1600ms);
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up) << "set_timing itself decides nothing";
+  s.now = last + 2s - 1ns;
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::up);
+  s.now = last + 3s;  // before the old 5 s timeout
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::down);
+  const event* down = s[a].first(heartbeat_events::node_down, b);
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->time, last + 3s);
+  EXPECT_NE(down->message.find("for 2000 ms (last one 3000 ms ago)"), std::string::npos)
+      << down->message;
+}
+
+TEST(membership, new_timing_applies_to_nodes_never_heard_of) {
+  sim s(2);
+  s[b].alive = false;
+  s[a].m->set_timing(1s, 8s);
+  EXPECT_EQ(s[a].m->next_deadline(), t0 + 8s);
+  s.now = t0 + 5s;
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::unknown);
+  s.now = t0 + 8s;
+  s.tick();
+  EXPECT_EQ(s[a].m->state_of(b), peer_state::down);
+  EXPECT_NE(s[a].first(heartbeat_events::node_down, b)->message.find("(8000 ms)"),
+            std::string::npos);
+}
+
 TEST(membership, restart_within_the_timeout_is_reported_not_missed) {
   sim s;
   s.run(t0 + 3s);  // rounds at 0..3 s; the clock is now at 4 s

@@ -3,6 +3,7 @@
 #include "control/quorum/majority.h"
 
 #include <chrono>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -182,6 +183,109 @@ TEST(majority_quorum, partition_resolution_only_removes_quorum) {
   EXPECT_FALSE(q1.holds(t0 + 1200ms));
 }
 
+// set_partition: a reload's targets. A kept target keeps its answer; a brand-new list has no
+// answer yet, so a node with peers lost is the isolated side until a new target answers.
+TEST(majority_quorum, set_partition_switching_resolution_on_reports_an_isolated_node) {
+  recorder r;
+  majority_quorum q(nodes(3, 0), {}, t0, r.sink());  // no targets: resolution off
+  q.update_membership(ids{0, 1, 2}, t0);
+  q.update_membership(ids{0, 1}, t0 + 1s);  // node 2 lost; 2 of 3 still hold
+  ASSERT_TRUE(q.holds(t0 + 1s));
+  partition_config pc;
+  pc.targets = {{probe_kind::ping, "10.0.0.5"}};  // never probed yet
+  q.set_partition(pc, t0 + 2s);
+  EXPECT_FALSE(q.holds(t0 + 2s));
+  EXPECT_EQ(r.count(quorum_events::isolated), 1u);
+  EXPECT_EQ(r.count(quorum_events::lost), 1u);
+  // Off again: nothing to judge, quorum comes back from the majority rule alone.
+  q.set_partition({}, t0 + 3s);
+  EXPECT_TRUE(q.holds(t0 + 3s));
+  EXPECT_EQ(q.state(t0 + 3s).partition, partition_verdict::off);
+}
+
+TEST(majority_quorum, set_partition_keeps_the_answers_of_kept_targets) {
+  partition_config pc;
+  pc.targets = {{probe_kind::ping, "10.0.0.1"}, {probe_kind::http, "http://10.0.0.2/"}};
+  pc.max_age = 3s;
+  recorder r;
+  majority_quorum q(nodes(3, 0), {}, t0, r.sink(), pc);
+  q.on_lost([&](const loss& l) { r.losses.push_back(l); });
+  q.update_membership(ids{0, 1, 2}, t0);
+  const std::vector<probe_result> res = {{0, true, t0, "reply"}, {1, false, t0, "timeout"}};
+  q.update_reachability(res, t0);
+  q.update_membership(ids{0, 1}, t0 + 1s);  // node 2 lost: resolution needed, 10.0.0.1 answers
+  ASSERT_TRUE(q.holds(t0 + 1s));
+  ASSERT_EQ(q.state(t0 + 1s).partition, partition_verdict::reachable);
+
+  // Invalid lists are refused and change nothing.
+  partition_config bad;
+  bad.targets = {
+      {probe_kind::ping, "10.0.0.7"}, {probe_kind::ping, "10.0.0.8"}, {probe_kind::ping, ""}};
+  EXPECT_THROW(q.set_partition(bad, t0 + 1200ms), std::invalid_argument);
+  bad.targets.back().address = "10.0.0.9";
+  bad.max_age = -1s;
+  EXPECT_THROW(q.set_partition(bad, t0 + 1200ms), std::invalid_argument);
+  EXPECT_TRUE(q.holds(t0 + 1200ms)) << "the old targets, with their answers, still count";
+  EXPECT_EQ(q.state(t0 + 1200ms).partition, partition_verdict::reachable);
+  const probe_result third{2, true, t0 + 1200ms, "reply"};
+  EXPECT_THROW(q.update_reachability(std::span(&third, 1), t0 + 1200ms), std::invalid_argument)
+      << "still two targets, not the refused three";
+
+  // A list that keeps 10.0.0.1 (now second) and adds one never probed: still held.
+  partition_config kept;
+  kept.targets = {{probe_kind::http, "http://10.0.0.9/"}, {probe_kind::ping, "10.0.0.1"}};
+  kept.max_age = 3s;
+  q.set_partition(kept, t0 + 1500ms);
+  EXPECT_TRUE(q.holds(t0 + 1500ms));
+  EXPECT_EQ(q.state(t0 + 1500ms).partition, partition_verdict::reachable);
+  EXPECT_EQ(r.count(quorum_events::lost), 0u);
+  EXPECT_EQ(r.count(quorum_events::isolated), 0u);
+  EXPECT_TRUE(r.losses.empty());
+  // The carried answer still ages out when it would have: 3 s after it came.
+  EXPECT_EQ(q.next_deadline(), t0 + 3s + std::chrono::nanoseconds(1));
+
+  // Only a brand-new target: nothing has answered it yet, so this node is isolated.
+  partition_config fresh;
+  fresh.targets = {{probe_kind::ping, "10.0.0.5"}};
+  q.set_partition(fresh, t0 + 2s);
+  EXPECT_FALSE(q.holds(t0 + 2s));
+  EXPECT_EQ(q.state(t0 + 2s).partition, partition_verdict::isolated);
+  EXPECT_EQ(r.count(quorum_events::isolated), 1u);
+  ASSERT_EQ(r.count(quorum_events::lost), 1u);
+  ASSERT_EQ(r.losses.size(), 1u);
+  EXPECT_EQ(r.losses[0].at, t0 + 2s);
+  EXPECT_EQ(r.losses[0].stop_by, t0 + 2s + 5s);
+  EXPECT_NE(r.losses[0].reason.find("10.0.0.5 (ping: no result yet)"), std::string::npos)
+      << r.losses[0].reason;
+  EXPECT_NE(r.losses[0].reason.find("isolated side"), std::string::npos) << r.losses[0].reason;
+  EXPECT_EQ(r.losses[0].reason.find("10.0.0.1"), std::string::npos) << r.losses[0].reason;
+  // Its first answer gives quorum back.
+  const probe_result ok{0, true, t0 + 2500ms, "reply"};
+  q.update_reachability(std::span(&ok, 1), t0 + 2500ms);
+  EXPECT_TRUE(q.holds(t0 + 2500ms));
+  EXPECT_EQ(r.count(quorum_events::held), 2u);
+  EXPECT_EQ(r.losses.size(), 1u);
+}
+
+TEST(majority_quorum, set_partition_matters_only_while_peers_are_lost) {
+  partition_config pc;
+  pc.targets = {{probe_kind::ping, "10.0.0.1"}};
+  recorder r;
+  majority_quorum q(nodes(3, 0), {}, t0, r.sink(), pc);
+  q.update_membership(ids{0, 1, 2}, t0);
+  partition_config fresh;
+  fresh.targets = {{probe_kind::ping, "10.0.0.5"}};
+  q.set_partition(fresh, t0 + 1s);
+  EXPECT_TRUE(q.holds(t0 + 1s)) << "every node up: resolution not needed";
+  EXPECT_EQ(q.state(t0 + 1s).partition, partition_verdict::not_needed);
+  EXPECT_EQ(r.count(quorum_events::lost), 0u);
+  q.set_partition({}, t0 + 2s);  // resolution turned off
+  q.update_membership(ids{0, 1}, t0 + 3s);
+  EXPECT_TRUE(q.holds(t0 + 3s));
+  EXPECT_EQ(q.state(t0 + 3s).partition, partition_verdict::off);
+  EXPECT_EQ(r.count(quorum_events::lost), 0u);
+}
+
 TEST(none_quorum, always_holds_and_reports_every_partition_as_a_risk) {
   recorder r;
   none_quorum q(nodes(3, 0), t0, r.sink());
@@ -225,6 +329,43 @@ TEST(none_quorum, an_isolated_node_still_gives_its_groups_up_with_resolution) {
   ASSERT_EQ(r.losses.size(), 1u);
   EXPECT_EQ(r.losses[0].stop_by, t0 + 9s);
   EXPECT_NE(r.losses[0].reason.find("isolated side"), std::string::npos);
+}
+
+TEST(none_quorum, set_partition_with_only_new_targets_gives_the_groups_up) {
+  partition_config pc;
+  pc.targets = {{probe_kind::ping, "10.0.0.1"}};
+  recorder r;
+  none_quorum q(nodes(2, 0), t0, r.sink(), pc, 7s);
+  q.on_lost([&](const loss& l) { r.losses.push_back(l); });
+  q.update_membership(ids{0, 1}, t0);
+  const probe_result ok{0, true, t0, "reply"};
+  q.update_reachability(std::span(&ok, 1), t0);
+  q.update_membership(ids{0}, t0 + 1s);
+  ASSERT_TRUE(q.holds(t0 + 1s));
+  partition_config kept;
+  kept.targets = {{probe_kind::ping, "10.0.0.1"}, {probe_kind::ping, "10.0.0.2"}};
+  q.set_partition(kept, t0 + 1500ms);
+  EXPECT_TRUE(q.holds(t0 + 1500ms));
+  EXPECT_EQ(r.count(quorum_events::lost), 0u);
+  partition_config bad;
+  bad.targets = {{probe_kind::http, ""}};
+  EXPECT_THROW(q.set_partition(bad, t0 + 1600ms), std::invalid_argument);
+  EXPECT_TRUE(q.holds(t0 + 1600ms));
+  partition_config fresh;
+  fresh.targets = {{probe_kind::http, "https://10.0.0.3/"}};
+  q.set_partition(fresh, t0 + 2s);
+  EXPECT_FALSE(q.holds(t0 + 2s));
+  EXPECT_EQ(r.count(quorum_events::isolated), 1u);
+  ASSERT_EQ(r.count(quorum_events::lost), 1u);
+  ASSERT_EQ(r.losses.size(), 1u);
+  EXPECT_EQ(r.losses[0].at, t0 + 2s);
+  EXPECT_EQ(r.losses[0].stop_by, t0 + 9s);
+  EXPECT_NE(r.losses[0].reason.find("https://10.0.0.3/ (http: no result yet)"), std::string::npos)
+      << r.losses[0].reason;
+  // Turning resolution off again: mode none holds whatever is down.
+  q.set_partition({}, t0 + 3s);
+  EXPECT_TRUE(q.holds(t0 + 3s));
+  EXPECT_EQ(r.count(quorum_events::held), 2u);
 }
 
 }  // namespace
