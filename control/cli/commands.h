@@ -36,7 +36,12 @@ struct command {
 
 // The tables, one per top-level command (each in its own source file).
 std::span<const command> config_commands();
-std::span<const command> mirror_commands();  // over tandem-replicator's socket
+std::span<const command> mirror_commands();   // over tandem-replicator's socket
+std::span<const command> cluster_commands();  // start, stop: over tandemd's socket
+// Top-level leaves over tandemd's socket (cluster_commands.cc).
+int run_status(const std::vector<std::string>& args, command_context& ctx);
+int run_events(const std::vector<std::string>& args, command_context& ctx);
+int run_config_reload(const std::vector<std::string>& args, command_context& ctx);
 
 // The whole of tandemctl: `args` excludes the program name. Never throws.
 int run_tandemctl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

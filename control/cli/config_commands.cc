@@ -225,6 +225,8 @@ std::span<const command> config_commands() {
       {"check", "validate a cluster file; print every problem with file:line:column", config_check},
       {"show", "print a cluster file with defaults filled in, as one node sees it", config_show},
       {"diff", "compare two cluster files: what a running daemon can apply live", config_diff},
+      {"reload", "make the running tandemd apply its changed file (live changes only)",
+       run_config_reload},
   };
   return table;
 }

@@ -20,10 +20,13 @@ namespace po = boost::program_options;
 
 constexpr std::string_view default_socket = "/run/tandem/tandemd.sock";
 
-// Top-level commands. Daemon commands (status, cluster, events, group) join here as
-// they land: one line each, with their table in their own source file.
+// Top-level commands: one line each, with their table in their own source file.
 std::span<const command> top_level() {
   static const command table[] = {
+      {"status", "the cluster as this node sees it: nodes, interconnects, quorum", run_status},
+      {"events", "tandemd's events (heartbeat, quorum, ...), newest last; --follow", run_events},
+      {"cluster", "this node joins or leaves the cluster: start, stop", nullptr,
+       cluster_commands()},
       {"config", "check, show and compare cluster configuration files", nullptr, config_commands()},
       {"mirror", "mirrored volumes: status, promote, demote, connect, resync, ...", nullptr,
        mirror_commands()},

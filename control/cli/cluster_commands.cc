@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: Apache-2.0
+// `tandemctl status`, `tandemctl events`, `tandemctl cluster start|stop`: tandemd over its API
+// socket (docs/tandemctl.md has the requests and the exit codes).
+#include <chrono>
+#include <iomanip>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "control/api/jsonl_socket.h"
+#include "control/cli/args.h"
+#include "control/cli/commands.h"
+
+namespace tandem::ctl::cli {
+namespace {
+
+namespace po = boost::program_options;
+using json = nlohmann::json;
+
+po::options_description common_options(bool json_option = true) {
+  po::options_description d("Options");
+  if (json_option) d.add_options()("json", "print tandemd's JSON answer");
+  d.add_options()("help,h", "show this help");
+  return d;
+}
+
+// Sends `request` to tandemd; on success leaves the answer in `answer`. Prints the error.
+int call(const json& request, command_context& ctx, json& answer) {
+  try {
+    api::jsonl_client client(ctx.socket, std::chrono::seconds(30));
+    answer = client.call(request);
+  } catch (const api::unavailable& e) {
+    ctx.err << "tandemctl: tandemd is not running: " << e.what() << "\n";
+    return exit_unavailable;
+  } catch (const std::exception& e) {
+    ctx.err << "tandemctl: " << ctx.socket << ": " << e.what() << "\n";
+    return exit_unavailable;
+  }
+  if (!answer.value("ok", false)) {
+    ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
+    return exit_failed;
+  }
+  return exit_ok;
+}
+
+std::string ago(const json& j, const char* key) {
+  if (!j.contains(key)) return "never";
+  const int64_t ms = j[key].get<int64_t>();
+  std::ostringstream os;
+  if (ms < 10'000) {
+    os << ms << " ms ago";
+  } else {
+    os << ms / 1000 << " s ago";
+  }
+  return os.str();
+}
+
+void print_status(std::ostream& os, const json& s) {
+  const json& q = s["quorum"];
+  os << "cluster " << s.value("cluster", "") << ", node " << s.value("node", "") << " (id "
+     << s.value("node_id", 0) << "): " << s.value("state", "") << "\n";
+  os << "quorum:  " << (q.value("holds", false) ? "held" : "NOT held") << " ("
+     << q.value("mode", "") << ": " << q.value("detail", "") << ")";
+  if (q.contains("holder")) os << ", holder " << q.value("holder", "");
+  if (q.value("partition", "off") != "off") os << ", partition " << q.value("partition", "");
+  os << "\n";
+  os << "heartbeat: every " << s["heartbeat"].value("interval_ms", 0) << " ms, timeout "
+     << s["heartbeat"].value("timeout_ms", 0) << " ms\n\n";
+  os << std::left << std::setw(16) << "NODE" << std::setw(10) << "STATE" << std::setw(10)
+     << "QUORUM" << std::setw(16) << "LAST HEARD"
+     << "LINKS\n";
+  for (const json& n : s["nodes"]) {
+    std::string name = n.value("name", "");
+    if (n.value("self", false)) name += " *";
+    std::string state = n.value("state", "");
+    if (n.value("pending", false)) state += "?";
+    std::string quorum = "-";
+    if (n.contains("reported") && n.value("state", "") != "down")
+      quorum = n["reported"].value("quorum", false) ? "yes" : "no";
+    if (n.value("self", false)) quorum = q.value("holds", false) ? "yes" : "no";
+    std::string links;
+    for (const json& l : n["links"]) {
+      if (!links.empty()) links += ", ";
+      links += l.value("name", "") + " " + l.value("state", "");
+      if (l.contains("rtt_us")) links += " (" + std::to_string(l["rtt_us"].get<int64_t>()) + " us)";
+    }
+    os << std::setw(16) << name << std::setw(10) << state << std::setw(10) << quorum
+       << std::setw(16) << (n.value("self", false) ? "-" : ago(n, "last_heard_ms"))
+       << (links.empty() ? "-" : links) << "\n";
+  }
+}
+
+int status_command(const std::vector<std::string>& args, command_context& ctx) {
+  int code = exit_ok;
+  const auto vm =
+      parse_args(args, common_options(), {}, {}, "tandemctl status [--json]", ctx, &code);
+  if (!vm) return code;
+  json answer;
+  const int rc = call({{"cmd", "status"}}, ctx, answer);
+  if (rc != exit_ok) return rc;
+  if (vm->contains("json")) {
+    ctx.out << answer.dump(2) << "\n";
+  } else {
+    print_status(ctx.out, answer);
+  }
+  return exit_ok;
+}
+
+void print_event(std::ostream& os, const json& e) {
+  os << e.value("time", "") << "  " << std::left << std::setw(8) << e.value("severity", "") << " "
+     << std::setw(28) << e.value("name", "") + " (" + std::to_string(e.value("id", 0)) + ")"
+     << " " << e.value("message", "") << "\n";
+}
+
+int events_command(const std::vector<std::string>& args, command_context& ctx) {
+  po::options_description options = common_options();
+  options.add_options()("since", po::value<uint64_t>()->value_name("SERIAL"),
+                        "only events after this serial number")(
+      "limit,n", po::value<size_t>()->value_name("N")->default_value(50),
+      "at most the newest N events (without --since)")(
+      "severity", po::value<std::string>()->value_name("LEVEL"),
+      "only events at least this severe: info, warning, error")(
+      "follow,f", "keep printing new events until interrupted");
+  int code = exit_ok;
+  const auto vm = parse_args(args, options, {}, {},
+                             "tandemctl events [--since SERIAL] [-n N] [--severity LEVEL] "
+                             "[--follow] [--json]",
+                             ctx, &code);
+  if (!vm) return code;
+  int min_level = 0;
+  if (vm->contains("severity")) {
+    const std::string s = (*vm)["severity"].as<std::string>();
+    if (s == "info") {
+      min_level = 0;
+    } else if (s == "warning") {
+      min_level = 1;
+    } else if (s == "error") {
+      min_level = 2;
+    } else {
+      ctx.err << "tandemctl: --severity " << s << ": expected info, warning or error\n";
+      return exit_usage;
+    }
+  }
+  auto level_of = [](const std::string& s) { return s == "error" ? 2 : s == "warning" ? 1 : 0; };
+  uint64_t since = 0;
+  const size_t limit = (*vm)["limit"].as<size_t>();
+  json answer;
+  if (vm->contains("since")) {
+    since = (*vm)["since"].as<uint64_t>();
+  } else {
+    // The newest `limit`: ask where the log ends first.
+    const int rc = call({{"cmd", "events"}, {"limit", 0}}, ctx, answer);
+    if (rc != exit_ok) return rc;
+    const uint64_t last = answer.value("last", uint64_t{0});
+    since = last > limit ? last - limit : 0;
+  }
+  const bool follow = vm->contains("follow");
+  const bool as_json = vm->contains("json");
+  for (;;) {
+    const int rc = call({{"cmd", "events"}, {"since", since}, {"limit", 1000}}, ctx, answer);
+    if (rc != exit_ok) return rc;
+    json shown = json::array();
+    for (const json& e : answer["events"]) {
+      since = std::max(since, e.value("serial", uint64_t{0}));
+      if (level_of(e.value("severity", "")) < min_level) continue;
+      if (as_json && !follow) {
+        shown.push_back(e);
+      } else if (as_json) {
+        ctx.out << e.dump() << "\n";
+      } else {
+        print_event(ctx.out, e);
+      }
+    }
+    if (as_json && !follow) ctx.out << shown.dump(2) << "\n";
+    ctx.out.flush();
+    if (!follow) return exit_ok;
+    if (answer["events"].size() < 1000) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int cluster_change(const std::vector<std::string>& args, command_context& ctx, const char* cmd,
+                   const char* usage) {
+  int code = exit_ok;
+  const auto vm = parse_args(args, common_options(), {}, {}, usage, ctx, &code);
+  if (!vm) return code;
+  json answer;
+  const int rc = call({{"cmd", cmd}}, ctx, answer);
+  if (rc != exit_ok) return rc;
+  if (vm->contains("json")) {
+    ctx.out << answer.dump(2) << "\n";
+  } else {
+    ctx.out << "node is " << answer.value("state", "")
+            << (answer.value("changed", false) ? "" : " (it already was)") << "\n";
+  }
+  return exit_ok;
+}
+
+int cluster_start(const std::vector<std::string>& args, command_context& ctx) {
+  return cluster_change(args, ctx, "cluster_start", "tandemctl cluster start [--json]");
+}
+
+int cluster_stop(const std::vector<std::string>& args, command_context& ctx) {
+  return cluster_change(args, ctx, "cluster_stop", "tandemctl cluster stop [--json]");
+}
+
+}  // namespace
+
+int run_config_reload(const std::vector<std::string>& args, command_context& ctx) {
+  int code = exit_ok;
+  const auto vm =
+      parse_args(args, common_options(), {}, {}, "tandemctl config reload [--json]", ctx, &code);
+  if (!vm) return code;
+  json answer;
+  int rc = exit_ok;
+  try {
+    api::jsonl_client client(ctx.socket, std::chrono::seconds(30));
+    answer = client.call({{"cmd", "reload"}});
+  } catch (const api::unavailable& e) {
+    ctx.err << "tandemctl: tandemd is not running: " << e.what() << "\n";
+    return exit_unavailable;
+  } catch (const std::exception& e) {
+    ctx.err << "tandemctl: " << ctx.socket << ": " << e.what() << "\n";
+    return exit_unavailable;
+  }
+  if (!answer.value("ok", false)) rc = exit_failed;
+  if (vm->contains("json")) {
+    ctx.out << answer.dump(2) << "\n";
+    return rc;
+  }
+  if (rc != exit_ok) {
+    ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
+    return rc;
+  }
+  if (!answer.value("changed", false)) {
+    ctx.out << "nothing changed\n";
+    return exit_ok;
+  }
+  ctx.out << "reloaded (config digest " << answer.value("config_digest", "") << "):\n";
+  for (const json& c : answer["changes"])
+    ctx.out << "  " << c.value("path", "") << ": " << c.value("reason", "") << "\n";
+  return exit_ok;
+}
+
+int run_status(const std::vector<std::string>& args, command_context& ctx) {
+  return status_command(args, ctx);
+}
+
+int run_events(const std::vector<std::string>& args, command_context& ctx) {
+  return events_command(args, ctx);
+}
+
+std::span<const command> cluster_commands() {
+  static const command table[] = {
+      {"start", "this node joins the cluster (heartbeats, quorum)", cluster_start},
+      {"stop", "this node leaves the cluster cleanly (peers see it leave at once)", cluster_stop},
+  };
+  return table;
+}
+
+}  // namespace tandem::ctl::cli

@@ -1,0 +1,1045 @@
+// SPDX-License-Identifier: Apache-2.0
+// tandemd's core: the heartbeat sockets and timer, membership, quorum, events and the API.
+#include "control/daemon/daemon.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include <asio/ip/udp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+#include <openssl/sha.h>
+
+#include "control/alerts/webhook.h"
+#include "control/api/jsonl_socket.h"
+#include "control/cluster/membership.h"
+#include "control/config/config_json.h"
+#include "control/config/reload.h"
+#include "control/daemon/event_log.h"
+#include "control/daemon/metrics.h"
+#include "control/exec/process.h"
+#include "control/quorum/lease.h"
+#include "control/quorum/lease_runner.h"
+#include "control/quorum/make.h"
+#include "control/quorum/prober.h"
+#include "control/witness/server.h"
+
+namespace tandem::ctl::daemon {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using clock = std::chrono::steady_clock;
+using time_point = clock::time_point;
+using std::chrono::milliseconds;
+
+std::vector<uint8_t> load_cluster_secret(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw std::runtime_error("cluster secret " + path + ": cannot open: " + std::strerror(errno));
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } c{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw std::runtime_error("cluster secret " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    throw std::runtime_error("cluster secret " + path + ": not a regular file");
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw std::runtime_error("cluster secret " + path + ": mode " + mode +
+                             " lets others read it; chmod 600 " + path);
+  }
+  constexpr off_t max_size = 64 << 10;
+  if (st.st_size < static_cast<off_t>(cluster::min_cluster_secret_size) || st.st_size > max_size) {
+    throw std::runtime_error("cluster secret " + path + ": " + std::to_string(st.st_size) +
+                             " bytes; it must hold 16 bytes to 64 KiB (e.g. head -c 32 "
+                             "/dev/urandom > " +
+                             path + ")");
+  }
+  std::vector<uint8_t> key(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < key.size()) {
+    const ssize_t n = ::read(fd, key.data() + got, key.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error("cluster secret " + path + ": short read");
+    got += static_cast<size_t>(n);
+  }
+  return key;
+}
+
+std::string load_token_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("token file " + path + ": cannot open: " + std::strerror(errno));
+  std::string line;
+  std::getline(f, line);
+  const auto b = line.find_first_not_of(" \t\r\n");
+  const auto e = line.find_last_not_of(" \t\r\n");
+  if (b == std::string::npos) throw std::runtime_error("token file " + path + ": empty");
+  return line.substr(b, e - b + 1);
+}
+
+uint32_t config_digest(const config::cluster_config& cfg) {
+  const std::string text = config::to_json(cfg).dump();
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
+  uint32_t d = 0;
+  for (int i = 0; i < 4; ++i)
+    d |= static_cast<uint32_t>(md[i]) << (8 * i);
+  return d == 0 ? 1 : d;
+}
+
+namespace {
+
+std::string hex32(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%08x", v);
+  return b;
+}
+
+void default_log(std::string_view line) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  ::localtime_r(&ts.tv_sec, &t);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &t);
+  std::fprintf(stderr, "%s.%03ld tandemd: %.*s\n", when, ts.tv_nsec / 1'000'000,
+               static_cast<int>(line.size()), line.data());
+}
+
+// The incarnation of this run, persisted so the next one is always greater.
+uint64_t next_incarnation(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("state directory " + dir + ": " + ec.message());
+  const std::string file = dir + "/incarnation";
+  uint64_t prev = 0;
+  if (std::ifstream in(file); in) in >> prev;
+  const uint64_t inc = cluster::new_incarnation(prev);
+  const std::string tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << inc << "\n";
+    out.flush();
+    if (!out) throw std::runtime_error("state directory " + dir + ": cannot write " + tmp);
+  }
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    throw std::runtime_error("state directory " + dir + ": cannot write " + file + ": " +
+                             std::strerror(errno));
+  return inc;
+}
+
+std::string_view node_state_name(cluster::node_state s) {
+  switch (s) {
+    case cluster::node_state::starting:
+      return "starting";
+    case cluster::node_state::online:
+      return "online";
+    case cluster::node_state::leaving:
+      return "leaving";
+    case cluster::node_state::stopping:
+      return "stopping";
+  }
+  return "unknown";
+}
+
+std::string_view peer_state_name(cluster::peer_state s) {
+  switch (s) {
+    case cluster::peer_state::up:
+      return "up";
+    case cluster::peer_state::down:
+      return "down";
+    case cluster::peer_state::unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+int64_t ms_since(time_point then, time_point now) {
+  return std::chrono::duration_cast<milliseconds>(now - then).count();
+}
+
+json counters_json(const cluster::heartbeat_counters& c) {
+  return {{"accepted", c.accepted},
+          {"pending", c.pending},
+          {"dropped_auth", c.dropped_auth},
+          {"dropped_replay", c.dropped_replay},
+          {"dropped_malformed", c.dropped_malformed},
+          {"dropped_foreign", c.dropped_foreign}};
+}
+
+quorum::partition_config partition_of(const config::quorum_config& qc) {
+  quorum::partition_config pc;
+  for (const auto& a : qc.resolution.ping)
+    pc.targets.push_back({quorum::probe_kind::ping, a});
+  for (const auto& u : qc.resolution.http)
+    pc.targets.push_back({quorum::probe_kind::http, u});
+  return pc;
+}
+
+}  // namespace
+
+struct cluster_daemon::impl {
+  struct link {
+    uint8_t index = 0;
+    std::string name;
+    asio::ip::udp::endpoint local;
+    asio::ip::udp::socket socket;
+    std::array<uint8_t, 2048> rx{};
+    asio::ip::udp::endpoint from;
+    uint64_t tx = 0, tx_errors = 0;
+    std::string last_tx_error;
+    bool send_warned = false;
+    explicit link(asio::io_context& io) : socket(io) {}
+  };
+
+  asio::io_context& io;
+  daemon_options opts;
+  config::cluster_config file_cfg;  // as written (for the digest, config show)
+  config::cluster_config cfg;       // this node's effective view
+  uint8_t self = 0;
+  std::string socket_path;
+  uint64_t incarnation = 0;
+  uint32_t digest = 0;
+  std::chrono::system_clock::time_point started_wall = std::chrono::system_clock::now();
+  time_point started = clock::now();
+
+  event_log events;
+  std::unique_ptr<cluster::membership> members;
+  std::unique_ptr<quorum::quorum> q;
+  std::unique_ptr<quorum::lease_backend> backend;
+  std::unique_ptr<quorum::lease_runner> runner;
+  std::unique_ptr<quorum::prober> probes;
+  std::unique_ptr<alerts::webhook_dispatcher> webhooks;
+  std::vector<std::unique_ptr<link>> links;
+  // peer_endpoints[node][link]
+  std::vector<std::vector<asio::ip::udp::endpoint>> peer_endpoints;
+  std::vector<uint8_t> last_up;
+
+  asio::steady_timer timer;
+  time_point next_round{};
+  bool joined = false;  // sending heartbeats (cluster started)
+  bool shutting_down = false;
+  cluster::node_state state = cluster::node_state::starting;
+
+  std::unique_ptr<api::jsonl_server> api;
+  std::unique_ptr<witness::server> http;
+  std::string http_token;
+  uint64_t http_requests = 0, http_refused = 0;
+  asio::thread_pool fence_worker{1};
+  std::optional<quorum::loss> last_loss;
+
+  impl(asio::io_context& io_, daemon_options o) : io(io_), opts(std::move(o)), timer(io_) {
+    if (!opts.log) opts.log = default_log;
+  }
+
+  // ---- events ----
+  void on_event(const cluster::event& e) {
+    event_record r;
+    r.wall = std::chrono::system_clock::now();
+    r.level = e.level;
+    r.module = std::string(e.module);
+    r.id = e.id;
+    r.name = event_name(e.module, e.id);
+    r.message = e.message;
+    if (e.node && *e.node < cfg.nodes.size()) r.about = cfg.nodes[*e.node].name;
+    r.link = e.link;
+    const event_record& rec = events.add(std::move(r));
+    opts.log(std::string(cluster::to_string(rec.level)) + " " + rec.name + ": " + rec.message);
+    // A failed alert is not itself sent as an alert: the webhook that failed would loop on it.
+    if (webhooks && !(rec.module == daemon_module && rec.id == daemon_events::alert_failed)) {
+      alerts::alert a;
+      a.serial = rec.serial;
+      a.cluster = cfg.name;
+      a.node = opts.node;
+      a.module = rec.module;
+      a.id = rec.id;
+      a.name = rec.name;
+      a.level = rec.level;
+      a.message = rec.message;
+      a.time = rfc3339_ms(rec.wall);
+      a.about = rec.about;
+      a.link = rec.link;
+      (void)webhooks->post(a);
+    }
+  }
+
+  void emit(uint32_t id, cluster::severity level, std::string message) {
+    cluster::event e;
+    e.id = id;
+    e.level = level;
+    e.module = daemon_module;
+    e.message = std::move(message);
+    e.time = clock::now();
+    on_event(e);
+  }
+
+  // ---- set-up ----
+  void load() {
+    file_cfg = config::load_cluster_file(opts.config_file);
+    const config::node_config* me = file_cfg.find_node(opts.node);
+    if (me == nullptr) {
+      std::string names;
+      for (const auto& n : file_cfg.nodes)
+        names += (names.empty() ? "" : ", ") + n.name;
+      throw std::runtime_error(opts.config_file + ": no node named '" + opts.node +
+                               "' (the nodes are " + names + "); pass --node NAME");
+    }
+    cfg = config::effective_config(file_cfg, opts.node);
+    self = static_cast<uint8_t>(me - file_cfg.nodes.data());
+    socket_path = opts.socket.empty() ? cfg.api.socket : opts.socket;
+    digest = config_digest(file_cfg);
+  }
+
+  quorum::quorum_options quorum_options_of() const {
+    quorum::quorum_options qo;
+    qo.cluster.self = self;
+    for (size_t i = 0; i < cfg.nodes.size(); ++i)
+      qo.cluster.nodes.push_back({static_cast<uint8_t>(i), cfg.nodes[i].name});
+    const config::quorum_config& qc = cfg.quorum;
+    qo.stop_timeout = qc.stop_timeout;
+    switch (qc.mode) {
+      case config::quorum_mode::majority:
+        qo.kind = quorum::mode::majority;
+        qo.majority.tie = qc.tie == config::tie_breaker::lowest_id ? quorum::tie_breaker::lowest_id
+                                                                   : quorum::tie_breaker::none;
+        qo.majority.stop_timeout = qc.stop_timeout;
+        break;
+      case config::quorum_mode::none:
+        qo.kind = quorum::mode::none;
+        break;
+      case config::quorum_mode::witness:
+        qo.kind = quorum::mode::witness_lease;
+        qo.lease.ttl = qc.witness.lease;
+        qo.lease.renew_interval = qc.witness.renew;
+        qo.witness.url = qc.witness.url;
+        qo.witness.cluster = cfg.name;
+        qo.witness.node = opts.node;
+        if (!qc.witness.token_file.empty())
+          qo.witness.token = load_token_file(qc.witness.token_file);
+        break;
+      case config::quorum_mode::etcd:
+        qo.kind = quorum::mode::etcd_lease;
+        qo.lease.ttl = qc.etcd.lease;
+        qo.lease.renew_interval = qc.etcd.renew;
+        qo.etcd.endpoints = qc.etcd.endpoints;
+        qo.etcd.key = qc.etcd.key;
+        qo.etcd.node = opts.node;
+        qo.etcd.tls = {qc.etcd.ca_file, qc.etcd.cert_file, qc.etcd.key_file};
+        break;
+    }
+    qo.partition = partition_of(qc);
+    return qo;
+  }
+
+  void build(time_point now) {
+    const std::vector<uint8_t> secret = load_cluster_secret(cfg.secret_file);
+    cluster::heartbeat_codec codec(secret, cluster::cluster_id_of(cfg.name));
+    incarnation = next_incarnation(opts.state_dir);
+
+    const size_t nlinks = cfg.nodes[self].interconnects.size();
+    cluster::membership_config mc;
+    mc.self = self;
+    for (size_t i = 0; i < cfg.nodes.size(); ++i) {
+      const size_t k = cfg.nodes[i].interconnects.size();
+      mc.nodes.push_back(
+          {static_cast<uint8_t>(i), cfg.nodes[i].name, static_cast<uint16_t>((1u << k) - 1)});
+    }
+    for (size_t l = 0; l < nlinks; ++l)
+      mc.link_names.push_back("link" + std::to_string(l));
+    mc.interval = cfg.heartbeat.interval;
+    mc.timeout = cfg.heartbeat.timeout;
+    members = std::make_unique<cluster::membership>(
+        mc, std::move(codec), incarnation, now, [this](const cluster::event& e) { on_event(e); });
+
+    // Every peer's address on every link it shares with this node.
+    peer_endpoints.resize(cfg.nodes.size());
+    for (size_t i = 0; i < cfg.nodes.size(); ++i) {
+      for (const auto& ic : cfg.nodes[i].interconnects)
+        peer_endpoints[i].emplace_back(asio::ip::make_address(ic.address), ic.port);
+    }
+
+    for (size_t l = 0; l < nlinks; ++l) {
+      const config::interconnect& ic = cfg.nodes[self].interconnects[l];
+      auto lk = std::make_unique<link>(io);
+      lk->index = static_cast<uint8_t>(l);
+      lk->name = mc.link_names[l];
+      lk->local = asio::ip::udp::endpoint(asio::ip::make_address(ic.address), ic.port);
+      std::error_code ec;
+      lk->socket.open(lk->local.protocol(), ec);
+      if (!ec && !ic.device.empty()) {
+        if (::setsockopt(lk->socket.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, ic.device.c_str(),
+                         static_cast<socklen_t>(ic.device.size())) != 0) {
+          ec = std::error_code(errno, std::system_category());
+        }
+      }
+      if (!ec) lk->socket.bind(lk->local, ec);
+      if (!ec) lk->socket.non_blocking(true, ec);
+      if (ec) {
+        throw std::runtime_error(
+            "interconnect " + lk->name + " (" + ic.address + ":" + std::to_string(ic.port) +
+            (ic.device.empty() ? "" : " on " + ic.device) + "): cannot bind: " + ec.message() +
+            " (is the address configured on this host, or another "
+            "tandemd running?)");
+      }
+      links.push_back(std::move(lk));
+    }
+
+    const quorum::quorum_options qo = quorum_options_of();
+    q = quorum::make_quorum(qo, now, [this](const cluster::event& e) { on_event(e); });
+    q->on_lost([this](const quorum::loss& l) { on_quorum_lost(l); });
+    backend = quorum::make_lease_backend(qo);
+    if (backend) {
+      auto& lq = static_cast<quorum::lease_quorum&>(*q);
+      lq.set_contending(false, now);  // until this node joins
+      runner = std::make_unique<quorum::lease_runner>(io.get_executor(), lq, *backend);
+    }
+    last_up = {self};
+
+    if (!qo.partition.targets.empty()) {
+      // Probed every second: partition resolution judges results up to 3 s old.
+      probes = std::make_unique<quorum::prober>(
+          io.get_executor(), qo.partition.targets, cfg.quorum.resolution.timeout,
+          std::chrono::seconds(1), [this](const quorum::probe_result& r) {
+            const time_point t = clock::now();
+            q->update_reachability(std::span<const quorum::probe_result>(&r, 1), t);
+            if (runner) runner->poke();
+          });
+    }
+    if (!cfg.alerts.webhooks.empty()) {
+      webhooks = std::make_unique<alerts::webhook_dispatcher>(io.get_executor(), cfg.alerts);
+      webhooks->on_failure([this](const alerts::delivery_failure& f) {
+        emit(daemon_events::alert_failed, cluster::severity::warning,
+             "alert " + std::to_string(f.serial) + " (" + f.name + ") could not be delivered to " +
+                 f.url + " after " + std::to_string(f.attempts) + " attempts: " + f.error);
+      });
+    }
+
+    api::jsonl_server_options so;
+    so.path = socket_path;
+    std::error_code ec;
+    fs::create_directories(fs::path(socket_path).parent_path(), ec);
+    api = std::make_unique<api::jsonl_server>(io, so, [this](const json& r) { return execute(r); });
+    if (cfg.api.http) {
+      http_token = load_token_file(cfg.api.token_file);
+      witness::server_options ho;
+      const bool v6 = cfg.api.http_address.find(':') != std::string::npos;
+      ho.listen = (v6 ? "[" + cfg.api.http_address + "]" : cfg.api.http_address) + ":" +
+                  std::to_string(cfg.api.http_port);
+      try {
+        http = std::make_unique<witness::server>(
+            io, ho, [this](const witness::http_request& r, time_point) { return serve_http(r); });
+      } catch (const std::exception& e) {
+        throw std::runtime_error("HTTP API on " + ho.listen +
+                                 " (api.http): cannot listen: " + e.what());
+      }
+    }
+  }
+
+  // ---- heartbeats ----
+  void receive_on(link& lk) {
+    lk.socket.async_receive_from(
+        asio::buffer(lk.rx), lk.from, [this, &lk](const std::error_code& ec, size_t n) {
+          if (ec == asio::error::operation_aborted) return;
+          if (!ec) {
+            const time_point now = clock::now();
+            const std::string from =
+                lk.from.address().to_string() + ":" + std::to_string(lk.from.port());
+            (void)members->receive(std::span<const uint8_t>(lk.rx.data(), n), lk.index, now, from);
+            after_input(now);
+          }
+          receive_on(lk);
+        });
+  }
+
+  void send_round(time_point now) {
+    cluster::local_status ls;
+    ls.state = state;
+    ls.quorum = q->holds(now);
+    ls.config_digest = digest;
+    members->set_local_status(ls);
+    members->begin_round();
+    std::array<uint8_t, cluster::max_heartbeat_size> buf{};
+    for (size_t p = 0; p < cfg.nodes.size(); ++p) {
+      if (p == self) continue;
+      for (auto& lk : links) {
+        if (lk->index >= peer_endpoints[p].size()) continue;
+        const int n = members->build(static_cast<uint8_t>(p), lk->index, now, buf);
+        if (n < 0) continue;
+        std::error_code ec;
+        lk->socket.send_to(asio::buffer(buf.data(), static_cast<size_t>(n)),
+                           peer_endpoints[p][lk->index], 0, ec);
+        if (ec) {
+          ++lk->tx_errors;
+          lk->last_tx_error = ec.message();
+          if (!lk->send_warned) {
+            lk->send_warned = true;
+            emit(daemon_events::send_failed, cluster::severity::warning,
+                 "cannot send heartbeats on interconnect " + lk->name + " to " + cfg.nodes[p].name +
+                     ": " + ec.message());
+          }
+        } else {
+          ++lk->tx;
+          lk->send_warned = false;
+        }
+      }
+    }
+  }
+
+  void sync_quorum(time_point now) {
+    std::vector<uint8_t> up;
+    for (size_t i = 0; i < cfg.nodes.size(); ++i)
+      if (i == self || members->state_of(static_cast<uint8_t>(i)) == cluster::peer_state::up)
+        up.push_back(static_cast<uint8_t>(i));
+    if (up == last_up) return;
+    last_up = up;
+    q->update_membership(up, now);
+    if (runner) runner->poke();
+  }
+
+  void after_input(time_point now) {
+    sync_quorum(now);
+    const time_point next = next_wakeup(now);
+    if (next < timer.expiry()) arm(next);
+  }
+
+  time_point next_wakeup(time_point now) const {
+    time_point next = joined ? next_round : now + std::chrono::seconds(1);
+    if (auto d = members->next_deadline()) next = std::min(next, *d);
+    if (!runner)
+      if (auto d = q->next_deadline()) next = std::min(next, *d);
+    return std::max(next, now);
+  }
+
+  void arm(time_point at) {
+    timer.expires_at(at);
+    timer.async_wait([this](const std::error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;
+      on_timer();
+    });
+  }
+
+  void on_timer() {
+    const time_point now = clock::now();
+    if (joined && now >= next_round) {
+      send_round(now);
+      next_round += cfg.heartbeat.interval;
+      if (next_round <= now) next_round = now + cfg.heartbeat.interval;
+    }
+    members->tick(now);
+    sync_quorum(now);
+    if (!runner) q->tick(now);
+    arm(next_wakeup(now));
+  }
+
+  // ---- joining and leaving ----
+  void join(time_point now, const std::string& why) {
+    if (joined) return;
+    joined = true;
+    state = cluster::node_state::online;
+    next_round = now;
+    if (runner) {
+      static_cast<quorum::lease_quorum&>(*q).set_contending(true, now);
+      runner->poke();
+    }
+    emit(daemon_events::cluster_started, cluster::severity::info,
+         "node " + opts.node + " joined cluster " + cfg.name + " (" + why + ")");
+    arm(now);
+  }
+
+  void leave(time_point now, const std::string& why) {
+    if (!joined) return;
+    // The groups stop before the node says it is leaving (none run here yet).
+    state = cluster::node_state::leaving;
+    send_round(now);  // twice: one lost datagram must not cost the peers a timeout
+    send_round(now);
+    joined = false;
+    if (runner) {
+      static_cast<quorum::lease_quorum&>(*q).set_contending(false, now);
+      runner->poke();
+    }
+    emit(daemon_events::cluster_stopped, cluster::severity::info,
+         "node " + opts.node + " left cluster " + cfg.name + " (" + why + ")");
+    arm(next_wakeup(now));
+  }
+
+  void on_quorum_lost(const quorum::loss& l) {
+    last_loss = l;
+    const auto budget = std::chrono::duration_cast<milliseconds>(l.stop_by - l.at).count();
+    emit(daemon_events::groups_stop, cluster::severity::error,
+         "quorum lost (" + l.reason + "): this node's failover groups must stop within " +
+             std::to_string(budget) + " ms; none is running on it");
+    if (cfg.quorum.on_loss.action == config::loss_action::fence) run_fence(l.reason);
+  }
+
+  void run_fence(const std::string& reason) {
+    const std::string cmd = cfg.quorum.on_loss.fence_command;
+    emit(daemon_events::fence, cluster::severity::warning,
+         "running the fence command (" + reason + "): " + cmd);
+    asio::post(fence_worker, [this, cmd] {
+      run_result r;
+      std::string error;
+      try {
+        r = run({"/bin/sh", "-c", cmd},
+                std::chrono::duration_cast<milliseconds>(cfg.quorum.stop_timeout));
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(io, [this, cmd, r, error] {
+        if (!error.empty() || r.timed_out || !r.status.ok()) {
+          emit(daemon_events::fence_failed, cluster::severity::error,
+               "the fence command failed (" +
+                   (!error.empty() ? error
+                    : r.timed_out  ? "timed out"
+                                   : r.status.describe()) +
+                   "): " + cmd + (r.output.empty() ? "" : "; output: " + r.output.substr(0, 400)));
+        } else {
+          emit(daemon_events::fence, cluster::severity::warning,
+               "the fence command succeeded: " + cmd);
+        }
+      });
+    });
+  }
+
+  void finish_shutdown(time_point deadline, std::shared_ptr<asio::steady_timer> t,
+                       std::function<void()> done) {
+    const time_point n = clock::now();
+    if (runner && q->holds(n) && n < deadline) {
+      t->expires_after(milliseconds(20));
+      t->async_wait([this, deadline, t, done = std::move(done)](const std::error_code&) mutable {
+        finish_shutdown(deadline, t, std::move(done));
+      });
+      return;
+    }
+    timer.cancel();
+    if (runner) runner->stop();
+    if (probes) probes->stop();
+    if (webhooks) webhooks->stop();
+    for (auto& lk : links) {
+      std::error_code ec;
+      lk->socket.close(ec);
+    }
+    if (http) http->stop();
+    api.reset();
+    done();
+  }
+
+  // ---- views ----
+  json quorum_json(time_point now) const {
+    const quorum::status s = q->state(now);
+    json j = {{"mode", quorum::to_string(s.kind)},
+              {"holds", s.holds},
+              {"detail", s.detail},
+              {"up", s.up},
+              {"configured", s.configured},
+              {"needed", s.needed},
+              {"partition", quorum::to_string(s.partition)}};
+    if (!s.holder.empty()) j["holder"] = s.holder;
+    if (s.epoch != 0) j["epoch"] = s.epoch;
+    if (s.valid_until) j["valid_for_ms"] = ms_since(now, *s.valid_until);
+    if (s.stop_by) j["stop_by_ms"] = ms_since(now, *s.stop_by);
+    return j;
+  }
+
+  json status_json() const {
+    const time_point now = clock::now();
+    json nodes = json::array();
+    for (const cluster::node_view& v : members->view()) {
+      json n = {{"id", v.id},
+                {"name", v.name},
+                {"self", v.self},
+                {"state", v.self ? (joined ? "up" : "stopped") : peer_state_name(v.state)},
+                {"pending", v.pending}};
+      if (v.last_rx) n["last_heard_ms"] = ms_since(*v.last_rx, now);
+      if (v.reported) {
+        n["reported"] = {{"state", node_state_name(v.reported->state)},
+                         {"quorum", v.reported->quorum},
+                         {"config_digest", hex32(v.reported->config_digest)}};
+      }
+      json ls = json::array();
+      for (size_t l = 0; l < links.size(); ++l) {
+        if (v.self || (v.links & (1u << l)) == 0) continue;
+        const cluster::link_view& lv = v.link[l];
+        json lj = {{"link", l}, {"name", links[l]->name}, {"state", to_string(lv.state)}};
+        if (lv.last_rx) lj["last_heard_ms"] = ms_since(*lv.last_rx, now);
+        if (lv.rtt)
+          lj["rtt_us"] = std::chrono::duration_cast<std::chrono::microseconds>(*lv.rtt).count();
+        ls.push_back(lj);
+      }
+      n["links"] = ls;
+      if (!v.self) n["counters"] = counters_json(v.counters);
+      nodes.push_back(n);
+    }
+    json lks = json::array();
+    for (const auto& lk : links) {
+      json lj = {{"link", lk->index},
+                 {"name", lk->name},
+                 {"address", lk->local.address().to_string()},
+                 {"port", lk->local.port()},
+                 {"sent", lk->tx},
+                 {"send_errors", lk->tx_errors},
+                 {"received", counters_json(members->link_counters(lk->index))}};
+      if (!lk->last_tx_error.empty()) lj["last_send_error"] = lk->last_tx_error;
+      lks.push_back(lj);
+    }
+    json j = {{"ok", true},
+              {"cluster", cfg.name},
+              {"node", opts.node},
+              {"node_id", self},
+              {"state", joined ? node_state_name(state) : "stopped"},
+              {"incarnation", incarnation},
+              {"config_digest", hex32(digest)},
+              {"config_file", opts.config_file},
+              {"uptime_s", ms_since(started, now) / 1000},
+              {"heartbeat",
+               {{"interval_ms", cfg.heartbeat.interval.count()},
+                {"timeout_ms", cfg.heartbeat.timeout.count()}}},
+              {"quorum", quorum_json(now)},
+              {"nodes", nodes},
+              {"links", lks},
+              {"unattributed", counters_json(members->unattributed_counters())},
+              {"webhooks", webhooks_json()},
+              {"last_event", events.last_serial()}};
+    return j;
+  }
+
+  json webhooks_json() const {
+    json out = json::array();
+    if (!webhooks) return out;
+    for (const alerts::webhook_stats& w : webhooks->stats()) {
+      json j = {{"url", w.url},
+                {"sent", w.sent},
+                {"failed_attempts", w.failed_attempts},
+                {"failed", w.failed},
+                {"dropped", w.dropped},
+                {"queued", w.queued},
+                {"last_status", w.last_status}};
+      if (!w.last_error.empty()) j["last_error"] = w.last_error;
+      out.push_back(j);
+    }
+    return out;
+  }
+
+  std::string metrics_text() const {
+    const time_point now = clock::now();
+    metrics_writer m;
+    m.gauge("tandem_up", "1 while tandemd runs", 1, {});
+    m.gauge("tandem_cluster_joined", "1 while this node takes part in the cluster", joined ? 1 : 0,
+            {});
+    m.gauge("tandem_quorum_held", "1 while this node holds quorum", q->holds(now) ? 1 : 0, {});
+    for (const cluster::node_view& v : members->view()) {
+      if (v.self) continue;
+      m.gauge("tandem_node_up", "1 while heartbeats from the node arrive",
+              v.state == cluster::peer_state::up ? 1 : 0, {{"node", v.name}});
+      for (size_t l = 0; l < links.size(); ++l) {
+        if ((v.links & (1u << l)) == 0) continue;
+        const cluster::link_view& lv = v.link[l];
+        m.gauge("tandem_link_up", "1 while heartbeats arrive on the interconnect",
+                lv.state == cluster::link_state::up ? 1 : 0,
+                {{"node", v.name}, {"link", links[l]->name}});
+        if (lv.rtt)
+          m.gauge("tandem_link_rtt_seconds", "smoothed heartbeat round trip",
+                  std::chrono::duration<double>(*lv.rtt).count(),
+                  {{"node", v.name}, {"link", links[l]->name}});
+      }
+    }
+    for (const auto& lk : links) {
+      const cluster::heartbeat_counters& c = members->link_counters(lk->index);
+      m.counter("tandem_heartbeats_sent_total", "heartbeats sent", static_cast<double>(lk->tx),
+                {{"link", lk->name}});
+      m.counter("tandem_heartbeat_send_errors_total", "heartbeats the kernel refused",
+                static_cast<double>(lk->tx_errors), {{"link", lk->name}});
+      const std::pair<const char*, uint64_t> rx[] = {{"accepted", c.accepted},
+                                                     {"pending", c.pending},
+                                                     {"dropped_auth", c.dropped_auth},
+                                                     {"dropped_replay", c.dropped_replay},
+                                                     {"dropped_malformed", c.dropped_malformed},
+                                                     {"dropped_foreign", c.dropped_foreign}};
+      for (const auto& [result, count] : rx)
+        m.counter("tandem_heartbeats_received_total", "heartbeats received, by verdict",
+                  static_cast<double>(count), {{"link", lk->name}, {"result", result}});
+    }
+    for (auto s : {cluster::severity::info, cluster::severity::warning, cluster::severity::error})
+      m.counter("tandem_events_total", "events raised, by severity",
+                static_cast<double>(events.count(s)),
+                {{"severity", std::string(cluster::to_string(s))}});
+    m.counter("tandem_api_http_requests_total", "HTTP API requests answered",
+              static_cast<double>(http_requests), {});
+    m.counter("tandem_api_http_refused_total", "HTTP API requests refused (token)",
+              static_cast<double>(http_refused), {});
+    return m.text();
+  }
+
+  // ---- the HTTP API ----
+  witness::http_response serve_http(const witness::http_request& r) {
+    witness::http_response res;
+    const auto auth = r.header("authorization");
+    if (!auth || *auth != "Bearer " + http_token) {
+      ++http_refused;
+      res.status = 401;
+      res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandemd\"");
+      res.body = json{{"ok", false}, {"error", "a valid bearer token is required"}}.dump();
+      return res;
+    }
+    ++http_requests;
+    const std::string_view path = r.path();
+    if (r.method != "GET") {
+      res.status = 405;
+      res.headers.emplace_back("Allow", "GET");
+      res.body = json{{"ok", false}, {"error", "only GET is served"}}.dump();
+      return res;
+    }
+    if (path == "/metrics") {
+      res.content_type = "text/plain; version=0.0.4";
+      res.body = metrics_text();
+    } else if (path == "/v1/status") {
+      res.body = status_json().dump();
+    } else if (path == "/v1/events") {
+      uint64_t since = 0;
+      size_t limit = 1000;
+      const std::string target = r.target;
+      const auto qpos = target.find('?');
+      if (qpos != std::string::npos) {
+        std::istringstream qs(target.substr(qpos + 1));
+        std::string kv;
+        while (std::getline(qs, kv, '&')) {
+          const auto eq = kv.find('=');
+          if (eq == std::string::npos) continue;
+          const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+          try {
+            if (k == "since") since = std::stoull(v);
+            if (k == "limit") limit = std::min<size_t>(std::stoull(v), 10000);
+          } catch (const std::exception&) {
+            res.status = 400;
+            res.body = json{{"ok", false}, {"error", "bad number for " + k + ": " + v}}.dump();
+            return res;
+          }
+        }
+      }
+      res.body =
+          json{{"ok", true}, {"events", events.since(since, limit)}, {"last", events.last_serial()}}
+              .dump();
+    } else {
+      res.status = 404;
+      res.body =
+          json{{"ok", false}, {"error", "no such resource; try /v1/status, /v1/events, /metrics"}}
+              .dump();
+    }
+    return res;
+  }
+
+  // ---- reload ----
+  json reload() {
+    const time_point now = clock::now();
+    config::cluster_load_result loaded = config::parse_cluster_file(opts.config_file);
+    if (!loaded.ok()) {
+      emit(daemon_events::reload_refused, cluster::severity::warning,
+           opts.config_file + " is invalid; the running configuration stays");
+      return {{"ok", false},
+              {"error",
+               opts.config_file + " is invalid; nothing changed:\n" + loaded.diag.to_string()}};
+    }
+    if (loaded.config.find_node(opts.node) == nullptr) {
+      return {{"ok", false},
+              {"error", opts.config_file + " no longer has node '" + opts.node +
+                            "'; nothing changed (remove a node by stopping its daemon first)"}};
+    }
+    config::cluster_config next = config::effective_config(loaded.config, opts.node);
+    const config::reload_plan plan = config::diff_for_reload(cfg, next);
+    json changes = json::array();
+    for (const config::config_change& c : plan.changes) {
+      changes.push_back({{"path", c.path},
+                         {"before", c.before},
+                         {"after", c.after},
+                         {"kind", config::to_string(c.kind)},
+                         {"reason", c.reason}});
+    }
+    if (plan.empty()) return {{"ok", true}, {"changed", false}, {"changes", changes}};
+    if (!plan.live_applicable()) {
+      std::string why;
+      for (const config::config_change* c : plan.of_kind(config::change_kind::daemon_restart))
+        why += "\n  " + c->path + ": " + c->reason;
+      emit(daemon_events::reload_refused, cluster::severity::warning,
+           "reload of " + opts.config_file +
+               " refused: these changes need tandemd restarted:" + why);
+      return {{"ok", false},
+              {"error",
+               "nothing changed: these changes need tandemd restarted (on every node, "
+               "one at a time):" +
+                   why},
+              {"changes", changes}};
+    }
+    // Everything is live: apply what tandemd itself uses; the rest (groups, monitors, the
+    // replicator's resync rates) is read from cfg when it is next needed.
+    const bool timing = next.heartbeat.interval != cfg.heartbeat.interval ||
+                        next.heartbeat.timeout != cfg.heartbeat.timeout;
+    const bool targets = next.quorum.resolution.ping != cfg.quorum.resolution.ping ||
+                         next.quorum.resolution.http != cfg.quorum.resolution.http ||
+                         next.quorum.resolution.timeout != cfg.quorum.resolution.timeout;
+    const bool hooks = config::to_json(next).at("alerts") != config::to_json(cfg).at("alerts");
+    std::unique_ptr<alerts::webhook_dispatcher> new_hooks;
+    if (hooks && !next.alerts.webhooks.empty()) {
+      try {
+        new_hooks = std::make_unique<alerts::webhook_dispatcher>(io.get_executor(), next.alerts);
+      } catch (const std::exception& e) {
+        return {{"ok", false}, {"error", std::string("nothing changed: ") + e.what()}};
+      }
+    }
+    if (timing) members->set_timing(next.heartbeat.interval, next.heartbeat.timeout);
+    if (targets) {
+      const quorum::partition_config pc = partition_of(next.quorum);
+      q->set_partition(pc, now);
+      if (probes) probes->stop();
+      probes.reset();
+      if (!pc.targets.empty()) {
+        probes = std::make_unique<quorum::prober>(
+            io.get_executor(), pc.targets, next.quorum.resolution.timeout, std::chrono::seconds(1),
+            [this](const quorum::probe_result& r) {
+              q->update_reachability(std::span<const quorum::probe_result>(&r, 1), clock::now());
+              if (runner) runner->poke();
+            });
+        probes->start();
+      }
+    }
+    if (hooks) {
+      if (webhooks) webhooks->stop();
+      webhooks = std::move(new_hooks);
+      if (webhooks) {
+        webhooks->on_failure([this](const alerts::delivery_failure& f) {
+          emit(daemon_events::alert_failed, cluster::severity::warning,
+               "alert " + std::to_string(f.serial) + " (" + f.name +
+                   ") could not be delivered to " + f.url + " after " + std::to_string(f.attempts) +
+                   " attempts: " + f.error);
+        });
+      }
+    }
+    cfg = std::move(next);
+    file_cfg = std::move(loaded.config);
+    digest = config_digest(file_cfg);
+    if (timing && joined) {
+      next_round = now;
+      arm(now);
+    }
+    std::string list;
+    for (const config::config_change& c : plan.changes)
+      list += (list.empty() ? "" : ", ") + c.path;
+    emit(daemon_events::config_reloaded, cluster::severity::info,
+         "reloaded " + opts.config_file + " (config digest " + hex32(digest) + "): " + list);
+    return {
+        {"ok", true}, {"changed", true}, {"changes", changes}, {"config_digest", hex32(digest)}};
+  }
+
+  // ---- the unix-socket API ----
+  json execute(const json& req) {
+    const std::string cmd = req.value("cmd", std::string());
+    const time_point now = clock::now();
+    if (cmd == "status") return status_json();
+    if (cmd == "events") {
+      const uint64_t since = req.value("since", uint64_t{0});
+      const size_t limit = std::min<size_t>(req.value("limit", size_t{1000}), 10000);
+      return {{"ok", true},
+              {"events", events.since(since, limit)},
+              {"first", events.first_serial()},
+              {"last", events.last_serial()}};
+    }
+    if (cmd == "cluster_start") {
+      if (joined) return {{"ok", true}, {"changed", false}, {"state", "online"}};
+      join(now, "tandemctl cluster start");
+      return {{"ok", true}, {"changed", true}, {"state", "online"}};
+    }
+    if (cmd == "cluster_stop") {
+      if (!joined) return {{"ok", true}, {"changed", false}, {"state", "stopped"}};
+      leave(now, "tandemctl cluster stop");
+      return {{"ok", true}, {"changed", true}, {"state", "stopped"}};
+    }
+    if (cmd == "config") {
+      json j = {{"ok", true},
+                {"file", opts.config_file},
+                {"node", opts.node},
+                {"config", config::to_json(cfg)}};
+      return j;
+    }
+    if (cmd == "quorum") return {{"ok", true}, {"quorum", quorum_json(now)}};
+    if (cmd == "reload") return reload();
+    if (cmd.empty()) return {{"ok", false}, {"error", "the request has no \"cmd\""}};
+    return {
+        {"ok", false},
+        {"error", "unknown command '" + cmd +
+                      "' (status, events, cluster_start, cluster_stop, config, reload, quorum)"}};
+  }
+};
+
+cluster_daemon::cluster_daemon(asio::io_context& io, daemon_options opts)
+    : d_(std::make_unique<impl>(io, std::move(opts))) {
+  d_->load();
+  d_->build(clock::now());
+}
+
+cluster_daemon::~cluster_daemon() {
+  if (d_->runner) d_->runner->stop();
+  if (d_->probes) d_->probes->stop();
+  if (d_->webhooks) d_->webhooks->stop();
+  d_->fence_worker.join();
+}
+
+void cluster_daemon::start() {
+  const time_point now = clock::now();
+  for (auto& lk : d_->links)
+    d_->receive_on(*lk);
+  if (d_->runner) d_->runner->start();
+  if (d_->probes) d_->probes->start();
+  if (d_->http) d_->http->start();
+  d_->emit(daemon_events::started, cluster::severity::info,
+           "tandemd started: node " + d_->opts.node + " (id " + std::to_string(d_->self) +
+               ") of cluster " + d_->cfg.name + ", incarnation " + std::to_string(d_->incarnation) +
+               ", " + std::to_string(d_->links.size()) + " interconnect(s), quorum " +
+               std::string(quorum::to_string(d_->q->kind())) + ", config digest " +
+               hex32(d_->digest));
+  if (d_->opts.start_stopped) {
+    d_->arm(d_->next_wakeup(now));
+  } else {
+    d_->join(now, "daemon start");
+  }
+}
+
+void cluster_daemon::shutdown(std::function<void()> done) {
+  impl& d = *d_;
+  if (d.shutting_down) return;
+  d.shutting_down = true;
+  const time_point now = clock::now();
+  d.emit(daemon_events::stopping, cluster::severity::info, "tandemd is stopping");
+  d.leave(now, "daemon stopping");
+  // A lease is given back by the runner's next request: wait for it, at most 2 s.
+  d.finish_shutdown(now + std::chrono::seconds(2), std::make_shared<asio::steady_timer>(d.io),
+                    std::move(done));
+}
+
+json cluster_daemon::execute(const json& request) {
+  return d_->execute(request);
+}
+
+const std::string& cluster_daemon::socket_path() const {
+  return d_->socket_path;
+}
+
+}  // namespace tandem::ctl::daemon

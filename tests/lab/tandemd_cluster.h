@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+// N lab hosts each running tandemd with one cluster file: shared by the tandemd netns tests,
+// the failover benchmark and the demo.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/lab/netns.h"
+
+namespace tandem::lab {
+
+struct tandemd_cluster_options {
+  int nodes = 3;
+  int interconnects = 2;  // lans 0..n-1, every node on each
+  std::string interval = "200ms";
+  std::string timeout = "1s";
+  std::string quorum = "{mode: majority}";  // the quorum: map, as YAML flow
+  std::string extra;                        // more top-level YAML (api:, alerts: ...)
+};
+
+class tandemd_cluster {
+ public:
+  using json = nlohmann::json;
+  using clock = std::chrono::steady_clock;
+
+  explicit tandemd_cluster(const tandemd_cluster_options& o = {});
+
+  static std::string node(int i) { return "node" + std::to_string(i + 1); }
+  int size() const { return n_; }
+  lab& net() { return l_; }
+  const std::string& config() const { return config_; }
+  const std::string& secret() const { return secret_; }
+  std::string sock(int i) const { return dir_ + "/" + node(i) + ".sock"; }
+  std::string state_dir(int i) const { return dir_ + "/" + node(i) + ".state"; }
+
+  // Starts node i's tandemd (with `args` added) and waits for READY. `config` replaces the
+  // cluster file for this start (e.g. one with another secret).
+  void start(int i, std::vector<std::string> args = {}, const std::string& config = {});
+  void kill9(int i);      // SIGKILL: a crash
+  void terminate(int i);  // SIGTERM: a clean stop; waits for the exit
+  bool running(int i);
+  ctl::process& daemon(int i) { return *procs_.at(static_cast<size_t>(i)); }
+  std::string log(int i) const;
+
+  json call(int i, const json& request);
+  json status(int i);
+  // node j's state ("up", "down", "unknown") as node i sees it.
+  std::string state_of(int i, int j);
+  bool holds_quorum(int i);
+  // Polls every `every` until pred() holds; false after `limit`.
+  static bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit,
+                         std::chrono::milliseconds every = std::chrono::milliseconds(10));
+  // Every running node sees every running node up.
+  bool wait_all_up(std::chrono::milliseconds limit = std::chrono::seconds(20));
+  // The events of node i (all kept).
+  json events(int i, uint64_t since = 0);
+  // Logs of every node, for failure messages.
+  std::string logs();
+
+ private:
+  lab l_;
+  int n_;
+  std::string dir_, config_, secret_;
+  std::vector<ctl::process*> procs_;
+  std::vector<std::string> names_;  // the current log name per node
+  int starts_ = 0;
+};
+
+}  // namespace tandem::lab
