@@ -179,6 +179,10 @@ int64_t ms_since(time_point then, time_point now) {
   return std::chrono::duration_cast<milliseconds>(now - then).count();
 }
 
+int64_t mono_ns(time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 json counters_json(const cluster::heartbeat_counters& c) {
   return {{"accepted", c.accepted},
           {"pending", c.pending},
@@ -257,6 +261,7 @@ struct cluster_daemon::impl {
   void on_event(const cluster::event& e) {
     event_record r;
     r.wall = std::chrono::system_clock::now();
+    r.mono = e.time;
     r.level = e.level;
     r.module = std::string(e.module);
     r.id = e.id;
@@ -596,11 +601,13 @@ struct cluster_daemon::impl {
     const std::string cmd = cfg.quorum.on_loss.fence_command;
     emit(daemon_events::fence, cluster::severity::warning,
          "running the fence command (" + reason + "): " + cmd);
-    asio::post(fence_worker, [this, cmd] {
+    asio::post(fence_worker, [this, cmd, reason] {
       run_result r;
       std::string error;
       try {
-        r = run({"/bin/sh", "-c", cmd},
+        // The command learns what is going on from its environment.
+        r = run({"/usr/bin/env", "TANDEM_CLUSTER=" + cfg.name, "TANDEM_NODE=" + opts.node,
+                 "TANDEM_REASON=" + reason, "/bin/sh", "-c", cmd},
                 std::chrono::duration_cast<milliseconds>(cfg.quorum.stop_timeout));
       } catch (const std::exception& e) {
         error = e.what();
@@ -656,7 +663,11 @@ struct cluster_daemon::impl {
               {"partition", quorum::to_string(s.partition)}};
     if (!s.holder.empty()) j["holder"] = s.holder;
     if (s.epoch != 0) j["epoch"] = s.epoch;
-    if (s.valid_until) j["valid_for_ms"] = ms_since(now, *s.valid_until);
+    if (s.valid_until) {
+      j["valid_for_ms"] = ms_since(now, *s.valid_until);
+      j["valid_until_mono_ns"] = mono_ns(*s.valid_until);
+    }
+    j["now_mono_ns"] = mono_ns(now);
     if (s.stop_by) j["stop_by_ms"] = ms_since(now, *s.stop_by);
     return j;
   }

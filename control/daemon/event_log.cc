@@ -81,13 +81,16 @@ std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
 }
 
 nlohmann::json to_json(const event_record& r) {
-  nlohmann::json j = {{"serial", r.serial},
-                      {"time", rfc3339_ms(r.wall)},
-                      {"severity", cluster::to_string(r.level)},
-                      {"module", r.module},
-                      {"id", r.id},
-                      {"name", r.name},
-                      {"message", r.message}};
+  nlohmann::json j = {
+      {"serial", r.serial},
+      {"time", rfc3339_ms(r.wall)},
+      {"mono_ns",
+       std::chrono::duration_cast<std::chrono::nanoseconds>(r.mono.time_since_epoch()).count()},
+      {"severity", cluster::to_string(r.level)},
+      {"module", r.module},
+      {"id", r.id},
+      {"name", r.name},
+      {"message", r.message}};
   if (r.about) j["about"] = *r.about;
   if (r.link) j["link"] = *r.link;
   return j;

@@ -23,6 +23,7 @@ namespace tandem::ctl::daemon {
 struct event_record {
   uint64_t serial = 0;  // 1, 2, ...: the order the daemon saw them in, never reused in a run
   std::chrono::system_clock::time_point wall;
+  std::chrono::steady_clock::time_point mono;  // CLOCK_MONOTONIC: shared by every namespace
   cluster::severity level = cluster::severity::info;
   std::string module;
   uint32_t id = 0;

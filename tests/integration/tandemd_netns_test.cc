@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -48,12 +49,39 @@ std::chrono::milliseconds time_until(tandemd_cluster& c, int watcher, int target
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - since);
 }
 
+// A directory of its own for the fence command's record, removed at the end.
+struct fence_dir {
+  std::string path;
+  fence_dir() {
+    std::string t = (std::filesystem::temp_directory_path() / "tandem-fence-XXXXXX").string();
+    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp");
+    path = t;
+  }
+  ~fence_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string log() const { return path + "/fence.log"; }
+};
+
+// Majority quorum; a node that loses it runs the fence command, which appends its node name
+// and the reason (from the environment tandemd gives it) to fence.log.
+tandemd_cluster_options fenced(const fence_dir& d) {
+  tandemd_cluster_options o;
+  o.quorum =
+      "{mode: majority, on_loss: {action: fence, fence_command: 'echo \"$TANDEM_NODE: "
+      "$TANDEM_REASON\" >> " +
+      d.log() + "'}}";
+  return o;
+}
+
 class tandemd_netns : public ::testing::Test {
  protected:
   void TearDown() override {
     if (HasFailure()) std::fprintf(stderr, "%s\n", c_.logs().c_str());
   }
-  tandemd_cluster c_;
+  fence_dir fence_;
+  tandemd_cluster c_{fenced(fence_)};
 };
 
 TEST_F(tandemd_netns, three_nodes_see_a_crash_and_a_cut_node_go_and_come_back) {
@@ -107,6 +135,14 @@ TEST_F(tandemd_netns, three_nodes_see_a_crash_and_a_cut_node_go_and_come_back) {
   EXPECT_TRUE(c_.holds_quorum(0));
   EXPECT_TRUE(c_.holds_quorum(2));
   EXPECT_TRUE(has_event(c_.events(1), "tandemd.groups_stop"));
+  // node2 ran the fence command, and only node2.
+  EXPECT_TRUE(tandemd_cluster::wait_until(
+      [&] { return has_event(c_.events(1), "tandemd.fence", "succeeded"); }, 5s));
+  std::ifstream fl(fence_.log());
+  std::string fence_text((std::istreambuf_iterator<char>(fl)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(fence_text, HasSubstr("node2: 1 of 3 nodes up"));
+  EXPECT_THAT(fence_text, ::testing::Not(HasSubstr("node1: ")));
+  EXPECT_THAT(fence_text, ::testing::Not(HasSubstr("node3: ")));
 
   // Restored: it rejoins and holds quorum again.
   c_.net().set_link(c_.node(1), 0, true);
