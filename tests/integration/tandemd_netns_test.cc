@@ -221,5 +221,37 @@ TEST_F(tandemd_netns, a_node_with_another_secret_is_not_admitted_and_the_event_s
   EXPECT_TRUE(c_.holds_quorum(0));  // 2 of 3
 }
 
+// Two nodes, quorum mode none with ping partition resolution. The target is node1's public
+// address (10.99.0.10 by the lab's addressing): node1 always reaches it, node2 only over lan 0.
+// Cut node2 off: both see the other gone; node2 cannot reach the target and gives quorum up as
+// the isolated side, node1 reaches it and keeps quorum.
+TEST(tandemd_netns_partition, the_isolated_node_gives_quorum_up_and_the_other_keeps_it) {
+  tandemd_cluster_options o;
+  o.nodes = 2;
+  o.quorum = "{mode: none, partition_resolution: {ping: [10.99.0.10], timeout: 300ms}}";
+  tandemd_cluster c(o);
+  ASSERT_EQ(c.net().address("node1", 0), "10.99.0.10");
+  c.start(0);
+  c.start(1);
+  ASSERT_TRUE(c.wait_all_up()) << c.logs();
+  EXPECT_TRUE(c.holds_quorum(0));
+  EXPECT_TRUE(c.holds_quorum(1));
+  EXPECT_EQ(c.status(1)["quorum"].value("partition", ""), "not needed");
+
+  c.net().set_link("node2", 0, false);
+  c.net().set_link("node2", 1, false);
+  EXPECT_TRUE(tandemd_cluster::wait_until([&] { return !c.holds_quorum(1); }, 10s)) << c.logs();
+  EXPECT_EQ(c.status(1)["quorum"].value("partition", ""), "isolated");
+  EXPECT_TRUE(c.holds_quorum(0)) << c.logs();
+  EXPECT_EQ(c.status(0)["quorum"].value("partition", ""), "reachable");
+  EXPECT_TRUE(has_event(c.events(1), "quorum.isolated", "10.99.0.10"));
+  EXPECT_TRUE(has_event(c.events(0), "quorum.split_brain_risk"));
+
+  c.net().set_link("node2", 0, true);
+  c.net().set_link("node2", 1, true);
+  ASSERT_TRUE(c.wait_all_up()) << c.logs();
+  EXPECT_TRUE(tandemd_cluster::wait_until([&] { return c.holds_quorum(1); }, 10s)) << c.logs();
+}
+
 }  // namespace
 }  // namespace tandem::lab
