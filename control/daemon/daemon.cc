@@ -683,9 +683,16 @@ struct cluster_daemon::impl {
                 {"pending", v.pending}};
       if (v.last_rx) n["last_heard_ms"] = ms_since(*v.last_rx, now);
       if (v.reported) {
+        // What that node sees of every other: every node can show the whole cluster.
+        json sees = json::object();
+        for (const cluster::node_report& r : v.reported->peers()) {
+          if (r.node < cfg.nodes.size()) sees[cfg.nodes[r.node].name] = peer_state_name(r.state);
+        }
         n["reported"] = {{"state", node_state_name(v.reported->state)},
                          {"quorum", v.reported->quorum},
-                         {"config_digest", hex32(v.reported->config_digest)}};
+                         {"config_digest", hex32(v.reported->config_digest)},
+                         {"sees", sees}};
+        if (v.reported_at) n["reported"]["age_ms"] = ms_since(*v.reported_at, now);
       }
       json ls = json::array();
       for (size_t l = 0; l < links.size(); ++l) {

@@ -16,9 +16,20 @@ namespace tandem::lab {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+lab_options lab_options_of(const tandemd_cluster_options& o) {
+  lab_options l = cluster_options(o.nodes, o.interconnects - (o.public_lan ? 0 : 1), false);
+  l.hosts.insert(l.hosts.end(), o.extra_hosts.begin(), o.extra_hosts.end());
+  return l;
+}
+
+}  // namespace
+
 tandemd_cluster::tandemd_cluster(const tandemd_cluster_options& o)
-    : l_(cluster_options(o.nodes, o.interconnects - 1, false)),
+    : l_(lab_options_of(o)),
       n_(o.nodes),
+      public_lan_(o.public_lan),
       dir_(l_.log_dir()),
       config_(dir_ + "/cluster.yaml"),
       secret_(dir_ + "/secret") {
@@ -33,11 +44,11 @@ tandemd_cluster::tandemd_cluster(const tandemd_cluster_options& o)
   f << "cluster: {name: lab, secret_file: " << secret_ << "}\nnodes:\n";
   for (int i = 0; i < n_; ++i) {
     f << "  - name: " << node(i) << "\n    interconnects:\n";
-    for (int l = 0; l < o.interconnects; ++l)
-      f << "      - {address: " << l_.address(node(i), l) << "}\n";
+    for (int k = 0; k < o.interconnects; ++k)
+      f << "      - {address: " << l_.address(node(i), interconnect_lan(k)) << "}\n";
   }
   f << "heartbeat: {interval: " << o.interval << ", timeout: " << o.timeout << "}\n";
-  f << "quorum: " << o.quorum << "\n";
+  f << "quorum: " << (o.quorum_of ? o.quorum_of(l_) : o.quorum) << "\n";
   f << o.extra << "\n";
   procs_.assign(static_cast<size_t>(n_), nullptr);
   names_.assign(static_cast<size_t>(n_), "");

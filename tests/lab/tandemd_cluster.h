@@ -17,11 +17,19 @@ namespace tandem::lab {
 
 struct tandemd_cluster_options {
   int nodes = 3;
-  int interconnects = 2;  // lans 0..n-1, every node on each
+  int interconnects = 2;  // lans 0..n-1 (1..n with public_lan), every node on each
   std::string interval = "200ms";
   std::string timeout = "1s";
   std::string quorum = "{mode: majority}";  // the quorum: map, as YAML flow
   std::string extra;                        // more top-level YAML (api:, alerts: ...)
+  // Lan 0 is a public network that carries no heartbeats (every node and the extra hosts are
+  // on it, e.g. to reach a witness); the interconnects are then lans 1..n.
+  bool public_lan = false;
+  // More lab hosts next to the nodes (a witness, an etcd server), on the lans they list.
+  std::vector<host_spec> extra_hosts;
+  // When set, makes the quorum: map (replacing `quorum`) once the lab exists, so that it can
+  // name the extra hosts' addresses.
+  std::function<std::string(const lab&)> quorum_of;
 };
 
 class tandemd_cluster {
@@ -33,6 +41,8 @@ class tandemd_cluster {
 
   static std::string node(int i) { return "node" + std::to_string(i + 1); }
   int size() const { return n_; }
+  // The lab lan that carries interconnect k (0-based, in the order of the cluster file).
+  int interconnect_lan(int k) const { return k + (public_lan_ ? 1 : 0); }
   lab& net() { return l_; }
   const std::string& config() const { return config_; }
   const std::string& secret() const { return secret_; }
@@ -66,6 +76,7 @@ class tandemd_cluster {
  private:
   lab l_;
   int n_;
+  bool public_lan_;
   std::string dir_, config_, secret_;
   std::vector<ctl::process*> procs_;
   std::vector<std::string> names_;  // the current log name per node

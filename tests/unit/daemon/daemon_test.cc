@@ -312,6 +312,9 @@ TEST(daemon, two_daemons_form_a_cluster_and_answer_the_api) {
   const json& b = s["nodes"][1];
   EXPECT_EQ(b["reported"]["state"], "online");
   EXPECT_EQ(b["reported"]["config_digest"], s["config_digest"]);
+  EXPECT_TRUE(wait_until([&] {
+    return call(sa, {{"cmd", "status"}})["nodes"][1]["reported"]["sees"].value("a", "") == "up";
+  })) << "b reports seeing a";
   EXPECT_TRUE(b["links"][0].contains("rtt_us"));
 
   // Events: started, joined, node up, quorum held, in order.
