@@ -3,6 +3,7 @@
 // socket (docs/tandemctl.md has the requests and the exit codes).
 #include <chrono>
 #include <iomanip>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -88,6 +89,27 @@ void print_status(std::ostream& os, const json& s) {
     os << std::setw(16) << name << std::setw(10) << state << std::setw(10) << quorum
        << std::setw(16) << (n.value("self", false) ? "-" : ago(n, "last_heard_ms"))
        << (links.empty() ? "-" : links) << "\n";
+  }
+  // Views that differ from this node's (an asymmetric partition shows here): what a node that
+  // is up reports of the others, where it disagrees.
+  std::map<std::string, std::string> mine;
+  for (const json& n : s["nodes"])
+    mine[n.value("name", "")] = n.value("self", false) ? "up" : n.value("state", "");
+  bool header = false;
+  for (const json& n : s["nodes"]) {
+    if (n.value("self", false) || n.value("state", "") != "up" || !n.contains("reported")) continue;
+    std::string diff;
+    const json sees = n["reported"].value("sees", json::object());
+    for (const auto& [other, state] : sees.items()) {
+      if (other == n.value("name", "")) continue;
+      const std::string theirs = state.get<std::string>();
+      if (mine.count(other) && mine[other] != theirs)
+        diff += (diff.empty() ? "" : ", ") + other + " " + theirs;
+    }
+    if (diff.empty()) continue;
+    if (!header) os << "\nviews that differ from this node's:\n";
+    header = true;
+    os << "  " << n.value("name", "") << " sees " << diff << "\n";
   }
 }
 

@@ -526,6 +526,38 @@ TEST(daemon, reload_applies_live_changes_and_refuses_the_rest) {
   EXPECT_TRUE(reloaded);
 }
 
+// tandemctl's status table against a scripted daemon: an asymmetric view is pointed out.
+TEST(tandemctl, status_points_out_views_that_differ) {
+  temp_dir d;
+  asio::io_context io;
+  const json status = json::parse(R"js({"ok": true, "cluster": "c", "node": "a", "node_id": 0,
+    "state": "online", "heartbeat": {"interval_ms": 200, "timeout_ms": 1000},
+    "quorum": {"mode": "majority", "holds": true, "detail": "2 of 3 nodes up (2 needed)",
+               "partition": "off"},
+    "nodes": [{"id": 0, "name": "a", "self": true, "state": "up", "pending": false, "links": []},
+              {"id": 1, "name": "b", "self": false, "state": "up", "pending": false,
+               "last_heard_ms": 50,
+               "links": [{"link": 0, "name": "link0", "state": "up", "rtt_us": 300}],
+               "reported": {"state": "online", "quorum": true, "config_digest": "1",
+                            "sees": {"a": "up", "b": "up", "c": "up"}}},
+              {"id": 2, "name": "c", "self": false, "state": "down", "pending": false,
+               "last_heard_ms": 20000,
+               "links": [{"link": 0, "name": "link0", "state": "down"}]}]})js");
+  api::jsonl_server_options so;
+  so.path = d.file("fake.sock");
+  api::jsonl_server server(io, so, [&](const json&) { return status; });
+  std::thread t([&] { io.run(); });
+  std::ostringstream out, err;
+  const int rc = cli::run_tandemctl({"--socket", so.path, "status"}, out, err);
+  io.stop();
+  t.join();
+  ASSERT_EQ(rc, 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("quorum:  held (majority: 2 of 3 nodes up (2 needed))"));
+  EXPECT_THAT(out.str(), HasSubstr("link0 up (300 us)"));
+  EXPECT_THAT(out.str(), HasSubstr("20 s ago"));
+  EXPECT_THAT(out.str(), HasSubstr("views that differ from this node's:\n  b sees c up\n"));
+}
+
 TEST(tandemctl, says_when_tandemd_is_not_running) {
   temp_dir d;
   std::ostringstream out, err;
