@@ -109,7 +109,8 @@ struct jsonl_server::impl : std::enable_shared_from_this<jsonl_server::impl> {
     }
 
     void reply(const json& response, bool keep) {
-      out = response.dump() + "\n";
+      // Invalid UTF-8 (a command's output quoted in a message) is replaced, never thrown.
+      out = response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
       asio::async_write(sock, asio::buffer(out),
                         [self = shared_from_this(), keep](const std::error_code& ec, size_t) {
                           if (ec || !keep) {
@@ -269,7 +270,8 @@ nlohmann::json jsonl_client::call(const nlohmann::json& request) {
       if (rc < 0 && errno != EINTR) throw_errno(errno, "poll " + path_);
     }
   };
-  const std::string line = request.dump() + "\n";
+  const std::string line =
+      request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   size_t sent = 0;
   while (sent < line.size()) {
     wait_for(POLLOUT);

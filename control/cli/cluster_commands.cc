@@ -182,6 +182,8 @@ int events_command(const std::vector<std::string>& args, command_context& ctx) {
   for (;;) {
     const int rc = call({{"cmd", "events"}, {"since", since}, {"limit", 1000}}, ctx, answer);
     if (rc != exit_ok) return rc;
+    // tandemd restarted (serials begin at 1 again): follow the new run from its start.
+    if (answer.value("last", uint64_t{0}) < since) since = 0;
     json shown = json::array();
     for (const json& e : answer["events"]) {
       since = std::max(since, e.value("serial", uint64_t{0}));

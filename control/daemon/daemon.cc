@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -26,6 +27,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "control/alerts/webhook.h"
@@ -99,7 +101,8 @@ std::string load_token_file(const std::string& path) {
 }
 
 uint32_t config_digest(const config::cluster_config& cfg) {
-  const std::string text = config::to_json(cfg).dump();
+  const std::string text =
+      config::to_json(cfg).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
   uint32_t d = 0;
@@ -136,16 +139,22 @@ uint64_t next_incarnation(const std::string& dir) {
   uint64_t prev = 0;
   if (std::ifstream in(file); in) in >> prev;
   const uint64_t inc = cluster::new_incarnation(prev);
+  // Written durably (file, rename, directory), so a crash cannot bring back an older value.
   const std::string tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << inc << "\n";
-    out.flush();
-    if (!out) throw std::runtime_error("state directory " + dir + ": cannot write " + tmp);
-  }
-  if (::rename(tmp.c_str(), file.c_str()) != 0)
+  const std::string text = std::to_string(inc) + "\n";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(tmp.c_str(), file.c_str()) == 0;
+  if (!ok) {
     throw std::runtime_error("state directory " + dir + ": cannot write " + file + ": " +
                              std::strerror(errno));
+  }
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
   return inc;
 }
 
@@ -183,6 +192,10 @@ int64_t mono_ns(time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+std::string safe_dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 json counters_json(const cluster::heartbeat_counters& c) {
   return {{"accepted", c.accepted},
           {"pending", c.pending},
@@ -213,7 +226,7 @@ struct cluster_daemon::impl {
     asio::ip::udp::endpoint from;
     uint64_t tx = 0, tx_errors = 0;
     std::string last_tx_error;
-    bool send_warned = false;
+    std::vector<bool> send_warned;  // per peer: the warning was raised, sends still fail
     explicit link(asio::io_context& io) : socket(io) {}
   };
 
@@ -389,6 +402,7 @@ struct cluster_daemon::impl {
       auto lk = std::make_unique<link>(io);
       lk->index = static_cast<uint8_t>(l);
       lk->name = mc.link_names[l];
+      lk->send_warned.assign(cfg.nodes.size(), false);
       lk->local = asio::ip::udp::endpoint(asio::ip::make_address(ic.address), ic.port);
       std::error_code ec;
       lk->socket.open(lk->local.protocol(), ec);
@@ -429,6 +443,7 @@ struct cluster_daemon::impl {
             const time_point t = clock::now();
             q->update_reachability(std::span<const quorum::probe_result>(&r, 1), t);
             if (runner) runner->poke();
+            after_input(t);
           });
     }
     if (!cfg.alerts.webhooks.empty()) {
@@ -480,7 +495,7 @@ struct cluster_daemon::impl {
   void send_round(time_point now) {
     cluster::local_status ls;
     ls.state = state;
-    ls.quorum = q->holds(now);
+    ls.quorum = holds_now(now);
     ls.config_digest = digest;
     members->set_local_status(ls);
     members->begin_round();
@@ -497,15 +512,15 @@ struct cluster_daemon::impl {
         if (ec) {
           ++lk->tx_errors;
           lk->last_tx_error = ec.message();
-          if (!lk->send_warned) {
-            lk->send_warned = true;
+          if (!lk->send_warned[p]) {
+            lk->send_warned[p] = true;
             emit(daemon_events::send_failed, cluster::severity::warning,
                  "cannot send heartbeats on interconnect " + lk->name + " to " + cfg.nodes[p].name +
                      ": " + ec.message());
           }
         } else {
           ++lk->tx;
-          lk->send_warned = false;
+          lk->send_warned[p] = false;
         }
       }
     }
@@ -588,27 +603,36 @@ struct cluster_daemon::impl {
     arm(next_wakeup(now));
   }
 
+  // Quorum as the node acts on it: only while it takes part in the cluster.
+  bool holds_now(time_point now) const { return joined && q->holds(now); }
+
   void on_quorum_lost(const quorum::loss& l) {
     last_loss = l;
+    // Leaving gives the lease up on purpose: that is not a loss to react to (no fence).
+    if (!joined || shutting_down) return;
     const auto budget = std::chrono::duration_cast<milliseconds>(l.stop_by - l.at).count();
     emit(daemon_events::groups_stop, cluster::severity::error,
          "quorum lost (" + l.reason + "): this node's failover groups must stop within " +
              std::to_string(budget) + " ms; none is running on it");
-    if (cfg.quorum.on_loss.action == config::loss_action::fence) run_fence(l.reason);
+    if (cfg.quorum.on_loss.action == config::loss_action::fence)
+      run_fence(l.reason, std::chrono::duration_cast<milliseconds>(l.stop_by - l.at));
   }
 
-  void run_fence(const std::string& reason) {
+  void run_fence(const std::string& reason, milliseconds deadline) {
     const std::string cmd = cfg.quorum.on_loss.fence_command;
     emit(daemon_events::fence, cluster::severity::warning,
          "running the fence command (" + reason + "): " + cmd);
-    asio::post(fence_worker, [this, cmd, reason] {
+    const std::string cluster_name = cfg.name, node = opts.node;
+    // Bounded by the loss's stop deadline (a lease's may be shorter than stop_timeout).
+    const auto budget = std::max(deadline, milliseconds(100));
+    asio::post(fence_worker, [this, cmd, reason, cluster_name, node, budget] {
       run_result r;
       std::string error;
       try {
         // The command learns what is going on from its environment.
-        r = run({"/usr/bin/env", "TANDEM_CLUSTER=" + cfg.name, "TANDEM_NODE=" + opts.node,
+        r = run({"/usr/bin/env", "TANDEM_CLUSTER=" + cluster_name, "TANDEM_NODE=" + node,
                  "TANDEM_REASON=" + reason, "/bin/sh", "-c", cmd},
-                std::chrono::duration_cast<milliseconds>(cfg.quorum.stop_timeout));
+                budget);
       } catch (const std::exception& e) {
         error = e.what();
       }
@@ -631,7 +655,8 @@ struct cluster_daemon::impl {
   void finish_shutdown(time_point deadline, std::shared_ptr<asio::steady_timer> t,
                        std::function<void()> done) {
     const time_point n = clock::now();
-    if (runner && q->holds(n) && n < deadline) {
+    const auto* lq = runner ? static_cast<const quorum::lease_quorum*>(q.get()) : nullptr;
+    if (lq != nullptr && (lq->in_flight() || lq->epoch() != 0) && n < deadline) {
       t->expires_after(milliseconds(20));
       t->async_wait([this, deadline, t, done = std::move(done)](const std::error_code&) mutable {
         finish_shutdown(deadline, t, std::move(done));
@@ -655,7 +680,7 @@ struct cluster_daemon::impl {
   json quorum_json(time_point now) const {
     const quorum::status s = q->state(now);
     json j = {{"mode", quorum::to_string(s.kind)},
-              {"holds", s.holds},
+              {"holds", joined && s.holds},
               {"detail", s.detail},
               {"up", s.up},
               {"configured", s.configured},
@@ -764,7 +789,7 @@ struct cluster_daemon::impl {
     m.gauge("tandem_up", "1 while tandemd runs", 1, {});
     m.gauge("tandem_cluster_joined", "1 while this node takes part in the cluster", joined ? 1 : 0,
             {});
-    m.gauge("tandem_quorum_held", "1 while this node holds quorum", q->holds(now) ? 1 : 0, {});
+    m.gauge("tandem_quorum_held", "1 while this node holds quorum", holds_now(now) ? 1 : 0, {});
     for (const cluster::node_view& v : members->view()) {
       if (v.self) continue;
       m.gauge("tandem_node_up", "1 while heartbeats from the node arrive",
@@ -812,11 +837,14 @@ struct cluster_daemon::impl {
   witness::http_response serve_http(const witness::http_request& r) {
     witness::http_response res;
     const auto auth = r.header("authorization");
-    if (!auth || *auth != "Bearer " + http_token) {
+    const std::string expected = "Bearer " + http_token;
+    if (!auth || auth->size() != expected.size() ||
+        CRYPTO_memcmp(auth->data(), expected.data(), expected.size()) != 0) {
       ++http_refused;
       res.status = 401;
       res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandemd\"");
-      res.body = json{{"ok", false}, {"error", "a valid bearer token is required"}}.dump();
+      res.body = json{{"ok", false}, {"error", "a valid bearer token is required"}}.dump(
+          -1, ' ', false, json::error_handler_t::replace);
       return res;
     }
     ++http_requests;
@@ -824,14 +852,15 @@ struct cluster_daemon::impl {
     if (r.method != "GET") {
       res.status = 405;
       res.headers.emplace_back("Allow", "GET");
-      res.body = json{{"ok", false}, {"error", "only GET is served"}}.dump();
+      res.body = json{{"ok", false}, {"error", "only GET is served"}}.dump(
+          -1, ' ', false, json::error_handler_t::replace);
       return res;
     }
     if (path == "/metrics") {
       res.content_type = "text/plain; version=0.0.4";
       res.body = metrics_text();
     } else if (path == "/v1/status") {
-      res.body = status_json().dump();
+      res.body = safe_dump(status_json());
     } else if (path == "/v1/events") {
       uint64_t since = 0;
       size_t limit = 1000;
@@ -844,24 +873,25 @@ struct cluster_daemon::impl {
           const auto eq = kv.find('=');
           if (eq == std::string::npos) continue;
           const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
-          try {
-            if (k == "since") since = std::stoull(v);
-            if (k == "limit") limit = std::min<size_t>(std::stoull(v), 10000);
-          } catch (const std::exception&) {
+          uint64_t n = 0;
+          const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+          const bool number = ec == std::errc() && end == v.data() + v.size() && !v.empty();
+          if (number && k == "since") since = n;
+          if (number && k == "limit") limit = static_cast<size_t>(std::min<uint64_t>(n, 10000));
+          if (!number && (k == "since" || k == "limit")) {
             res.status = 400;
-            res.body = json{{"ok", false}, {"error", "bad number for " + k + ": " + v}}.dump();
+            res.body = json{{"ok", false}, {"error", "bad number for " + k + ": " + v}}.dump(
+                -1, ' ', false, json::error_handler_t::replace);
             return res;
           }
         }
       }
-      res.body =
-          json{{"ok", true}, {"events", events.since(since, limit)}, {"last", events.last_serial()}}
-              .dump();
+      res.body = safe_dump(json{
+          {"ok", true}, {"events", events.since(since, limit)}, {"last", events.last_serial()}});
     } else {
       res.status = 404;
-      res.body =
-          json{{"ok", false}, {"error", "no such resource; try /v1/status, /v1/events, /metrics"}}
-              .dump();
+      res.body = safe_dump(
+          json{{"ok", false}, {"error", "no such resource; try /v1/status, /v1/events, /metrics"}});
     }
     return res;
   }
@@ -915,29 +945,56 @@ struct cluster_daemon::impl {
                          next.quorum.resolution.http != cfg.quorum.resolution.http ||
                          next.quorum.resolution.timeout != cfg.quorum.resolution.timeout;
     const bool hooks = config::to_json(next).at("alerts") != config::to_json(cfg).at("alerts");
+    // Everything that can fail happens before anything changes: all or nothing.
+    uint32_t next_digest = 0;
     std::unique_ptr<alerts::webhook_dispatcher> new_hooks;
-    if (hooks && !next.alerts.webhooks.empty()) {
-      try {
-        new_hooks = std::make_unique<alerts::webhook_dispatcher>(io.get_executor(), next.alerts);
-      } catch (const std::exception& e) {
-        return {{"ok", false}, {"error", std::string("nothing changed: ") + e.what()}};
+    std::unique_ptr<quorum::prober> new_probes;
+    const quorum::partition_config pc = partition_of(next.quorum);
+    try {
+      next_digest = config_digest(loaded.config);
+      if (timing && next.heartbeat.timeout < 2 * next.heartbeat.interval)
+        throw std::invalid_argument("the heartbeat timeout must be at least twice the interval");
+      if (targets) {
+        // New targets count as unreachable until probed: with peers down, applying them now
+        // would make a node that holds quorum the "isolated side" for a round.
+        const quorum::status st = q->state(now);
+        const auto& old = q->partition_targets();
+        bool unprobed = false;
+        for (const auto& t : pc.targets) {
+          unprobed |= std::none_of(old.begin(), old.end(), [&](const quorum::probe_target& o) {
+            return o.kind == t.kind && o.address == t.address;
+          });
+        }
+        if (unprobed && holds_now(now) && st.up < st.configured) {
+          throw std::runtime_error(
+              "the new partition-resolution targets have not been probed yet and nodes are "
+              "down, so this node would count as isolated and give quorum up; reload again "
+              "once every node is up");
+        }
+        if (!pc.targets.empty()) {
+          new_probes = std::make_unique<quorum::prober>(
+              io.get_executor(), pc.targets, next.quorum.resolution.timeout,
+              std::chrono::seconds(1), [this](const quorum::probe_result& r) {
+                const time_point t = clock::now();
+                q->update_reachability(std::span<const quorum::probe_result>(&r, 1), t);
+                if (runner) runner->poke();
+                after_input(t);
+              });
+        }
       }
+      if (hooks && !next.alerts.webhooks.empty())
+        new_hooks = std::make_unique<alerts::webhook_dispatcher>(io.get_executor(), next.alerts);
+    } catch (const std::exception& e) {
+      emit(daemon_events::reload_refused, cluster::severity::warning,
+           "reload of " + opts.config_file + " refused: " + e.what());
+      return {{"ok", false}, {"error", std::string("nothing changed: ") + e.what()}};
     }
     if (timing) members->set_timing(next.heartbeat.interval, next.heartbeat.timeout);
     if (targets) {
-      const quorum::partition_config pc = partition_of(next.quorum);
       q->set_partition(pc, now);
       if (probes) probes->stop();
-      probes.reset();
-      if (!pc.targets.empty()) {
-        probes = std::make_unique<quorum::prober>(
-            io.get_executor(), pc.targets, next.quorum.resolution.timeout, std::chrono::seconds(1),
-            [this](const quorum::probe_result& r) {
-              q->update_reachability(std::span<const quorum::probe_result>(&r, 1), clock::now());
-              if (runner) runner->poke();
-            });
-        probes->start();
-      }
+      probes = std::move(new_probes);
+      if (probes) probes->start();
     }
     if (hooks) {
       if (webhooks) webhooks->stop();
@@ -953,7 +1010,7 @@ struct cluster_daemon::impl {
     }
     cfg = std::move(next);
     file_cfg = std::move(loaded.config);
-    digest = config_digest(file_cfg);
+    digest = next_digest;
     if (timing && joined) {
       next_round = now;
       arm(now);
@@ -973,12 +1030,21 @@ struct cluster_daemon::impl {
     const time_point now = clock::now();
     if (cmd == "status") return status_json();
     if (cmd == "events") {
+      for (const char* k : {"since", "limit"}) {
+        if (req.contains(k) && !req[k].is_number_unsigned()) {
+          return {{"ok", false},
+                  {"error", std::string("\"") + k + "\" must be a whole number >= 0"}};
+        }
+      }
       const uint64_t since = req.value("since", uint64_t{0});
       const size_t limit = std::min<size_t>(req.value("limit", size_t{1000}), 10000);
       return {{"ok", true},
               {"events", events.since(since, limit)},
               {"first", events.first_serial()},
               {"last", events.last_serial()}};
+    }
+    if (shutting_down && (cmd == "cluster_start" || cmd == "reload")) {
+      return {{"ok", false}, {"error", "tandemd is stopping"}};
     }
     if (cmd == "cluster_start") {
       if (joined) return {{"ok", true}, {"changed", false}, {"state", "online"}};

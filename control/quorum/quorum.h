@@ -124,6 +124,10 @@ class quorum {
   void set_partition(partition_config partition, time_point now);
 
   [[nodiscard]] bool holds(time_point now) const;
+  // The partition-resolution targets in use.
+  [[nodiscard]] const std::vector<probe_target>& partition_targets() const noexcept {
+    return resolver_.config().targets;
+  }
   // The earliest time at which tick() (or, for leases, next_request()) has something to do.
   [[nodiscard]] virtual std::optional<time_point> next_deadline() const;
   [[nodiscard]] virtual status state(time_point now) const;

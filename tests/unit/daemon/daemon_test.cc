@@ -327,6 +327,10 @@ TEST(daemon, two_daemons_form_a_cluster_and_answer_the_api) {
                                               "heartbeat.node_up", "quorum.held"}));
   EXPECT_EQ(call(sa, {{"cmd", "events"}, {"since", ev["last"]}})["events"].size(), 0u);
 
+  // Bad values are refused with a clear error.
+  EXPECT_THAT(call(sa, {{"cmd", "events"}, {"since", "abc"}})["error"].get<std::string>(),
+              HasSubstr("\"since\" must be a whole number"));
+  EXPECT_FALSE(call(sa, {{"cmd", "events"}, {"limit", -1}})["ok"].get<bool>());
   // Unknown and empty commands.
   EXPECT_THAT(call(sa, {{"cmd", "frobnicate"}})["error"].get<std::string>(),
               HasSubstr("unknown command 'frobnicate'"));
@@ -489,9 +493,21 @@ TEST(daemon, reload_applies_live_changes_and_refuses_the_rest) {
              "heartbeat: {interval: 150ms, timeout: 900ms}");
   replace_in(f.config, "tie_breaker: lowest_id}",
              "tie_breaker: lowest_id, partition_resolution: {ping: [127.0.0.1]}}");
+  // b is down and a holds quorum (lowest_id): a new, never-probed target would make a the
+  // isolated side at once, so the reload is refused, and all of it (the timing too).
   std::ostringstream out, err;
+  EXPECT_EQ(cli::run_tandemctl({"--socket", sa, "config", "reload"}, out, err), cli::exit_failed);
+  EXPECT_THAT(err.str(), HasSubstr("have not been probed yet"));
+  EXPECT_EQ(call(sa, {{"cmd", "status"}})["heartbeat"]["interval_ms"], 100);
+  EXPECT_EQ(call(sa, {{"cmd", "status"}})["config_digest"], digest);
+  // Not holding quorum (out of the cluster), the same reload is applied.
+  ASSERT_TRUE(call(sa, {{"cmd", "cluster_stop"}})["ok"].get<bool>());
+  EXPECT_FALSE(call(sa, {{"cmd", "status"}})["quorum"]["holds"].get<bool>());
+  out.str("");
+  err.str("");
   ASSERT_EQ(cli::run_tandemctl({"--socket", sa, "config", "reload"}, out, err), 0) << err.str();
   EXPECT_THAT(out.str(), HasSubstr("heartbeat"));
+  ASSERT_TRUE(call(sa, {{"cmd", "cluster_start"}})["ok"].get<bool>());
   json s = call(sa, {{"cmd", "status"}});
   EXPECT_EQ(s["heartbeat"]["interval_ms"], 150);
   EXPECT_EQ(s["heartbeat"]["timeout_ms"], 900);
