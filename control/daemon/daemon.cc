@@ -656,7 +656,14 @@ struct cluster_daemon::impl {
                        std::function<void()> done) {
     const time_point n = clock::now();
     const auto* lq = runner ? static_cast<const quorum::lease_quorum*>(q.get()) : nullptr;
-    if (lq != nullptr && (lq->in_flight() || lq->epoch() != 0) && n < deadline) {
+    const bool releasing = lq != nullptr && (lq->in_flight() || lq->epoch() != 0);
+    // The last alerts (stopping, cluster_stopped) are worth the wait too.
+    bool alerting = false;
+    if (webhooks) {
+      for (const alerts::webhook_stats& w : webhooks->stats())
+        alerting |= w.queued > 0;
+    }
+    if ((releasing || alerting) && n < deadline) {
       t->expires_after(milliseconds(20));
       t->async_wait([this, deadline, t, done = std::move(done)](const std::error_code&) mutable {
         finish_shutdown(deadline, t, std::move(done));
@@ -1113,7 +1120,8 @@ void cluster_daemon::shutdown(std::function<void()> done) {
   const time_point now = clock::now();
   d.emit(daemon_events::stopping, cluster::severity::info, "tandemd is stopping");
   d.leave(now, "daemon stopping");
-  // A lease is given back by the runner's next request: wait for it, at most 2 s.
+  // A lease is given back by the runner's next request, and queued alerts go out: wait for
+  // both, at most 2 s.
   d.finish_shutdown(now + std::chrono::seconds(2), std::make_shared<asio::steady_timer>(d.io),
                     std::move(done));
 }
