@@ -210,10 +210,16 @@ std::vector<webhook_stats> webhook_dispatcher::stats() const {
   return out;
 }
 
-void webhook_dispatcher::stop() {
-  if (shared_->stopped.exchange(true)) return;
+void webhook_dispatcher::retire() {
+  shared_->stopped = true;
   for (auto& h : hooks_)
     h->backoff.cancel();
+}
+
+void webhook_dispatcher::stop() {
+  if (joined_) return;
+  joined_ = true;
+  retire();
   if (worker_) worker_->join();  // requests not yet begun see `stopped` and return
   for (auto& h : hooks_) {
     h->queue.clear();

@@ -116,6 +116,10 @@ class webhook_dispatcher {
   // request in flight, which its webhook's timeout bounds. On the executor, or while it does
   // not run; idempotent.
   void stop();
+  // Sends nothing further and cancels backoffs at once, without waiting for the request in
+  // flight (its answer is dropped): for replacing the dispatcher on the executor, which must
+  // not block. stop() (or the destructor) later waits for it. On the executor.
+  void retire();
 
  private:
   struct target;  // a webhook's immutable settings, shared with the worker
@@ -137,7 +141,8 @@ class webhook_dispatcher {
   failure_handler on_failure_;
   std::shared_ptr<shared_state> shared_;
   std::unique_ptr<quorum::http_client> client_;  // used on the worker only
-  std::unique_ptr<asio::thread_pool> worker_;    // one thread; absent without webhooks
+  bool joined_ = false;
+  std::unique_ptr<asio::thread_pool> worker_;  // one thread; absent without webhooks
 };
 
 }  // namespace tandem::ctl::alerts

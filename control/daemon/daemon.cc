@@ -248,6 +248,9 @@ struct cluster_daemon::impl {
   std::unique_ptr<quorum::lease_runner> runner;
   std::unique_ptr<quorum::prober> probes;
   std::unique_ptr<alerts::webhook_dispatcher> webhooks;
+  // Replaced by a reload: retired at once, stopped (joined) at shutdown.
+  std::vector<std::unique_ptr<quorum::prober>> retired_probes;
+  std::vector<std::unique_ptr<alerts::webhook_dispatcher>> retired_webhooks;
   std::vector<std::unique_ptr<link>> links;
   // peer_endpoints[node][link]
   std::vector<std::vector<asio::ip::udp::endpoint>> peer_endpoints;
@@ -674,6 +677,10 @@ struct cluster_daemon::impl {
     if (runner) runner->stop();
     if (probes) probes->stop();
     if (webhooks) webhooks->stop();
+    for (auto& p : retired_probes)
+      p->stop();
+    for (auto& w : retired_webhooks)
+      w->stop();
     for (auto& lk : links) {
       std::error_code ec;
       lk->socket.close(ec);
@@ -999,12 +1006,20 @@ struct cluster_daemon::impl {
     if (timing) members->set_timing(next.heartbeat.interval, next.heartbeat.timeout);
     if (targets) {
       q->set_partition(pc, now);
-      if (probes) probes->stop();
+      // Retired, not stopped: stopping waits for a probe in flight, which must not stall
+      // heartbeats; retired objects are stopped at shutdown.
+      if (probes) {
+        probes->retire();
+        retired_probes.push_back(std::move(probes));
+      }
       probes = std::move(new_probes);
       if (probes) probes->start();
     }
     if (hooks) {
-      if (webhooks) webhooks->stop();
+      if (webhooks) {
+        webhooks->retire();
+        retired_webhooks.push_back(std::move(webhooks));
+      }
       webhooks = std::move(new_hooks);
       if (webhooks) {
         webhooks->on_failure([this](const alerts::delivery_failure& f) {
@@ -1090,6 +1105,10 @@ cluster_daemon::~cluster_daemon() {
   if (d_->runner) d_->runner->stop();
   if (d_->probes) d_->probes->stop();
   if (d_->webhooks) d_->webhooks->stop();
+  for (auto& p : d_->retired_probes)
+    p->stop();
+  for (auto& w : d_->retired_webhooks)
+    w->stop();
   d_->fence_worker.join();
 }
 

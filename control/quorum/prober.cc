@@ -476,9 +476,15 @@ void prober::start() {
 }
 
 void prober::stop() {
-  if (shared_->stopped.exchange(true)) return;
-  timer_.cancel();
+  if (joined_) return;
+  joined_ = true;
+  retire();
   workers_.join();
+}
+
+void prober::retire() {
+  shared_->stopped = true;
+  timer_.cancel();
 }
 
 void prober::round() {

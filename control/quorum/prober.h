@@ -112,6 +112,10 @@ class prober {
   // Cancels the timer and waits for the probes in flight (each bounded by the timeout); no
   // callback runs after it returns. The prober cannot be started again.
   void stop();
+  // Stops at once without waiting: no new round, no callback from now on; probes in flight
+  // finish on their threads and are dropped. For replacing a prober on the executor, which must
+  // not block; stop() (or the destructor) later waits for them. On the executor.
+  void retire();
 
   [[nodiscard]] const std::vector<probe_target>& targets() const noexcept { return targets_; }
 
@@ -134,6 +138,7 @@ class prober {
   asio::thread_pool workers_;  // one thread per target
   std::shared_ptr<shared_state> shared_ = std::make_shared<shared_state>();
   bool started_ = false;
+  bool joined_ = false;
 };
 
 }  // namespace tandem::ctl::quorum

@@ -584,6 +584,27 @@ TEST(webhook_dispatcher, a_server_that_never_answers_times_out_and_stop_waits_on
   EXPECT_EQ(s.queued, 0u);
 }
 
+TEST(webhook_dispatcher, retire_does_not_wait_for_the_request_in_flight) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::string url = "http://127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  executor_loop loop;
+  webhook_dispatcher d(loop.executor(),
+                       alerts_of({hook_to(url, config::alert_severity::info, {}, 300ms)}), fast());
+  d.post(make_alert(1));
+  d.post(make_alert(2));
+  loop.run_for(30ms);  // the first request hangs for 300 ms
+  const auto t0 = steady::now();
+  d.retire();
+  EXPECT_LT(steady::now() - t0, 50ms) << "retire() must not wait";
+  EXPECT_EQ(d.post(make_alert(3)), 0u) << "nothing is queued after retire()";
+  loop.run_for(400ms);  // the hanging request ends meanwhile: dropped, no retry, no next alert
+  const webhook_stats s = d.stats()[0];
+  EXPECT_EQ(s.sent, 0u);
+  EXPECT_EQ(s.failed_attempts, 0u);
+  d.stop();
+}
+
 TEST(webhook_dispatcher, without_webhooks_it_does_nothing) {
   executor_loop loop;
   webhook_dispatcher d(loop.executor(), config::alerts_config{});

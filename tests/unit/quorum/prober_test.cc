@@ -572,6 +572,25 @@ TEST(prober, results_already_posted_are_dropped_by_stop_and_by_the_destructor) {
   EXPECT_EQ(calls, 0u);
 }
 
+TEST(prober, retire_returns_at_once_with_a_probe_in_flight_and_stop_waits_later) {
+  silent_port slow;
+  asio::io_context io;
+  size_t calls = 0;
+  prober p(io.get_executor(), {{probe_kind::http, slow.url()}, {probe_kind::ping, "127.0.0.1"}},
+           300ms, 50ms, [&](const probe_result&) { ++calls; });
+  p.start();
+  io.run_for(100ms);  // the ping reported; the HTTP probe hangs for 300 ms
+  const size_t before = calls;
+  EXPECT_GE(before, 1u);
+  const auto t0 = std::chrono::steady_clock::now();
+  p.retire();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "retire() must not wait";
+  io.run_for(400ms);  // the hanging probe ends meanwhile: its result is dropped
+  EXPECT_EQ(calls, before) << "no callback after retire()";
+  p.stop();  // joins what is left; idempotent with the destructor
+  p.stop();
+}
+
 TEST(prober, without_targets_it_does_nothing) {
   asio::io_context io;
   size_t calls = 0;
