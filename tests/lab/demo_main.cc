@@ -205,7 +205,9 @@ int main() {
     return 2;
   }
   try {
-    std::printf("tandem demo: a two-node cluster with a client, in network namespaces\n\n");
+    std::printf(
+        "tandem demo: nodes in network namespaces on this machine (two nodes and a client; then "
+        "three tandemd nodes; then a mirrored pair)\n\n");
     {
       lab::lab l(lab::cluster_options(2, 1, true));
       std::printf("  lab %s (public lan 10.99.0.0/24, replication interconnect 10.99.1.0/24)\n",
