@@ -26,8 +26,9 @@ po::options_description common_options(bool json_option = true) {
   return d;
 }
 
-// Sends `request` to tandemd; on success leaves the answer in `answer`. Prints the error.
-int call(const json& request, command_context& ctx, json& answer) {
+// Sends `request` to tandemd and leaves the answer in `answer`. Prints why it failed, except a
+// refusal with `quiet_refusal` (the caller prints the answer itself, e.g. as JSON).
+int call(const json& request, command_context& ctx, json& answer, bool quiet_refusal = false) {
   try {
     api::jsonl_client client(ctx.socket, std::chrono::seconds(30));
     answer = client.call(request);
@@ -39,7 +40,8 @@ int call(const json& request, command_context& ctx, json& answer) {
     return exit_unavailable;
   }
   if (!answer.value("ok", false)) {
-    ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
+    if (!quiet_refusal)
+      ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
     return exit_failed;
   }
   return exit_ok;
@@ -236,26 +238,14 @@ int run_config_reload(const std::vector<std::string>& args, command_context& ctx
       parse_args(args, common_options(), {}, {}, "tandemctl config reload [--json]", ctx, &code);
   if (!vm) return code;
   json answer;
-  int rc = exit_ok;
-  try {
-    api::jsonl_client client(ctx.socket, std::chrono::seconds(30));
-    answer = client.call({{"cmd", "reload"}});
-  } catch (const api::unavailable& e) {
-    ctx.err << "tandemctl: tandemd is not running: " << e.what() << "\n";
-    return exit_unavailable;
-  } catch (const std::exception& e) {
-    ctx.err << "tandemctl: " << ctx.socket << ": " << e.what() << "\n";
-    return exit_unavailable;
-  }
-  if (!answer.value("ok", false)) rc = exit_failed;
-  if (vm->contains("json")) {
+  const bool as_json = vm->contains("json");
+  const int rc = call({{"cmd", "reload"}}, ctx, answer, as_json);
+  if (rc == exit_unavailable) return rc;
+  if (as_json) {
     ctx.out << answer.dump(2) << "\n";
     return rc;
   }
-  if (rc != exit_ok) {
-    ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
-    return rc;
-  }
+  if (rc != exit_ok) return rc;
   if (!answer.value("changed", false)) {
     ctx.out << "nothing changed\n";
     return exit_ok;
