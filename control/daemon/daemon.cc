@@ -14,7 +14,6 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -32,6 +31,7 @@
 
 #include "control/alerts/webhook.h"
 #include "control/api/jsonl_socket.h"
+#include "control/api/log_line.h"
 #include "control/cluster/membership.h"
 #include "control/config/config_json.h"
 #include "control/config/reload.h"
@@ -120,14 +120,7 @@ std::string hex32(uint32_t v) {
 }
 
 void default_log(std::string_view line) {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  tm t{};
-  ::localtime_r(&ts.tv_sec, &t);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &t);
-  std::fprintf(stderr, "%s.%03ld tandemd: %.*s\n", when, ts.tv_nsec / 1'000'000,
-               static_cast<int>(line.size()), line.data());
+  api::log_line("tandemd", line);
 }
 
 // The incarnation of this run, persisted so the next one is always greater.
@@ -156,32 +149,6 @@ uint64_t next_incarnation(const std::string& dir) {
     ::close(dfd);
   }
   return inc;
-}
-
-std::string_view node_state_name(cluster::node_state s) {
-  switch (s) {
-    case cluster::node_state::starting:
-      return "starting";
-    case cluster::node_state::online:
-      return "online";
-    case cluster::node_state::leaving:
-      return "leaving";
-    case cluster::node_state::stopping:
-      return "stopping";
-  }
-  return "unknown";
-}
-
-std::string_view peer_state_name(cluster::peer_state s) {
-  switch (s) {
-    case cluster::peer_state::up:
-      return "up";
-    case cluster::peer_state::down:
-      return "down";
-    case cluster::peer_state::unknown:
-      return "unknown";
-  }
-  return "unknown";
 }
 
 int64_t ms_since(time_point then, time_point now) {
@@ -718,16 +685,16 @@ struct cluster_daemon::impl {
       json n = {{"id", v.id},
                 {"name", v.name},
                 {"self", v.self},
-                {"state", v.self ? (joined ? "up" : "stopped") : peer_state_name(v.state)},
+                {"state", v.self ? (joined ? "up" : "stopped") : cluster::to_string(v.state)},
                 {"pending", v.pending}};
       if (v.last_rx) n["last_heard_ms"] = ms_since(*v.last_rx, now);
       if (v.reported) {
         // What that node sees of every other: every node can show the whole cluster.
         json sees = json::object();
         for (const cluster::node_report& r : v.reported->peers()) {
-          if (r.node < cfg.nodes.size()) sees[cfg.nodes[r.node].name] = peer_state_name(r.state);
+          if (r.node < cfg.nodes.size()) sees[cfg.nodes[r.node].name] = cluster::to_string(r.state);
         }
-        n["reported"] = {{"state", node_state_name(v.reported->state)},
+        n["reported"] = {{"state", cluster::to_string(v.reported->state)},
                          {"quorum", v.reported->quorum},
                          {"config_digest", hex32(v.reported->config_digest)},
                          {"sees", sees}};
@@ -763,7 +730,7 @@ struct cluster_daemon::impl {
               {"cluster", cfg.name},
               {"node", opts.node},
               {"node_id", self},
-              {"state", joined ? node_state_name(state) : "stopped"},
+              {"state", joined ? cluster::to_string(state) : "stopped"},
               {"incarnation", incarnation},
               {"config_digest", hex32(digest)},
               {"config_file", opts.config_file},

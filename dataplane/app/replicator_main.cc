@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <ctime>
 #include <iostream>
 #include <string>
 
@@ -13,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "control/api/jsonl_socket.h"
+#include "control/api/log_line.h"
 #include "control/config/mirrors_config.h"
 #include "dataplane/app/replicator.h"
 #include "dataplane/port/eal.h"
@@ -59,16 +59,7 @@ int main(int argc, char** argv) {
     ro.config = ctl::config::load_mirrors_file(config_path);
     ro.node = node;
     ro.eal_file_prefix = file_prefix;
-    ro.log = [](std::string_view line) {
-      timespec ts{};
-      ::clock_gettime(CLOCK_REALTIME, &ts);
-      tm t{};
-      ::localtime_r(&ts.tv_sec, &t);
-      char when[32];
-      std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &t);
-      std::fprintf(stderr, "%s.%03ld tandem-replicator: %.*s\n", when, ts.tv_nsec / 1'000'000,
-                   static_cast<int>(line.size()), line.data());
-    };
+    ro.log = [](std::string_view line) { ctl::api::log_line("tandem-replicator", line); };
     if (socket_path.empty()) socket_path = ro.config.control_socket;
     dp::app::replicator rep(std::move(ro));
     if (attach) {
