@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/lab/etcd.h"
 #include "tests/lab/netns.h"
 
 namespace tandem::lab {
@@ -353,51 +354,19 @@ TEST(quorum_netns, two_nodes_and_a_witness_never_both_hold_quorum) {
 }
 
 TEST(quorum_netns, two_nodes_and_etcd_never_both_hold_quorum) {
-  const char* etcd = "/usr/bin/etcd";
-  if (::access(etcd, X_OK) != 0)
+  if (::access(etcd_binary, X_OK) != 0)
     GTEST_SKIP() << "etcd is not installed (Debian package etcd-server; scripts/install-deps.sh)";
   quorum_lab q("store");
   lab& l = q.l();
-  char dir[] = "/tmp/tdm-etcd-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  l.register_path(dir);  // removed with the lab, after etcd is killed
+  const etcd_server etcd = spawn_etcd(l, "store", "etcd");
   struct remove_dir {
     std::string path;
     ~remove_dir() {
       std::error_code ec;
       std::filesystem::remove_all(path, ec);
     }
-  } cleanup{dir};
-  const std::string client = "http://" + q.server_address() + ":2379";
-  l.spawn("store", "etcd",
-          {etcd,
-           "--name",
-           "lab",
-           "--data-dir",
-           std::string(dir) + "/data",
-           "--listen-client-urls",
-           client,
-           "--advertise-client-urls",
-           client,
-           "--listen-peer-urls",
-           "http://127.0.0.1:2380",
-           "--initial-advertise-peer-urls",
-           "http://127.0.0.1:2380",
-           "--initial-cluster",
-           "lab=http://127.0.0.1:2380",
-           "--initial-cluster-state",
-           "new",
-           "--heartbeat-interval",
-           "100",
-           "--election-timeout",
-           "1000",
-           "--logger",
-           "zap",
-           "--log-outputs",
-           "stderr",
-           "--log-level",
-           "warn"});
-  q.start_agents({"--mode", "etcd", "--endpoint", client});
+  } cleanup{etcd.dir};
+  q.start_agents({"--mode", "etcd", "--endpoint", etcd.client_url});
   run_matrix(q, "store");
   if (HasFatalFailure()) return;
   q.check_safety(nullptr);

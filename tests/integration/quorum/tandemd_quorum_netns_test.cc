@@ -31,6 +31,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/lab/etcd.h"
 #include "tests/lab/tandemd_cluster.h"
 
 namespace tandem::lab {
@@ -486,46 +487,14 @@ TEST_F(tandemd_quorum_netns, two_daemons_and_a_witness_never_both_hold_quorum) {
 }
 
 TEST_F(tandemd_quorum_netns, two_daemons_and_etcd_never_both_hold_quorum) {
-  const char* etcd = "/usr/bin/etcd";
-  if (::access(etcd, X_OK) != 0)
+  if (::access(etcd_binary, X_OK) != 0)
     GTEST_SKIP() << "etcd is not installed (Debian package etcd-server; scripts/install-deps.sh)";
   q_ = std::make_unique<lease_lab>("store", [](const lab& l) {
     return "{mode: etcd, etcd: {endpoints: [\"http://" + l.address("store", 0) +
            ":2379\"], lease: " + lease + ", renew: " + renew + "}}";
   });
   lease_lab& q = *q_;
-  char dir[] = "/tmp/tdm-etcd-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  q.net().register_path(dir);  // the lab's janitor removes it once etcd is stopped
-  const std::string client = "http://" + q.server_address() + ":2379";
-  q.net().spawn("store", "store",
-                {etcd,
-                 "--name",
-                 "lab",
-                 "--data-dir",
-                 std::string(dir) + "/data",
-                 "--listen-client-urls",
-                 client,
-                 "--advertise-client-urls",
-                 client,
-                 "--listen-peer-urls",
-                 "http://127.0.0.1:2380",
-                 "--initial-advertise-peer-urls",
-                 "http://127.0.0.1:2380",
-                 "--initial-cluster",
-                 "lab=http://127.0.0.1:2380",
-                 "--initial-cluster-state",
-                 "new",
-                 "--heartbeat-interval",
-                 "100",
-                 "--election-timeout",
-                 "1000",
-                 "--logger",
-                 "zap",
-                 "--log-outputs",
-                 "stderr",
-                 "--log-level",
-                 "warn"});
+  (void)spawn_etcd(q.net(), "store", "store");
   q.start();
   run_matrix(q);
   if (HasFatalFailure()) return;
