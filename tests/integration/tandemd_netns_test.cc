@@ -16,6 +16,7 @@
 
 #include "control/cli/commands.h"
 #include "tests/lab/tandemd_cluster.h"
+#include "tests/support/temp_dir.h"
 
 namespace tandem::lab {
 namespace {
@@ -50,18 +51,9 @@ std::chrono::milliseconds time_until(tandemd_cluster& c, int watcher, int target
 }
 
 // A directory of its own for the fence command's record, removed at the end.
-struct fence_dir {
-  std::string path;
-  fence_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "tandem-fence-XXXXXX").string();
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp");
-    path = t;
-  }
-  ~fence_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string log() const { return path + "/fence.log"; }
+struct fence_dir : test::temp_dir {
+  fence_dir() : test::temp_dir("tandem-fence") {}
+  std::string log() const { return file("fence.log"); }
 };
 
 // Majority quorum; a node that loses it runs the fence command, which appends its node name

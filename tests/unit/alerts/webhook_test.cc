@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/witness/server.h"
+#include "tests/support/temp_dir.h"
 
 namespace tandem::ctl::alerts {
 namespace {
@@ -173,28 +174,8 @@ unsigned short closed_port() {
   return a.local_endpoint().port();
 }
 
-// A temporary directory, removed with everything in it.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tandem-alerts-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string write(const std::string& name, const std::string& content) const {
-    const std::string p = (path_ / name).string();
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("tandem-alerts") {}
 };
 
 // ---------------------------------------------------------------------------------------------

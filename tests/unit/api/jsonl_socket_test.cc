@@ -16,19 +16,16 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.h"
+
 namespace tandem::ctl::api {
 namespace {
 
 using json = nlohmann::json;
 
 // A temp directory for the socket, removed at the end.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/tandem-api-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("tandem-api") {}
 };
 
 // A server answering {"op":"echo",...} with the request, {"op":"fail"} with an exception.
@@ -57,8 +54,8 @@ struct running_server {
 
 TEST(jsonl_socket, requests_are_answered_in_order_on_one_connection) {
   temp_dir d;
-  running_server s(d.path + "/ctl.sock");
-  jsonl_client c(d.path + "/ctl.sock");
+  running_server s(d.path() + "/ctl.sock");
+  jsonl_client c(d.path() + "/ctl.sock");
   for (int i = 0; i < 50; ++i) {
     const json r = c.call({{"op", "echo"}, {"i", i}});
     ASSERT_TRUE(r["ok"].get<bool>());
@@ -69,7 +66,7 @@ TEST(jsonl_socket, requests_are_answered_in_order_on_one_connection) {
 
 TEST(jsonl_socket, bad_requests_get_an_error_and_the_connection_stays) {
   temp_dir d;
-  const std::string path = d.path + "/ctl.sock";
+  const std::string path = d.path() + "/ctl.sock";
   running_server s(path);
   jsonl_client c(path);
   const json failed = c.call({{"op", "fail"}});
@@ -105,7 +102,7 @@ std::string raw_exchange(const std::string& path, const std::string& bytes) {
 
 TEST(jsonl_socket, garbage_and_overlong_lines_are_refused) {
   temp_dir d;
-  const std::string path = d.path + "/ctl.sock";
+  const std::string path = d.path() + "/ctl.sock";
   running_server s(path);
   const json garbage = json::parse(raw_exchange(path, "{not json\n"));
   EXPECT_FALSE(garbage["ok"].get<bool>());
@@ -119,7 +116,7 @@ TEST(jsonl_socket, garbage_and_overlong_lines_are_refused) {
 
 TEST(jsonl_socket, the_socket_is_private_and_removed_at_the_end) {
   temp_dir d;
-  const std::string path = d.path + "/ctl.sock";
+  const std::string path = d.path() + "/ctl.sock";
   {
     running_server s(path);
     struct stat st {};
@@ -132,7 +129,7 @@ TEST(jsonl_socket, the_socket_is_private_and_removed_at_the_end) {
 
 TEST(jsonl_socket, one_daemon_per_socket_and_stale_sockets_are_replaced) {
   temp_dir d;
-  const std::string path = d.path + "/ctl.sock";
+  const std::string path = d.path() + "/ctl.sock";
   {
     running_server s(path);
     asio::io_context io2;
@@ -157,7 +154,7 @@ TEST(jsonl_socket, one_daemon_per_socket_and_stale_sockets_are_replaced) {
   jsonl_client c(path);
   EXPECT_TRUE(c.call({{"op", "echo"}})["ok"].get<bool>());
   // Something else at the path is never removed.
-  const std::string file = d.path + "/plain";
+  const std::string file = d.path() + "/plain";
   {
     std::FILE* f = std::fopen(file.c_str(), "w");
     std::fclose(f);
@@ -172,11 +169,11 @@ TEST(jsonl_socket, one_daemon_per_socket_and_stale_sockets_are_replaced) {
 TEST(jsonl_socket, a_client_without_a_daemon_is_told_so) {
   temp_dir d;
   try {
-    jsonl_client c(d.path + "/nobody.sock");
+    jsonl_client c(d.path() + "/nobody.sock");
     ADD_FAILURE() << "connected to nothing";
   } catch (const unavailable& e) {
     EXPECT_EQ(std::string(e.what()),
-              "no daemon is listening on " + d.path + "/nobody.sock (is it running?)");
+              "no daemon is listening on " + d.path() + "/nobody.sock (is it running?)");
   }
 }
 

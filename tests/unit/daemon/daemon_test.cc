@@ -28,6 +28,7 @@
 #include "control/daemon/metrics.h"
 #include "control/quorum/http_client.h"
 #include "control/witness/server.h"
+#include "tests/support/temp_dir.h"
 
 namespace tandem::ctl::daemon {
 namespace {
@@ -36,23 +37,9 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "tandem-daemon-XXXXXX").string();
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp");
-    path_ = t;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string file(const std::string& n) const { return path_ + "/" + n; }
-
- private:
-  std::string path_;
+// Named tandem-daemon-XXXXXX, like every directory these tests make.
+struct temp_dir : test::temp_dir {
+  temp_dir() : test::temp_dir("tandem-daemon") {}
 };
 
 void write(const std::string& path, const std::string& text, mode_t mode = 0600) {

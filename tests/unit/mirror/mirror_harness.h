@@ -25,6 +25,7 @@
 #include "dataplane/mirror/volume.h"
 #include "dataplane/port/fault_port.h"
 #include "dataplane/volume/metadata.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/transport/pair_port.h"
 
 namespace tandem::test::mirror {
@@ -46,27 +47,11 @@ inline constexpr uint64_t blocks = vol_size / blk;
 inline constexpr uint32_t ext_bytes = 256u << 10;   // activity-log extent
 inline constexpr uint32_t chunk_bytes = 64u << 10;  // bitmap granularity
 
-// A temporary directory removed with everything in it, even when the test fails.
-class temp_dir {
- public:
-  // In /dev/shm when there is one: the metadata's fdatasyncs cost nothing there, so the tests
-  // measure the engine, not the disk.
-  temp_dir() {
-    char shm[] = "/dev/shm/tandem-mirror-XXXXXX";
-    char tmp[] = "/tmp/tandem-mirror-XXXXXX";
-    const char* p = ::mkdtemp(shm);
-    if (p == nullptr) p = ::mkdtemp(tmp);
-    if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// A temporary directory removed with everything in it, even when the test fails. In /dev/shm
+// when there is one: the metadata's fdatasyncs cost nothing there, so the tests measure the
+// engine, not the disk.
+struct temp_dir : tandem::test::temp_dir {
+  temp_dir() : tandem::test::temp_dir("tandem-mirror", true) {}
 };
 
 inline dv::format_params test_params() {

@@ -17,29 +17,13 @@
 #include <vector>
 
 #include "dataplane/volume/metadata.h"
+#include "tests/support/temp_dir.h"
 
 namespace tandem::dp::volume::test {
 
 // A fresh directory under the temp dir, removed with everything in it when destroyed.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tandem-volmeta-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    }
-    path_ = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
+struct temp_dir : tandem::test::temp_dir {
+  temp_dir() : tandem::test::temp_dir("tandem-volmeta") {}
 };
 
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
