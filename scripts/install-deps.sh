@@ -15,10 +15,12 @@ packages=(
   libfuse3-dev libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # test lab: namespaces, links, nftables, ping, loop devices and mounts
   iproute2 nftables procps iputils-ping util-linux
+  # the FUSE frontend's tests: ext4 over a loop device on a volume's file (fuse3: fusermount3)
+  fuse3 e2fsprogs
   # quorum tests: a real etcd (v3 JSON gateway) in a lab namespace
   etcd-server etcd-client
-  # perf: kernel TCP between namespaces is the socket port's ceiling
-  iperf3
+  # perf: kernel TCP between namespaces is the socket port's ceiling; fio through each frontend
+  iperf3 fio
   # kernel harness: Kbuild against Debian's headers, busybox initramfs, qemu TCG
   linux-headers-amd64 kmod busybox-static cpio qemu-system-x86 zstd xz-utils
 )

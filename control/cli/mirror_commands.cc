@@ -105,6 +105,14 @@ void print_volume(std::ostream& os, const json& v) {
   os << "  transport:  rtt " << t.value("rtt_us", uint64_t{0}) << " us, "
      << t.value("retransmitted", uint64_t{0}) << " retransmitted"
      << (t.value("encrypted", false) ? ", AES-GCM" : ", integrity only (CRC32C)") << "\n";
+  if (v.contains("fuse") && v["fuse"].value("published", false)) {
+    const json& f = v["fuse"];
+    os << "  file:       " << f.value("file", "") << " (open " << f.value("open", 0u) << ")";
+    if (f.contains("loop") && f["loop"].is_string()) {
+      os << ", " << f["loop"].get<std::string>();
+    }
+    os << "\n";
+  }
 }
 
 int mirror_status(const std::vector<std::string>& args, command_context& ctx) {
@@ -168,6 +176,42 @@ TANDEM_MIRROR_COMMAND(mirror_pause, "pause", "", "", "resync paused")
 TANDEM_MIRROR_COMMAND(mirror_resume, "resume", "", "", "resync resumed")
 #undef TANDEM_MIRROR_COMMAND
 
+// `loop VOLUME` prints the device alone (for `dev=$(tandemctl mirror loop db)`).
+int mirror_loop(const std::vector<std::string>& args, command_context& ctx, bool bind) {
+  po::options_description options = common_options();
+  po::options_description hidden;
+  hidden.add_options()("volume", po::value<std::string>()->required());
+  po::positional_options_description pos;
+  pos.add("volume", 1);
+  int code = exit_ok;
+  const auto vm = parse_args(
+      args, options, hidden, pos,
+      std::string("tandemctl mirror ") + (bind ? "loop" : "unloop") + " VOLUME", ctx, &code);
+  if (!vm) return code;
+  const std::string volume = (*vm)["volume"].as<std::string>();
+  json answer;
+  const int rc =
+      send(*vm, {{"cmd", bind ? "loop" : "unloop"}, {"volume", volume}}, ctx, "", &answer);
+  if (rc != exit_ok || vm->contains("json")) return rc;
+  if (bind) {
+    ctx.out << answer.value("device", "") << "\n";
+  } else if (answer["device"].is_string()) {
+    ctx.out << "volume " << volume << ": " << answer["device"].get<std::string>()
+            << " unbound from " << answer.value("file", "") << "\n";
+  } else {
+    ctx.out << "volume " << volume << ": no loop device is bound to " << answer.value("file", "")
+            << "\n";
+  }
+  return exit_ok;
+}
+
+int mirror_loop_bind(const std::vector<std::string>& args, command_context& ctx) {
+  return mirror_loop(args, ctx, true);
+}
+int mirror_loop_unbind(const std::vector<std::string>& args, command_context& ctx) {
+  return mirror_loop(args, ctx, false);
+}
+
 }  // namespace
 
 std::span<const command> mirror_commands() {
@@ -184,6 +228,9 @@ std::span<const command> mirror_commands() {
       {"resync", "resynchronise from the peer's bitmap, or all of it with --full", mirror_resync},
       {"pause", "pause the resync", mirror_pause},
       {"resume", "resume the resync", mirror_resume},
+      {"loop", "bind a loop device over the volume's FUSE file and print its name",
+       mirror_loop_bind},
+      {"unloop", "unbind the loop device over the volume's FUSE file", mirror_loop_unbind},
   };
   return table;
 }

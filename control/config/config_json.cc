@@ -163,6 +163,7 @@ json to_json(const mirrors_config& m) {
     j["volumes"].push_back(vj);
   }
   j["control_socket"] = m.control_socket;
+  put_if(j, "fuse_mount", m.fuse_mount);
   return j;
 }
 

@@ -75,6 +75,9 @@ struct mirrors_config {
   mirror_transport transport;
   std::vector<mirror_volume> volumes;
   std::string control_socket = "/run/tandem/replicator.sock";
+  // The FUSE frontend's mountpoint: each attached volume is the file <fuse_mount>/<volume>.
+  // Empty: no FUSE mount.
+  std::string fuse_mount;
   source_loc loc;
   field_locs locs;
 

@@ -21,6 +21,7 @@
 #include "dataplane/app/workload.h"
 #include "dataplane/backend/uring_backend.h"
 #include "dataplane/crypto/key_file.h"
+#include "dataplane/frontend/loop_device.h"
 #include "dataplane/mirror/volume.h"
 #include "dataplane/port/dpdk_port.h"
 #include "dataplane/port/eal.h"
@@ -92,6 +93,10 @@ struct replicator::volume_slot {
   std::unique_ptr<dp::port> port;
   std::unique_ptr<mirror::volume> engine;
   std::unique_ptr<workload> load;
+  // The FUSE frontend's file of this volume (nullptr without a FUSE mount), and a request it
+  // handed over that the engine could not take yet (-EAGAIN: max_in_flight reached).
+  frontend::fuse_export* fuse = nullptr;
+  std::optional<mirror::io_request> held;
   mirror::conn_state last_conn = mirror::conn_state::standalone;
   volume::role last_role = volume::role::secondary;
   volume::disk_state last_disk = volume::disk_state::inconsistent;
@@ -140,6 +145,18 @@ replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
     if (rc != 0 && rc != -EALREADY) throw std::runtime_error("DPDK: " + error);
     dpdk_ = true;
   }
+  if (opts_.fuse_mount.empty()) opts_.fuse_mount = opts_.config.fuse_mount;
+  if (!opts_.fuse_mount.empty()) {
+    std::vector<std::string> names;
+    for (const auto& v : volumes_)
+      names.push_back(v->conf->name);
+    frontend::fuse_frontend_options fo;
+    fo.mountpoint = opts_.fuse_mount;
+    fuse_ = std::make_unique<frontend::fuse_frontend>(fo, names);
+    for (auto& v : volumes_)
+      v->fuse = fuse_->find(v->conf->name);
+    log("FUSE frontend mounted on " + fuse_->mountpoint());
+  }
   lcore_ = std::thread([this] { run(); });
 }
 
@@ -180,6 +197,7 @@ std::vector<std::string> replicator_eal_arguments(const cfg::mirrors_config& con
 replicator::~replicator() {
   stop_ = true;
   lcore_.join();
+  fuse_.reset();
 }
 
 void replicator::log(const std::string& line) const {
@@ -191,6 +209,14 @@ void replicator::log(const std::string& line) const {
 }
 
 json replicator::execute(const json& command) {
+  if (command.is_object() && command.contains("cmd") &&
+      (command["cmd"] == "loop" || command["cmd"] == "unloop")) {
+    try {
+      return loop_command(command);
+    } catch (const std::exception& e) {
+      return fail(command["cmd"].get<std::string>() + ": " + e.what());
+    }
+  }
   std::future<json> answer;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -236,10 +262,12 @@ void replicator::run() {
     int busy = 0;
     const uint64_t now = now_ns();
     for (auto& v : volumes_) {
+      busy += pump(*v, now);
       if (!v->attached()) continue;
       busy += v->engine->poll(now);
       // Waiting on the peer or the disk: keep polling (a nap would add to every round trip).
       if (v->engine->busy()) ++busy;
+      busy += pump(*v, now);
       if (v->load) busy += v->load->poll(now);
       const auto conn = v->engine->connection_state();
       const auto role = v->engine->role();
@@ -258,8 +286,11 @@ void replicator::run() {
       ::usleep(50);
     }
   }
-  // Shutdown: every volume cleanly where it can be.
+  // Shutdown: the FUSE frontend takes no more requests, then every volume cleanly where it can
+  // be, after what it has in flight completed.
+  if (fuse_) fuse_->close_down();
   for (auto& v : volumes_) {
+    drain(*v, true);
     if (!v->attached()) continue;
     v->load.reset();
     if (v->engine->shutdown() != 0) {
@@ -268,6 +299,98 @@ void replicator::run() {
     v->release();
   }
   if (dpdk_) eal_unregister_thread();
+}
+
+// Moves FUSE requests to the engine and the engine's completions to their submitters (the FUSE
+// file or the workload, told apart by the cookie). Returns the work done.
+int replicator::pump(volume_slot& v, uint64_t now) {
+  int work = 0;
+  if (v.fuse) {
+    mirror::io_request io;
+    for (;;) {
+      if (v.held) {
+        io = *v.held;
+      } else if (!v.fuse->next(io)) {
+        break;
+      }
+      ++work;
+      if (!v.attached()) {  // detached while the request was on its way
+        v.held.reset();
+        v.fuse->complete(io.cookie, -ENXIO);
+        continue;
+      }
+      const int rc = v.engine->submit(io);
+      if (rc == -EAGAIN) {
+        v.held = io;
+        break;
+      }
+      v.held.reset();
+      if (rc < 0) v.fuse->complete(io.cookie, rc);
+    }
+  }
+  if (!v.attached()) return work;
+  mirror::io_completion done[64];
+  for (;;) {
+    const unsigned n = v.engine->reap(done);
+    for (unsigned i = 0; i < n; ++i) {
+      if (done[i].cookie & frontend::fuse_cookie_bit) {
+        if (v.fuse) v.fuse->complete(done[i].cookie, done[i].result);
+      } else if (v.load) {
+        v.load->complete(done[i].cookie, done[i].result, now);
+      }
+    }
+    work += static_cast<int>(n);
+    if (n < std::size(done)) break;
+  }
+  return work;
+}
+
+// Polls the volume until the FUSE file's requests (and, with `workload`, the workload's writes)
+// are completed: at most 10 s, the engine fails what its peer does not answer before that.
+void replicator::drain(volume_slot& v, bool with_workload) {
+  const uint64_t deadline = now_ns() + 10'000'000'000ULL;
+  auto outstanding = [&] {
+    return (v.fuse && (v.fuse->in_flight() > 0 || v.held)) ||
+           (with_workload && v.load && v.load->in_flight() > 0);
+  };
+  while (outstanding() && now_ns() < deadline) {
+    const uint64_t now = now_ns();
+    int work = pump(v, now);
+    if (v.attached()) work += v.engine->poll(now);
+    if (!work) ::usleep(20);
+  }
+  if (v.held) {
+    v.fuse->complete(v.held->cookie, -ESHUTDOWN);
+    v.held.reset();
+  }
+}
+
+json replicator::loop_command(const json& c) {
+  const std::string cmd = c["cmd"].get<std::string>();
+  if (!fuse_) {
+    return fail(cmd + ": this replicator has no FUSE mount (mirrors.fuse_mount or --fuse-mount)");
+  }
+  // Names the volume (or the problem) and says whether it is attached, from the lcore.
+  const json st = execute({{"cmd", "status"}, {"volume", c.value("volume", json())}});
+  if (!st.value("ok", false)) return fail(cmd + ": " + st.value("error", std::string("refused")));
+  const json& v = st["volumes"][0];
+  const std::string name = v["name"].get<std::string>();
+  const std::string path = fuse_->path_of(name);
+  const auto existing = frontend::loop_find(path);
+  if (cmd == "loop") {
+    if (existing) return {{"ok", true}, {"device", *existing}, {"file", path}, {"existing", true}};
+    if (!v.value("attached", false)) {
+      return fail("loop " + name + ": the volume is not attached (its file " + path +
+                  " appears when it is)");
+    }
+    const std::string dev = frontend::loop_attach(path, fuse_->find(name)->block_size());
+    log("volume " + name + ": " + dev + " over " + path);
+    return {{"ok", true}, {"device", dev}, {"file", path}, {"existing", false}};
+  }
+  if (!existing) return {{"ok", true}, {"device", nullptr}, {"file", path}};
+  frontend::loop_detach(*existing);
+  log("volume " + name + ": " + *existing + " unbound from " + path);
+  return {{"ok", true}, {"device", *existing}, {"file", path}};
 }
 
 replicator::volume_slot& replicator::slot(const json& command) {
@@ -305,16 +428,16 @@ json replicator::dispatch(const json& c) {
   if (!c.contains("cmd") || !c["cmd"].is_string()) {
     return fail(
         "\"cmd\" is required (status, create, attach, detach, promote, demote, connect, "
-        "disconnect, resync, pause, resume, workload)");
+        "disconnect, resync, pause, resume, workload, loop, unloop)");
   }
   const std::string cmd = c["cmd"].get<std::string>();
-  static const char* const known[] = {"status",  "create", "attach",  "detach",
-                                      "promote", "demote", "connect", "disconnect",
-                                      "resync",  "pause",  "resume",  "workload"};
+  static const char* const known[] = {"status", "create",   "attach",     "detach", "promote",
+                                      "demote", "connect",  "disconnect", "resync", "pause",
+                                      "resume", "workload", "loop",       "unloop"};
   if (std::find(std::begin(known), std::end(known), cmd) == std::end(known)) {
     return fail("unknown command \"" + cmd +
                 "\" (status, create, attach, detach, promote, demote, connect, disconnect, "
-                "resync, pause, resume, workload)");
+                "resync, pause, resume, workload, loop, unloop)");
   }
   try {
     if (cmd == "status") {
@@ -400,6 +523,25 @@ json replicator::dispatch(const json& c) {
               {"rtt_us", t.rtt_ns / 1000},
               {"encrypted", v->engine->transport() && v->engine->transport()->encrypted()}};
           if (v->load) vj["workload"] = v->load->status();
+        }
+        if (v->fuse) {
+          const auto& k = v->fuse->stats();
+          json fj = {{"file", fuse_->path_of(v->conf->name)},
+                     {"published", v->fuse->published()},
+                     {"open", v->fuse->open_count()},
+                     {"in_flight", v->fuse->in_flight()},
+                     {"reads", k.reads.load()},
+                     {"writes", k.writes.load()},
+                     {"flushes", k.flushes.load()},
+                     {"discards", k.discards.load()},
+                     {"write_zeroes", k.zeroes.load()},
+                     {"read_bytes", k.read_bytes.load()},
+                     {"write_bytes", k.write_bytes.load()},
+                     {"unaligned", k.unaligned.load()},
+                     {"errors", k.errors.load()}};
+          const auto loop = frontend::loop_find(fuse_->path_of(v->conf->name));
+          fj["loop"] = loop ? json(*loop) : json(nullptr);
+          vj["fuse"] = std::move(fj);
         }
         out["volumes"].push_back(std::move(vj));
       }
@@ -504,6 +646,18 @@ json replicator::dispatch(const json& c) {
         if (const int rc = v.engine->connect(); rc != 0) {
           throw std::runtime_error("connect: " + v.engine->last_error());
         }
+        if (v.fuse) {
+          // Discards and zeroings on a grid of whole activity-log extents, each request within
+          // what the log can hold (mirror::max_zero_bytes).
+          const uint64_t extent = v.conf->al_extent;
+          uint64_t zero_chunk = mirror::max_zero_bytes;
+          if (extent < mirror::max_zero_bytes) {
+            const uint64_t k = std::clamp<uint64_t>(v.conf->al_slots > 1 ? v.conf->al_slots - 1 : 1,
+                                                    1, mirror::max_zero_bytes / extent);
+            zero_chunk = k * extent;
+          }
+          v.fuse->publish(v.meta->identity().volume_size, v.conf->block_size, zero_chunk);
+        }
       } catch (const std::exception& e) {
         v.release();
         return fail("attach " + name + ": " + e.what());
@@ -516,8 +670,20 @@ json replicator::dispatch(const json& c) {
     mirror::volume& e = *v.engine;
     if (cmd == "detach") {
       if (v.load && v.load->running()) return fail("detach " + name + ": a workload is running");
+      if (v.fuse && v.fuse->withdraw() != 0) {
+        const auto loop = frontend::loop_find(fuse_->path_of(name));
+        return fail("detach " + name + ": its file " + fuse_->path_of(name) + " is open" +
+                    (loop ? " (" + *loop +
+                                " is bound to it: unmount, then tandemctl mirror unloop " + name +
+                                ")"
+                          : ""));
+      }
+      drain(v, true);
       v.load.reset();
-      if (const int rc = e.shutdown(); rc != 0) return engine_result(rc, "detach " + name, e);
+      if (const int rc = e.shutdown(); rc != 0) {
+        if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
+        return engine_result(rc, "detach " + name, e);
+      }
       v.release();
       log("volume " + name + ": detached");
       return {{"ok", true}};

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/config/mirrors_config.h"
+#include "dataplane/frontend/fuse_frontend.h"
 
 namespace tandem::dp::app {
 
@@ -30,6 +31,8 @@ struct replicator_options {
   // transport.port dpdk: the EAL's --file-prefix unless transport.dpdk.eal_args name one;
   // default "tandem-replicator-<node>". Replicators sharing a host need their own.
   std::string eal_file_prefix;
+  // The FUSE frontend's mountpoint (overrides mirrors.fuse_mount; both empty: no FUSE mount).
+  std::string fuse_mount;
 };
 
 // The EAL command line of a replicator on `node` (transport.port dpdk). With no configured
@@ -52,20 +55,27 @@ std::vector<std::string> replicator_eal_arguments(const ctl::config::mirrors_con
 //   resync volume [full]       pause volume   resume volume
 //   workload volume ...        an in-process load generator for tests and benchmarks (see
 //                              docs/replicator.md): random writes, every acknowledged one logged
+//   loop volume                binds a loop device over the volume's FUSE file and answers its
+//                              name ("device"); an existing one is answered as it is
+//   unloop volume              unbinds it (refused while it is mounted)
 // Unknown commands, unknown volumes and bad arguments are refused and change nothing.
 class replicator {
  public:
   // Validates that every volume has a replica on `node` (throws std::invalid_argument naming the
   // volume otherwise), initialises DPDK's EAL for transport.port dpdk (throws
-  // std::runtime_error with DPDK's reason) and starts the lcore thread. Nothing is attached yet.
+  // std::runtime_error with DPDK's reason), mounts the FUSE frontend when configured (throws
+  // std::runtime_error naming the mountpoint) and starts the lcore thread. Nothing is attached
+  // yet: a volume's file appears in the mount when it attaches.
   explicit replicator(replicator_options opts);
-  // Detaches every volume cleanly (a primary with I/O in flight is left as after a crash).
+  // Detaches every volume cleanly (a primary with I/O in flight is left as after a crash) and
+  // unmounts the FUSE frontend (a loop device over a file sees I/O errors from then on).
   ~replicator();
   replicator(const replicator&) = delete;
   replicator& operator=(const replicator&) = delete;
 
   // Runs one command on the lcore thread and returns its answer. Thread-safe; blocks the caller
-  // until the lcore has answered.
+  // until the lcore has answered. loop / unloop run on the caller's thread (the kernel's loop
+  // driver calls back into the FUSE file, which the lcore serves).
   nlohmann::json execute(const nlohmann::json& command);
 
   const replicator_options& options() const { return opts_; }
@@ -78,7 +88,10 @@ class replicator {
   };
 
   void run();
+  int pump(volume_slot& v, uint64_t now);
+  void drain(volume_slot& v, bool workload);
   nlohmann::json dispatch(const nlohmann::json& command);
+  nlohmann::json loop_command(const nlohmann::json& command);
   volume_slot& slot(const nlohmann::json& command);
   void log(const std::string& line) const;
 
@@ -89,6 +102,7 @@ class replicator {
   std::atomic<bool> has_work_{false};
   std::atomic<bool> stop_{false};
   bool dpdk_ = false;
+  std::unique_ptr<frontend::fuse_frontend> fuse_;
   std::thread lcore_;
 };
 

@@ -21,11 +21,12 @@ namespace po = boost::program_options;
 using namespace tandem;
 
 int main(int argc, char** argv) {
-  std::string config_path, node, socket_path, file_prefix;
+  std::string config_path, node, socket_path, file_prefix, fuse_mount;
   bool attach = false;
   po::options_description desc(
       "tandem-replicator: mirrors this node's volumes and answers commands on a unix socket\n"
       "usage: tandem-replicator --config FILE --node NAME [--socket PATH] [--attach]\n"
+      "                         [--fuse-mount DIR]\n"
       "options");
   desc.add_options()("help,h", "this text")("config,c", po::value(&config_path),
                                             "cluster file, or a file with only a mirrors: section")(
@@ -35,7 +36,10 @@ int main(int argc, char** argv) {
       "attach", po::bool_switch(&attach), "attach every volume at start (as systemd does)")(
       "file-prefix", po::value(&file_prefix),
       "transport.port dpdk: the EAL's file prefix (default tandem-replicator-NODE); each "
-      "replicator on one host needs its own");
+      "replicator on one host needs its own")(
+      "fuse-mount", po::value(&fuse_mount),
+      "serve each attached volume as a file in a FUSE mount here (default: mirrors.fuse_mount "
+      "of the file; none when both are empty)");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -59,6 +63,7 @@ int main(int argc, char** argv) {
     ro.config = ctl::config::load_mirrors_file(config_path);
     ro.node = node;
     ro.eal_file_prefix = file_prefix;
+    ro.fuse_mount = fuse_mount;
     ro.log = [](std::string_view line) { ctl::api::log_line("tandem-replicator", line); };
     if (socket_path.empty()) socket_path = ro.config.control_socket;
     dp::app::replicator rep(std::move(ro));

@@ -126,21 +126,12 @@ workload::workload(mirror::volume& v, const backend::geometry& geom, const workl
 }
 
 workload::~workload() {
-  // The volume still owns requests that point into our buffers: wait for them (the engine
-  // completes or fails every request; a detached peer fails them).
-  for (int spins = 0; in_flight_ > 0 && spins < 200000; ++spins) {
-    vol_.poll(now_ns());
-    mirror::io_completion done[32];
-    const unsigned n = vol_.reap(done);
-    for (unsigned i = 0; i < n; ++i)
-      if (done[i].cookie < slots_.size() && slots_[done[i].cookie].busy) {
-        slots_[done[i].cookie].busy = false;
-        --in_flight_;
-      }
-    if (n == 0) ::usleep(50);
-  }
   if (in_flight_ == 0) std::free(buffers_);  // else leaked on purpose: the engine may write it
   if (log_fd_ >= 0) ::close(log_fd_);
+}
+
+void workload::complete(uint64_t cookie, int result, uint64_t now) {
+  if (cookie < slots_.size() && slots_[cookie].busy) finish_one(cookie, result, now);
 }
 
 void workload::finish_one(uint64_t slot, int result, uint64_t now) {
@@ -169,17 +160,6 @@ void workload::finish_one(uint64_t slot, int result, uint64_t now) {
 
 int workload::poll(uint64_t now) {
   int work = 0;
-  mirror::io_completion done[64];
-  for (;;) {
-    const unsigned n = vol_.reap(done);
-    for (unsigned i = 0; i < n; ++i) {
-      if (done[i].cookie < slots_.size() && slots_[done[i].cookie].busy) {
-        finish_one(done[i].cookie, done[i].result, now);
-      }
-    }
-    work += static_cast<int>(n);
-    if (n < 64) break;
-  }
   if (done_) return work;
   const bool out_of_time = o_.duration_ns && now - start_ns_ >= o_.duration_ns;
   const bool out_of_writes = o_.count && next_index_ >= o_.count;

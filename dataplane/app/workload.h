@@ -48,12 +48,16 @@ class workload {
  public:
   workload(mirror::volume& v, const backend::geometry& geom, const workload_options& o,
            uint64_t now_ns);
+  // With writes in flight (the owner did not drain it) their buffers are left to the engine.
   ~workload();
   workload(const workload&) = delete;
   workload& operator=(const workload&) = delete;
 
-  // Reaps the volume's completions and keeps `qd` writes in flight. Returns the work done.
+  // Keeps `qd` writes in flight. Returns the work done. The replicator reaps the volume's
+  // completions (other submitters share the volume) and hands the workload's to complete().
   int poll(uint64_t now_ns);
+  void complete(uint64_t cookie, int result, uint64_t now_ns);
+  unsigned in_flight() const { return in_flight_; }
   bool running() const { return !done_; }
   // No new writes; the ones in flight still complete.
   void stop() { stopping_ = true; }

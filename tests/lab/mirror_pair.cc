@@ -22,6 +22,7 @@ mirror_pair::mirror_pair(const mirror_pair_options& o)
       image_dir_(o.image_dir.empty() ? dir_ : o.image_dir),
       config_(dir_ + "/mirrors.yaml"),
       port_(o.port),
+      fuse_(o.fuse),
       volume_bytes_(o.mib << 20) {
   if (port_ != "socket" && port_ != "memif" && port_ != "af_packet") {
     throw std::invalid_argument("mirror_pair: port " + port_ + " (socket, memif or af_packet)");
@@ -66,6 +67,11 @@ void mirror_pair::start(int i) {
   std::vector<std::string> argv = {TANDEM_REPLICATOR, "--config", config_, "--node",
                                    node(i),           "--socket", sock(i)};
   if (port_ != "socket") argv.insert(argv.end(), {"--file-prefix", eal_prefix(l_, name, node(i))});
+  if (fuse_) {
+    // The replicator unmounts on a clean exit; after a kill -9 the janitor removes the dead mount.
+    l_.register_mount(fuse_mount(i));
+    argv.insert(argv.end(), {"--fuse-mount", fuse_mount(i)});
+  }
   rep_[i] = &l_.spawn(node(i), name, argv);
   const auto deadline = clock::now() + 20s;
   while (l_.read_log(node(i), name).find("READY") == std::string::npos) {

@@ -24,6 +24,8 @@ struct mirror_pair_options {
   std::string transport = "keepalive: 100ms, dead_peer: 1s";
   std::string volume_extra;  // extra volume keys, e.g. "resync_rate: 0"
   std::string image_dir;     // where data images go; default: the lab's log directory
+  // Each replicator serves the volume as a FUSE file under fuse_mount(i) (--fuse-mount).
+  bool fuse = false;
 };
 
 // Failures (a replicator that does not start, a refused command, a state not reached) throw
@@ -40,6 +42,9 @@ class mirror_pair {
   std::string image(int i) const { return image_dir_ + "/" + node(i) + ".img"; }
   std::string meta(int i) const { return dir_ + "/" + node(i) + ".meta"; }
   std::string sock(int i) const { return dir_ + "/" + node(i) + ".sock"; }
+  // Node i's FUSE mountpoint (options.fuse) and the volume's file in it.
+  std::string fuse_mount(int i) const { return dir_ + "/" + node(i) + ".fuse"; }
+  std::string fuse_file(int i) const { return fuse_mount(i) + "/db"; }
   const std::string& dir() const { return dir_; }
   uint64_t volume_bytes() const { return volume_bytes_; }
   lab& net() { return l_; }
@@ -72,6 +77,7 @@ class mirror_pair {
   std::string image_dir_;
   std::string config_;
   std::string port_;
+  bool fuse_ = false;
   ctl::process* rep_[2] = {nullptr, nullptr};
   int starts_ = 0;
   uint64_t volume_bytes_;
