@@ -10,7 +10,7 @@ if(TANDEM_SANITIZE AND TANDEM_TSAN)
   message(FATAL_ERROR "TANDEM_SANITIZE and TANDEM_TSAN cannot be combined")
 endif()
 
-add_compile_options(-Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wformat=2
+add_compile_options(-Wall -Wextra -Wshadow $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor> -Wformat=2
                     $<$<COMPILE_LANGUAGE:CXX>:-Wold-style-cast> -fno-omit-frame-pointer)
 if(TANDEM_WERROR)
   add_compile_options(-Werror)
