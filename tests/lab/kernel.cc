@@ -514,6 +514,38 @@ std::vector<fs::path> fetch_kernel_modules(const kernel_image& image,
   return order;
 }
 
+std::vector<guest_file> guest_binary(const fs::path& host_path, const std::string& guest_path,
+                                     mode_t mode) {
+  if (!fs::is_regular_file(host_path)) {
+    throw std::runtime_error("kernel harness: no executable at " + host_path.string());
+  }
+  std::vector<guest_file> files = {
+      {.guest_path = guest_path, .host_path = host_path, .mode = mode}};
+  if (is_static_executable(host_path)) return files;
+  std::string listing = checked_bash("ldd " + shell_quote(host_path.string()), seconds(30),
+                                     "listing the libraries of " + host_path.string());
+  // "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)", "\t/lib64/ld-linux-x86-64.so.2
+  // (0x...)", "\tlinux-vdso.so.1 (0x...)" (in the kernel, nothing to copy).
+  for (const auto& raw : split_lines(listing)) {
+    std::string line = raw;
+    line.erase(0, line.find_first_not_of(" \t"));
+    if (line.empty()) continue;
+    std::string path;
+    if (size_t arrow = line.find(" => "); arrow != std::string::npos) {
+      path = line.substr(arrow + 4);
+      if (path.starts_with("not found")) {
+        throw std::runtime_error("kernel harness: ldd " + host_path.string() + ": " + line);
+      }
+    } else {
+      path = line;
+    }
+    path = path.substr(0, path.find(" ("));
+    if (!path.starts_with("/")) continue;  // linux-vdso.so.1
+    files.push_back({.guest_path = path, .host_path = path, .mode = 0755});
+  }
+  return files;
+}
+
 void build_initramfs(const initramfs_spec& spec, const fs::path& out) {
   if (!fs::exists(busybox_path) || !is_static_executable(busybox_path)) {
     throw std::runtime_error(std::string("kernel harness: ") + busybox_path +
@@ -544,7 +576,9 @@ void build_initramfs(const initramfs_spec& spec, const fs::path& out) {
     fs::copy_file(ko, staging / guest.substr(1));
     guest_modules.push_back(guest);
   }
+  std::set<std::pair<std::string, fs::path>> copied;  // a library listed by several binaries
   for (const auto& f : spec.files) {
+    if (!f.host_path.empty() && !copied.emplace(f.guest_path, f.host_path).second) continue;
     if (!f.guest_path.starts_with("/") || f.guest_path.size() < 2) {
       throw std::runtime_error("kernel harness: guest path must be absolute: " + f.guest_path);
     }

@@ -67,6 +67,14 @@ struct initramfs_spec {
   std::vector<std::filesystem::path> modules{};  // host .ko files, loaded before `command`
 };
 
+// The files a host executable needs in the guest: itself at `guest_path` (with `mode`), and for a
+// dynamically linked one its program interpreter and every shared library ldd resolves, each at
+// its host path (ld.so finds them there without a cache), copied with symlinks followed. Lists
+// for several executables may be concatenated: a library listed twice is copied once. Throws
+// std::runtime_error when ldd fails or cannot find a library.
+std::vector<guest_file> guest_binary(const std::filesystem::path& host_path,
+                                     const std::string& guest_path, mode_t mode = 0755);
+
 // Writes a gzip-compressed newc cpio with busybox-static (/bin/busybox plus applet symlinks),
 // /init and the spec's files to `out`.
 void build_initramfs(const initramfs_spec& spec, const std::filesystem::path& out);
