@@ -164,6 +164,7 @@ json to_json(const mirrors_config& m) {
   }
   j["control_socket"] = m.control_socket;
   put_if(j, "fuse_mount", m.fuse_mount);
+  if (m.kernel_devices) j["kernel_devices"] = true;
   return j;
 }
 

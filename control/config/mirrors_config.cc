@@ -206,7 +206,7 @@ void read_mirrors(const cursor& c, mirrors_config& out) {
   out.present = true;
   out.loc = c.loc();
   if (!c.expect_map()) return;
-  c.check_keys({"transport", "volumes", "control_socket", "fuse_mount"});
+  c.check_keys({"transport", "volumes", "control_socket", "fuse_mount", "kernel_devices"});
   if (auto t = c.get("transport")) {
     out.locs.insert_or_assign("transport", t->loc());
     read_transport(*t, out.transport);
@@ -215,6 +215,7 @@ void read_mirrors(const cursor& c, mirrors_config& out) {
   }
   c.read("control_socket", out.control_socket, out.locs, read_path);
   c.read("fuse_mount", out.fuse_mount, out.locs, read_path);
+  c.read("kernel_devices", out.kernel_devices, out.locs, &cursor::boolean);
   if (auto vols = c.get("volumes")) {
     out.locs.insert_or_assign("volumes", vols->loc());
     if (vols->expect_list()) {

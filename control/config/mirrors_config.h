@@ -78,6 +78,9 @@ struct mirrors_config {
   // The FUSE frontend's mountpoint: each attached volume is the file <fuse_mount>/<volume>.
   // Empty: no FUSE mount.
   std::string fuse_mount;
+  // Serve each attached volume as /dev/tandem<index> through tandem.ko (index: the volume's
+  // position in `volumes`).
+  bool kernel_devices = false;
   source_loc loc;
   field_locs locs;
 

@@ -18,6 +18,7 @@
 
 #include <openssl/sha.h>
 
+#include "dataplane/app/shim_frontend.h"
 #include "dataplane/app/workload.h"
 #include "dataplane/backend/uring_backend.h"
 #include "dataplane/crypto/key_file.h"
@@ -73,6 +74,16 @@ std::array<uint8_t, 16> volume_uuid(const cfg::mirror_volume& v) {
   return uuid;
 }
 
+// Discards and zeroings are cut on a grid of whole activity-log extents, each piece within what
+// the log can hold and mirror::max_zero_bytes.
+uint64_t zero_chunk_of(const cfg::mirror_volume& v) {
+  const uint64_t extent = v.al_extent;
+  if (extent >= mirror::max_zero_bytes) return mirror::max_zero_bytes;
+  const uint64_t k =
+      std::clamp<uint64_t>(v.al_slots > 1 ? v.al_slots - 1 : 1, 1, mirror::max_zero_bytes / extent);
+  return k * extent;
+}
+
 // A command's argument errors: answered with {"ok":false} by dispatch().
 struct bad_command : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -97,6 +108,9 @@ struct replicator::volume_slot {
   // handed over that the engine could not take yet (-EAGAIN: max_in_flight reached).
   frontend::fuse_export* fuse = nullptr;
   std::optional<mirror::io_request> held;
+  // /dev/tandem<index> through tandem.ko (kernel_devices), while attached.
+  unsigned index = 0;
+  std::unique_ptr<shim_frontend> shim;
   mirror::conn_state last_conn = mirror::conn_state::standalone;
   volume::role last_role = volume::role::secondary;
   volume::disk_state last_disk = volume::disk_state::inconsistent;
@@ -105,6 +119,7 @@ struct replicator::volume_slot {
 
   void release() {
     load.reset();
+    shim.reset();
     engine.reset();
     port.reset();
     device.reset();
@@ -134,8 +149,10 @@ replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
         s->peer = &v.replicas[i];
       }
     }
+    s->index = static_cast<unsigned>(volumes_.size());
     volumes_.push_back(std::move(s));
   }
+  opts_.kernel_devices = opts_.kernel_devices || opts_.config.kernel_devices;
   if (opts_.config.transport.port == cfg::mirror_port::dpdk) {
     if (opts_.eal_file_prefix.empty()) opts_.eal_file_prefix = "tandem-replicator-" + opts_.node;
     std::string error;
@@ -292,6 +309,19 @@ void replicator::run() {
   for (auto& v : volumes_) {
     drain(*v, true);
     if (!v->attached()) continue;
+    if (v->shim) {
+      // Deleted unless something holds it open; then it stays, failing I/O until a replicator
+      // attaches again.
+      try {
+        if (v->shim->remove() != 0) {
+          log("volume " + v->conf->name + ": " + v->shim->device() +
+              " is open: left in place, failing I/O until the volume is attached again");
+        }
+      } catch (const std::exception& e) {
+        log("volume " + v->conf->name + ": " + e.what());
+      }
+      v->shim.reset();
+    }
     v->load.reset();
     if (v->engine->shutdown() != 0) {
       log("volume " + v->conf->name + ": not shut down cleanly: " + v->engine->last_error());
@@ -329,12 +359,15 @@ int replicator::pump(volume_slot& v, uint64_t now) {
     }
   }
   if (!v.attached()) return work;
+  if (v.shim) work += v.shim->pump(*v.engine);
   mirror::io_completion done[64];
   for (;;) {
     const unsigned n = v.engine->reap(done);
     for (unsigned i = 0; i < n; ++i) {
       if (done[i].cookie & frontend::fuse_cookie_bit) {
         if (v.fuse) v.fuse->complete(done[i].cookie, done[i].result);
+      } else if (done[i].cookie & shim_cookie_bit) {
+        if (v.shim) v.shim->complete(*v.engine, done[i].cookie, done[i].result);
       } else if (v.load) {
         v.load->complete(done[i].cookie, done[i].result, now);
       }
@@ -342,6 +375,7 @@ int replicator::pump(volume_slot& v, uint64_t now) {
     work += static_cast<int>(n);
     if (n < std::size(done)) break;
   }
+  if (v.shim) v.shim->commit();
   return work;
 }
 
@@ -350,7 +384,7 @@ int replicator::pump(volume_slot& v, uint64_t now) {
 void replicator::drain(volume_slot& v, bool with_workload) {
   const uint64_t deadline = now_ns() + 10'000'000'000ULL;
   auto outstanding = [&] {
-    return (v.fuse && (v.fuse->in_flight() > 0 || v.held)) ||
+    return (v.fuse && (v.fuse->in_flight() > 0 || v.held)) || (v.shim && v.shim->in_flight() > 0) ||
            (with_workload && v.load && v.load->in_flight() > 0);
   };
   while (outstanding() && now_ns() < deadline) {
@@ -524,6 +558,22 @@ json replicator::dispatch(const json& c) {
               {"encrypted", v->engine->transport() && v->engine->transport()->encrypted()}};
           if (v->load) vj["workload"] = v->load->status();
         }
+        if (v->shim) {
+          const auto& k = v->shim->stats();
+          vj["kernel"] = {{"device", v->shim->device()},
+                          {"in_flight", v->shim->in_flight()},
+                          {"reads", k.reads},
+                          {"writes", k.writes},
+                          {"flushes", k.flushes},
+                          {"fua_writes", k.fua},
+                          {"discards", k.discards},
+                          {"write_zeroes", k.write_zeroes},
+                          {"read_bytes", k.read_bytes},
+                          {"write_bytes", k.write_bytes},
+                          {"invalid", k.invalid},
+                          {"errors", k.errors},
+                          {"commits", k.commits}};
+        }
         if (v->fuse) {
           const auto& k = v->fuse->stats();
           json fj = {{"file", fuse_->path_of(v->conf->name)},
@@ -646,17 +696,20 @@ json replicator::dispatch(const json& c) {
         if (const int rc = v.engine->connect(); rc != 0) {
           throw std::runtime_error("connect: " + v.engine->last_error());
         }
+        const uint64_t zero_chunk = zero_chunk_of(*v.conf);
         if (v.fuse) {
-          // Discards and zeroings on a grid of whole activity-log extents, each request within
-          // what the log can hold (mirror::max_zero_bytes).
-          const uint64_t extent = v.conf->al_extent;
-          uint64_t zero_chunk = mirror::max_zero_bytes;
-          if (extent < mirror::max_zero_bytes) {
-            const uint64_t k = std::clamp<uint64_t>(v.conf->al_slots > 1 ? v.conf->al_slots - 1 : 1,
-                                                    1, mirror::max_zero_bytes / extent);
-            zero_chunk = k * extent;
-          }
           v.fuse->publish(v.meta->identity().volume_size, v.conf->block_size, zero_chunk);
+        }
+        if (opts_.kernel_devices) {
+          shim_frontend_options so;
+          so.dev_id = v.index;
+          so.size = v.meta->identity().volume_size;
+          so.block_size = v.conf->block_size;
+          so.zero_chunk = zero_chunk_of(*v.conf);
+          so.control = opts_.dev_dir + "/tandem-control";
+          so.dev_dir = opts_.dev_dir;
+          v.shim = std::make_unique<shim_frontend>(so);
+          log("volume " + name + ": served as " + v.shim->device());
         }
       } catch (const std::exception& e) {
         v.release();
@@ -677,6 +730,22 @@ json replicator::dispatch(const json& c) {
                                 " is bound to it: unmount, then tandemctl mirror unloop " + name +
                                 ")"
                           : ""));
+      }
+      if (v.shim) {
+        drain(v, true);
+        int rc = 0;
+        try {
+          rc = v.shim->remove();
+        } catch (const std::exception& ex) {
+          if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
+          return fail("detach " + name + ": " + ex.what());
+        }
+        if (rc != 0) {
+          if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
+          return fail("detach " + name + ": " + v.shim->device() +
+                      " is open (mounted, or held by a program): release it first");
+        }
+        v.shim.reset();
       }
       drain(v, true);
       v.load.reset();

@@ -33,6 +33,10 @@ struct replicator_options {
   std::string eal_file_prefix;
   // The FUSE frontend's mountpoint (overrides mirrors.fuse_mount; both empty: no FUSE mount).
   std::string fuse_mount;
+  // Serve each attached volume as /dev/tandem<index> through tandem.ko (or mirrors.kernel_devices).
+  bool kernel_devices = false;
+  // Where the kernel shim's control and device nodes are (tests: a devtmpfs elsewhere).
+  std::string dev_dir = "/dev";
 };
 
 // The EAL command line of a replicator on `node` (transport.port dpdk). With no configured

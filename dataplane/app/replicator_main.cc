@@ -22,11 +22,11 @@ using namespace tandem;
 
 int main(int argc, char** argv) {
   std::string config_path, node, socket_path, file_prefix, fuse_mount;
-  bool attach = false;
+  bool attach = false, kernel_devices = false;
   po::options_description desc(
       "tandem-replicator: mirrors this node's volumes and answers commands on a unix socket\n"
       "usage: tandem-replicator --config FILE --node NAME [--socket PATH] [--attach]\n"
-      "                         [--fuse-mount DIR]\n"
+      "                         [--fuse-mount DIR] [--kernel-devices]\n"
       "options");
   desc.add_options()("help,h", "this text")("config,c", po::value(&config_path),
                                             "cluster file, or a file with only a mirrors: section")(
@@ -39,7 +39,10 @@ int main(int argc, char** argv) {
       "replicator on one host needs its own")(
       "fuse-mount", po::value(&fuse_mount),
       "serve each attached volume as a file in a FUSE mount here (default: mirrors.fuse_mount "
-      "of the file; none when both are empty)");
+      "of the file; none when both are empty)")(
+      "kernel-devices", po::bool_switch(&kernel_devices),
+      "serve each attached volume as /dev/tandemN through tandem.ko (default: "
+      "mirrors.kernel_devices of the file)");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -64,6 +67,7 @@ int main(int argc, char** argv) {
     ro.node = node;
     ro.eal_file_prefix = file_prefix;
     ro.fuse_mount = fuse_mount;
+    ro.kernel_devices = kernel_devices;
     ro.log = [](std::string_view line) { ctl::api::log_line("tandem-replicator", line); };
     if (socket_path.empty()) socket_path = ro.config.control_socket;
     dp::app::replicator rep(std::move(ro));
