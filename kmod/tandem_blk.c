@@ -377,6 +377,7 @@ static blk_status_t tandem_queue_rq(struct blk_mq_hw_ctx *hctx,
 	sqe->reserved0 = 0;
 	sqe->reserved1 = 0;
 	tq->sq_prod++;
+	/* Release: the descriptor and the slot's data before the index the server acquires. */
 	smp_store_release(&ring->hdr->sq_prod, tq->sq_prod);
 	/* Pairs with the server's barrier between setting NEED_WAKEUP and re-reading sq_prod. */
 	smp_mb();
@@ -452,6 +453,7 @@ static long tandem_commit(struct tandem_session *s, unsigned long qid)
 		u32 prod;
 
 		spin_lock(&tq->lock);
+		/* Acquire: pairs with the server's release of cq_prod after its completions. */
 		prod = smp_load_acquire(&ring->hdr->cq_prod);
 		if (prod - tq->cq_cons > dev->layout.cq_entries) {
 			spin_unlock(&tq->lock);
@@ -492,6 +494,7 @@ static long tandem_commit(struct tandem_session *s, unsigned long qid)
 			t->rq = NULL;
 			t->state = TANDEM_TAG_IDLE;
 		}
+		/* Release: the completions are read before the server may reuse their entries. */
 		smp_store_release(&ring->hdr->cq_cons, tq->cq_cons);
 		spin_unlock(&tq->lock);
 

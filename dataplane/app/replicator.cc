@@ -3,6 +3,7 @@
 #include "dataplane/app/replicator.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -300,7 +301,7 @@ void replicator::run() {
     if (busy) {
       idle = 0;
     } else if (++idle > 256) {
-      ::usleep(50);
+      nap();
     }
   }
   // Shutdown: the FUSE frontend takes no more requests, then every volume cleanly where it can
@@ -329,6 +330,31 @@ void replicator::run() {
     v->release();
   }
   if (dpdk_) eal_unregister_thread();
+}
+
+// The idle lcore's 50 us nap. With kernel devices it sleeps on their eventfds instead, so a block
+// request wakes it at once (the kernel signals only while NEED_WAKEUP is set).
+void replicator::nap() {
+  pollfd fds[64];
+  int efd[64];
+  unsigned n = 0;
+  bool ready = false;
+  for (auto& v : volumes_) {
+    if (!v->shim) continue;
+    ready = v->shim->arm_wakeup() || ready;
+    const unsigned k = v->shim->event_fds(std::span<int>(efd + n, std::size(efd) - n));
+    for (unsigned i = 0; i < k; ++i)
+      fds[n + i] = {.fd = efd[n + i], .events = POLLIN, .revents = 0};
+    n += k;
+  }
+  if (n == 0) {
+    ::usleep(50);
+  } else if (!ready) {
+    const timespec ts{.tv_sec = 0, .tv_nsec = 50'000};
+    (void)::ppoll(fds, n, &ts, nullptr);
+  }
+  for (auto& v : volumes_)
+    if (v->shim) v->shim->disarm_wakeup();
 }
 
 // Moves FUSE requests to the engine and the engine's completions to their submitters (the FUSE

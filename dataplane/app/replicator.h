@@ -92,6 +92,7 @@ class replicator {
   };
 
   void run();
+  void nap();
   int pump(volume_slot& v, uint64_t now);
   void drain(volume_slot& v, bool workload);
   nlohmann::json dispatch(const nlohmann::json& command);

@@ -190,6 +190,25 @@ void shim_frontend::complete(mirror::volume& e, uint64_t cookie, int result) noe
   if (held_count_ > 0 || submit_part(e, q, tag) == -EAGAIN) hold(q, tag);
 }
 
+bool shim_frontend::arm_wakeup() noexcept {
+  bool pending = false;
+  for (unsigned q = 0; q < dev_->nr_queues(); ++q)
+    pending = dev_->queue(q).arm_wakeup() || pending;
+  return pending;
+}
+
+unsigned shim_frontend::event_fds(std::span<int> out) const noexcept {
+  unsigned n = 0;
+  for (unsigned q = 0; q < dev_->nr_queues() && n < out.size(); ++q)
+    if (const int fd = dev_->queue(q).event_fd(); fd >= 0) out[n++] = fd;
+  return n;
+}
+
+void shim_frontend::disarm_wakeup() noexcept {
+  for (unsigned q = 0; q < dev_->nr_queues(); ++q)
+    dev_->queue(q).disarm_wakeup();
+}
+
 void shim_frontend::commit() noexcept {
   for (unsigned q = 0; q < dirty_.size(); ++q) {
     if (!dirty_[q]) continue;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,12 @@ class shim_frontend {
   // Publishes the completions written since the last call (one ioctl per queue that has any).
   void commit() noexcept;
   unsigned in_flight() const noexcept { return in_flight_; }
+  // The lcore's idle sleep: arm_wakeup() asks the kernel to signal each queue's eventfd on new
+  // descriptors and says whether some arrived meanwhile (then do not sleep); event_fds() lists
+  // the eventfds to sleep on (returns how many, at most out.size()); disarm_wakeup() after.
+  bool arm_wakeup() noexcept;
+  unsigned event_fds(std::span<int> out) const noexcept;
+  void disarm_wakeup() noexcept;
 
   struct counters {
     uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0, fua = 0;

@@ -305,6 +305,25 @@ std::span<std::byte> shim_queue::data(uint16_t tag) const noexcept {
   return {data_ + size_t{tag} * slot_size_, geometry_.max_io_bytes};
 }
 
+bool shim_queue::arm_wakeup() noexcept {
+  auto flags = atomic(hdr_->flags);
+  // Dekker with the kernel: flag, full barrier, re-check; it publishes, barrier, reads flag.
+  flags.store(flags.load(std::memory_order_relaxed) | TANDEM_BLK_RING_NEED_WAKEUP,
+              std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return pending();
+}
+
+void shim_queue::disarm_wakeup() noexcept {
+  auto flags = atomic(hdr_->flags);
+  flags.store(flags.load(std::memory_order_relaxed) & ~TANDEM_BLK_RING_NEED_WAKEUP,
+              std::memory_order_release);
+  if (event_fd_ >= 0) {
+    uint64_t count;
+    (void)!::read(event_fd_, &count, sizeof count);  // non-blocking: EAGAIN when unsignalled
+  }
+}
+
 int shim_queue::wait(std::chrono::milliseconds timeout, std::chrono::microseconds spin) noexcept {
   if (pending()) return 1;
   const auto start = steady_clock::now();

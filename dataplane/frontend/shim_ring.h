@@ -142,6 +142,12 @@ class shim_queue {
   // descriptors are pending, 0 on timeout, or a negative errno.
   int wait(std::chrono::milliseconds timeout,
            std::chrono::microseconds spin = std::chrono::microseconds(20)) noexcept;
+  // The halves of wait() for a caller that sleeps on several queues (and other things) at once:
+  // arm_wakeup() sets NEED_WAKEUP, issues a full barrier and says whether descriptors arrived
+  // meanwhile (then do not sleep); after the sleep, disarm_wakeup() clears the flag and drains
+  // the eventfd.
+  bool arm_wakeup() noexcept;
+  void disarm_wakeup() noexcept;
 
  private:
   tandem_blk_ring_header* hdr_;
