@@ -89,8 +89,8 @@ $C mirror promote db --force -r /run/node1.sock
 status node2 'disk:       up_to_date' 120
 status node2 'connection: connected' 60
 
-echo "== ext4 on /dev/tandem0, replicated"
-mkfs.ext4 -F -q /dev/tandem0
+echo "== ext4 on /dev/tandem0 (its first 48 MiB), replicated"
+mkfs.ext4 -F -q -b 4096 /dev/tandem0 12288
 mount -t ext4 /dev/tandem0 /mnt
 mkdir /mnt/dir
 dd if=/dev/urandom of=/mnt/a bs=64k count=64 2>/dev/null
@@ -109,7 +109,7 @@ done
 grep -A30 '"kernel"' /tmp/st.json | grep -q '"errors": 0'
 
 echo "== node1's replicator killed during I/O"
-(while dd if=/dev/zero of=/dev/tandem0 bs=64k count=256 oflag=direct 2>>/tmp/dd.err; do :; done) &
+(while dd if=/dev/zero of=/dev/tandem0 bs=64k seek=768 count=256 oflag=direct 2>>/tmp/dd.err; do :; done) &
 LOOP=$!
 sleep 2
 kill -0 $LOOP
@@ -127,9 +127,12 @@ status node1 'role:       primary' 30
 dd if=/dev/tandem0 of=/dev/null bs=64k count=16 iflag=direct 2>/dev/null
 status node2 'connection: connected' 60
 status node2 'disk:       up_to_date' 120
+e2fsck -fn /dev/tandem0
+mount -t ext4 /dev/tandem0 /mnt
+(cd /mnt && sha256sum -c /tmp/sums)
+umount /mnt
 
 echo "== detach refused while mounted; switchover to node2"
-mkfs.ext4 -F -q /dev/tandem0
 mount -t ext4 /dev/tandem0 /mnt
 cp -r /tmp/sums /mnt/sums
 dd if=/dev/urandom of=/mnt/c bs=64k count=32 conv=fsync 2>/dev/null
@@ -154,7 +157,7 @@ kill -TERM $PID_node1
 gone $PID_node1 30
 e2fsck -fn /data/n2.img
 mount -o loop,ro -t ext4 /data/n2.img /mnt
-(cd /mnt && sha256sum -c /tmp/sums2)
+(cd /mnt && sha256sum -c /tmp/sums && sha256sum -c /tmp/sums2)
 umount /mnt
 rmmod tandem
 grep -q 'shutting down' $LOG_node1
