@@ -104,7 +104,9 @@ struct tandem_dev {
 	unsigned long timeout;			/* jiffies */
 	int id;
 
-	struct mutex mutex;			/* attached, deleted */
+	struct mutex mutex;			/* the four flags below */
+	bool live;				/* add_disk() succeeded: servers may attach */
+	bool attaching;				/* an open() reserved the device, allocating */
 	bool attached;
 	bool deleted;
 
@@ -531,9 +533,25 @@ static int tandem_srv_open(struct inode *inode, struct file *file)
 	unsigned int q;
 	int ret;
 
+	/* Reserve the device first: a refused opener allocates nothing. */
+	mutex_lock(&dev->mutex);
+	if (dev->deleted || !dev->live)
+		ret = -ENODEV;
+	else if (dev->attached || dev->attaching)
+		ret = -EBUSY;
+	else
+		ret = 0;
+	if (!ret)
+		dev->attaching = true;
+	mutex_unlock(&dev->mutex);
+	if (ret)
+		return ret;
+
 	s = kzalloc(struct_size(s, rings, nr), GFP_KERNEL);
-	if (!s)
-		return -ENOMEM;
+	if (!s) {
+		ret = -ENOMEM;
+		goto out_unreserve;
+	}
 	s->dev = dev;
 	for (q = 0; q < nr; q++) {
 		struct tandem_ring *r = &s->rings[q];
@@ -550,14 +568,6 @@ static int tandem_srv_open(struct inode *inode, struct file *file)
 	}
 
 	mutex_lock(&dev->mutex);
-	if (dev->deleted) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
-	if (dev->attached) {
-		ret = -EBUSY;
-		goto out_unlock;
-	}
 	for (q = 0; q < nr; q++) {
 		struct tandem_queue *tq = &dev->queues[q];
 
@@ -568,17 +578,20 @@ static int tandem_srv_open(struct inode *inode, struct file *file)
 		spin_unlock(&tq->lock);
 	}
 	dev->attached = true;
+	dev->attaching = false;
+	pr_info("%s: server attached\n", dev->disk->disk_name);
 	mutex_unlock(&dev->mutex);
 
 	file->private_data = s;
-	pr_info("%s: server attached\n", dev->disk->disk_name);
 	return nonseekable_open(inode, file);
 
-out_unlock:
-	mutex_unlock(&dev->mutex);
 out_free_rings:
 	tandem_free_rings(s, nr);
 	kfree(s);
+out_unreserve:
+	mutex_lock(&dev->mutex);
+	dev->attaching = false;
+	mutex_unlock(&dev->mutex);
 	return ret;
 }
 
@@ -630,14 +643,17 @@ static int tandem_srv_release(struct inode *inode, struct file *file)
 	blk_mq_unquiesce_queue(dev->disk->queue);
 	for (q = 0; q < nr; q++)
 		tandem_fail_inflight(&dev->queues[q]);
+	/*
+	 * Requests waiting for a quarantined tag now fail at once. Still under dev->mutex: once
+	 * attached is false a DEL_DEV may free the disk.
+	 */
+	blk_mq_run_hw_queues(dev->disk->queue, true);
+	pr_info("%s: server detached\n", dev->disk->disk_name);
 	dev->attached = false;
 	mutex_unlock(&dev->mutex);
 
-	/* Requests waiting for a quarantined tag now fail at once. */
-	blk_mq_run_hw_queues(dev->disk->queue, true);
 	tandem_free_rings(s, nr);
 	kfree(s);
-	pr_info("%s: server detached\n", dev->disk->disk_name);
 	return 0;
 }
 
@@ -788,8 +804,22 @@ static void tandem_free_disk(struct gendisk *disk)
 	put_device(&dev->cdev_dev);
 }
 
+/* Called with disk->open_mutex held: refuses a device DEL_DEV has started to delete. */
+static int tandem_bdev_open(struct block_device *bdev, fmode_t mode)
+{
+	struct tandem_dev *dev = bdev->bd_disk->private_data;
+	int ret = 0;
+
+	mutex_lock(&dev->mutex);
+	if (dev->deleted)
+		ret = -ENXIO;
+	mutex_unlock(&dev->mutex);
+	return ret;
+}
+
 static const struct block_device_operations tandem_bdev_ops = {
 	.owner = THIS_MODULE,
+	.open = tandem_bdev_open,
 	.free_disk = tandem_free_disk,
 };
 
@@ -919,6 +949,9 @@ static int tandem_add_dev(struct tandem_blk_params *p)
 		put_device(&dev->cdev_dev);
 		goto out_del_cdev;
 	}
+	mutex_lock(&dev->mutex);
+	dev->live = true;	/* servers may attach from now on */
+	mutex_unlock(&dev->mutex);
 	pr_info("%s: added, %llu bytes, %u queue(s) of depth %u, features 0x%llx\n",
 		disk->disk_name, p->dev_size, p->nr_queues, p->queue_depth,
 		dev->params.features);
@@ -947,13 +980,20 @@ out_free_queues:
 /* Removes a device nobody uses. Caller holds tandem_ctl_mutex. */
 static int tandem_del_dev(struct tandem_dev *dev, bool force)
 {
+	/*
+	 * disk->open_mutex before dev->mutex (the order of tandem_bdev_open()): with both held
+	 * the openers count is stable, and an open that comes later sees deleted and fails.
+	 */
+	mutex_lock(&dev->disk->open_mutex);
 	mutex_lock(&dev->mutex);
-	if (!force && (dev->attached || disk_openers(dev->disk))) {
+	if (!force && (dev->attached || dev->attaching || disk_openers(dev->disk))) {
 		mutex_unlock(&dev->mutex);
+		mutex_unlock(&dev->disk->open_mutex);
 		return -EBUSY;
 	}
 	dev->deleted = true;
 	mutex_unlock(&dev->mutex);
+	mutex_unlock(&dev->disk->open_mutex);
 
 	idr_remove(&tandem_idr, dev->id);
 	pr_info("%s: deleted\n", dev->disk->disk_name);

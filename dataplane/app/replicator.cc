@@ -120,8 +120,8 @@ struct replicator::volume_slot {
 
   void release() {
     load.reset();
+    engine.reset();  // before the shim: the engine's requests may point into its mapped slots
     shim.reset();
-    engine.reset();
     port.reset();
     device.reset();
     meta.reset();
@@ -253,6 +253,10 @@ json replicator::execute(const json& command) {
 void replicator::run() {
   // Naps of 50 us, not the default 50 us of timer slack on top.
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  // This thread serves block devices (tandem.ko, a loop device over the FUSE file): memory
+  // reclaim must not make it wait for writeback to those very devices (needs CAP_SYS_RESOURCE;
+  // without it the replicator runs as before).
+  ::prctl(PR_SET_IO_FLUSHER, 1UL, 0UL, 0UL, 0UL);
   if (dpdk_) {
     std::string error;
     if (eal_register_thread(error) != 0) log("DPDK: " + error + " (mempool caches unused)");
@@ -313,15 +317,16 @@ void replicator::run() {
     if (v->shim) {
       // Deleted unless something holds it open; then it stays, failing I/O until a replicator
       // attaches again.
+      // (Requests still in flight: it is unmapped only after the engine is gone, in release.)
       try {
-        if (v->shim->remove() != 0) {
-          log("volume " + v->conf->name + ": " + v->shim->device() +
-              " is open: left in place, failing I/O until the volume is attached again");
+        if (const int rc = v->shim->remove(); rc != 0) {
+          log("volume " + v->conf->name + ": " + v->shim->device() + " " +
+              (rc == -EBUSY ? "is open" : "still has requests in flight") +
+              ": left in place, failing I/O until the volume is attached again");
         }
       } catch (const std::exception& e) {
         log("volume " + v->conf->name + ": " + e.what());
       }
-      v->shim.reset();
     }
     v->load.reset();
     if (v->engine->shutdown() != 0) {
@@ -329,6 +334,10 @@ void replicator::run() {
     }
     v->release();
   }
+  // FUSE requests an engine took and never completed (it was destroyed): their workers must not
+  // wait for ever.
+  for (auto& v : volumes_)
+    if (v->fuse) v->fuse->fail_in_flight(-ESHUTDOWN);
   if (dpdk_) eal_unregister_thread();
 }
 
@@ -738,6 +747,7 @@ json replicator::dispatch(const json& c) {
           log("volume " + name + ": served as " + v.shim->device());
         }
       } catch (const std::exception& e) {
+        if (v.fuse) (void)v.fuse->withdraw();
         v.release();
         return fail("attach " + name + ": " + e.what());
       }
@@ -758,19 +768,22 @@ json replicator::dispatch(const json& c) {
                           : ""));
       }
       if (v.shim) {
-        drain(v, true);
+        auto refuse = [&](const std::string& why) {
+          if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
+          return fail("detach " + name + ": " + why);
+        };
+        const std::string open_msg =
+            v.shim->device() + " is open (mounted, or held by a program): release it first";
         int rc = 0;
         try {
+          if (v.shim->in_use()) return refuse(open_msg);
+          drain(v, true);
           rc = v.shim->remove();
         } catch (const std::exception& ex) {
-          if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
-          return fail("detach " + name + ": " + ex.what());
+          return refuse(ex.what());
         }
-        if (rc != 0) {
-          if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
-          return fail("detach " + name + ": " + v.shim->device() +
-                      " is open (mounted, or held by a program): release it first");
-        }
+        if (rc == -EBUSY) return refuse(open_msg);
+        if (rc != 0) return refuse(v.shim->device() + " still has requests in flight; try again");
         v.shim.reset();
       }
       drain(v, true);

@@ -56,18 +56,25 @@ bool shim_frontend::in_use() const {
 }
 
 int shim_frontend::remove() {
+  // The engine may hold requests whose buffers are the mapped slots: never unmap under them.
+  if (in_flight_ > 0 || held_count_ > 0) return -EAGAIN;
   if (in_use()) return -EBUSY;
   dev_.reset();  // detach, then delete
   fe::shim_control ctl(o_.control);
+  int err = 0;
   try {
     ctl.remove(dev_id_);
+    return 0;
   } catch (const std::system_error& e) {
-    if (e.code().value() != EBUSY) throw;
-    // Opened in between: serve it again.
-    dev_ = std::make_unique<fe::shim_device>(dev_id_, o_.dev_dir);
-    return -EBUSY;
+    err = e.code().value();
   }
-  return 0;
+  // Opened in between (EBUSY) or another failure: serve it again, from a clean state (nothing
+  // was in flight). If that fails too the device stays unserved and this object inert.
+  std::fill(tags_.begin(), tags_.end(), tag_state{});
+  std::fill(dirty_.begin(), dirty_.end(), 0);
+  dev_ = std::make_unique<fe::shim_device>(dev_id_, o_.dev_dir);
+  if (err == EBUSY) return -EBUSY;
+  throw std::system_error(err, std::generic_category(), device_ + ": delete");
 }
 
 void shim_frontend::hold(unsigned q, unsigned tag) noexcept {
@@ -143,6 +150,7 @@ int shim_frontend::submit_part(mirror::volume& e, unsigned q, unsigned tag) noex
 
 int shim_frontend::pump(mirror::volume& e) noexcept {
   int work = 0;
+  if (!dev_) return 0;
   // Parts the engine could not take before go first, in order.
   while (held_count_ > 0) {
     const uint32_t v = held_[held_head_];
@@ -155,16 +163,22 @@ int shim_frontend::pump(mirror::volume& e) noexcept {
     const unsigned n = dev_->peek(q, batch_);
     for (unsigned i = 0; i < n; ++i) {
       const fe::shim_request& r = batch_[i];
-      ++in_flight_;
       ++work;
-      tag_state& s = state(q, r.tag);
-      s.seq = r.seq;
       if (r.error != 0) {
         ++stats_.invalid;
+        // A descriptor whose tag is out of range names no slot to complete: the kernel's timeout
+        // ends that request. Nothing of ours is touched.
+        if (r.tag >= depth_) continue;
+        ++in_flight_;
+        tag_state& s = state(q, r.tag);
+        s.seq = r.seq;
         s.op = fe::shim_op::flush;  // counted as an error, not as an operation
         finish(q, r.tag, r.error);
         continue;
       }
+      ++in_flight_;
+      tag_state& s = state(q, r.tag);
+      s.seq = r.seq;
       s.op = r.op;
       s.fua = r.fua;
       s.next = r.offset;
@@ -178,6 +192,7 @@ int shim_frontend::pump(mirror::volume& e) noexcept {
 }
 
 void shim_frontend::complete(mirror::volume& e, uint64_t cookie, int result) noexcept {
+  if (!dev_) return;
   const unsigned q = static_cast<unsigned>((cookie >> 16) & 0xffff);
   const unsigned tag = static_cast<unsigned>(cookie & 0xffff);
   if (q >= dev_->nr_queues() || tag >= depth_) return;
@@ -192,6 +207,7 @@ void shim_frontend::complete(mirror::volume& e, uint64_t cookie, int result) noe
 
 bool shim_frontend::arm_wakeup() noexcept {
   bool pending = false;
+  if (!dev_) return false;
   for (unsigned q = 0; q < dev_->nr_queues(); ++q)
     pending = dev_->queue(q).arm_wakeup() || pending;
   return pending;
@@ -199,17 +215,20 @@ bool shim_frontend::arm_wakeup() noexcept {
 
 unsigned shim_frontend::event_fds(std::span<int> out) const noexcept {
   unsigned n = 0;
+  if (!dev_) return 0;
   for (unsigned q = 0; q < dev_->nr_queues() && n < out.size(); ++q)
     if (const int fd = dev_->queue(q).event_fd(); fd >= 0) out[n++] = fd;
   return n;
 }
 
 void shim_frontend::disarm_wakeup() noexcept {
+  if (!dev_) return;
   for (unsigned q = 0; q < dev_->nr_queues(); ++q)
     dev_->queue(q).disarm_wakeup();
 }
 
 void shim_frontend::commit() noexcept {
+  if (!dev_) return;
   for (unsigned q = 0; q < dirty_.size(); ++q) {
     if (!dirty_[q]) continue;
     dirty_[q] = 0;

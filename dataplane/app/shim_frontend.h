@@ -57,7 +57,10 @@ class shim_frontend {
   uint32_t dev_id() const noexcept { return dev_id_; }
   // The block device is open (mounted, or held by a program).
   bool in_use() const;
-  // Detaches and deletes the device. -EBUSY (still attached, nothing changed) while it is open.
+  // Detaches and deletes the device. -EAGAIN while requests are in flight (the engine's buffers
+  // are the mapped slots), -EBUSY while the device is open: nothing changed, still attached.
+  // Throws when the delete fails otherwise (then it attached again, or, failing that, is inert:
+  // every call does nothing).
   int remove();
 
   // ---- lcore ------------------------------------------------------------------------------
@@ -68,7 +71,7 @@ class shim_frontend {
   void complete(mirror::volume& engine, uint64_t cookie, int result) noexcept;
   // Publishes the completions written since the last call (one ioctl per queue that has any).
   void commit() noexcept;
-  unsigned in_flight() const noexcept { return in_flight_; }
+  unsigned in_flight() const noexcept { return in_flight_; }  // held-back ones included
   // The lcore's idle sleep: arm_wakeup() asks the kernel to signal each queue's eventfd on new
   // descriptors and says whether some arrived meanwhile (then do not sleep); event_fds() lists
   // the eventfds to sleep on (returns how many, at most out.size()); disarm_wakeup() after.

@@ -5,6 +5,7 @@
 
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -77,6 +78,12 @@ void fuse_export::fail_pending(int result) noexcept {
   mirror::io_request io;
   while (next(io))
     complete(io.cookie, result);
+}
+
+void fuse_export::fail_in_flight(int result) noexcept {
+  fail_pending(result);
+  for (unsigned i = 0; i < slot_count; ++i)
+    if (slots_[i].state.load(std::memory_order_acquire) == 1) complete(fuse_cookie_bit | i, result);
 }
 
 void fuse_export::publish(uint64_t size, uint32_t block_size, uint64_t zero_chunk) noexcept {
@@ -583,23 +590,27 @@ fuse_frontend::fuse_frontend(const fuse_frontend_options& o, std::vector<std::st
     throw std::runtime_error(where + "mount failed (see the message above)");
   }
   loop_ = std::thread([this] {
+    // The workers serve a loop device's I/O: reclaim must not wait for writeback to it (needs
+    // CAP_SYS_RESOURCE; workers inherit it).
+    ::prctl(PR_SET_IO_FLUSHER, 1UL, 0UL, 0UL, 0UL);
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, max_threads_);
     fuse_loop_cfg_set_idle_threads(cfg, std::min(4u, max_threads_));
     fuse_session_loop_mt(se_, cfg);
     fuse_loop_cfg_destroy(cfg);
   });
+  // Read now, with the workers free to answer (at teardown they may all be busy).
+  if (::stat(mountpoint_.c_str(), &st) == 0) dev_ = st.st_dev;
 }
 
 fuse_frontend::~fuse_frontend() {
   close_down();
+  // The lcore has stopped: whatever it took and did not complete fails now.
   for (auto& e : exports_)
-    e->fail_pending(-ESHUTDOWN);
-  struct stat st {};
-  const bool have_dev = ::stat(mountpoint_.c_str(), &st) == 0;
+    e->fail_in_flight(-ESHUTDOWN);
   fuse_session_exit(se_);
   fuse_session_unmount(se_);  // lazy: an open file keeps the connection until it is aborted
-  if (have_dev) abort_connection(connection_id(st.st_dev));
+  if (dev_ != 0) abort_connection(connection_id(dev_));
   loop_.join();
   fuse_session_destroy(se_);
 }

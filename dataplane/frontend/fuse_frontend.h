@@ -20,6 +20,8 @@
 // writes reaches the engine when the write returns, and an fsync covers it.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -79,6 +81,9 @@ class fuse_export {
   void close_down() noexcept { closing_.store(true); }
   // Completes everything handed over with `result` (after the lcore stopped polling).
   void fail_pending(int result) noexcept;
+  // Completes every request the lcore took and nobody completed (its engine is gone) with
+  // `result`. Only when the lcore no longer polls this export.
+  void fail_in_flight(int result) noexcept;
 
   // ---- worker side (blocking) ----------------------------------------------------------------
   // Each returns bytes done (read, write) or 0, or a negative errno.
@@ -159,6 +164,7 @@ class fuse_frontend {
   std::string mountpoint_;
   std::vector<std::unique_ptr<fuse_export>> exports_;
   fuse_session* se_ = nullptr;
+  dev_t dev_ = 0;  // the mount's device: its connection under /sys/fs/fuse/connections
   std::thread loop_;
   unsigned max_threads_;
 };
