@@ -24,11 +24,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "control/cli/commands.h"
 #include "control/exec/process.h"
 #include "tests/lab/file_tree.h"
 #include "tests/lab/mirror_pair.h"
 #include "tests/lab/tool_util.h"
+#include "tests/support/tandemctl.h"
 
 namespace tandem::lab {
 namespace {
@@ -37,15 +37,8 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-struct cli_result {
-  int code;
-  std::string out, err;
-};
-cli_result tandemctl(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = ctl::cli::run_tandemctl(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using test::cli_result;
+using test::tandemctl;
 
 // Mounts `dev` on `dir` (registered with the lab's janitor first) and unmounts on scope exit.
 class ext4_mount {

@@ -13,10 +13,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "control/cli/commands.h"
 #include "dataplane/app/workload.h"
 #include "tests/lab/mirror_pair.h"
 #include "tests/lab/tool_util.h"
+#include "tests/support/tandemctl.h"
 
 namespace tandem::lab {
 namespace {
@@ -293,15 +293,8 @@ TEST(replicator_netns, refusals_are_clear_and_change_nothing) {
 namespace tandem::lab {
 namespace {
 
-struct cli_result {
-  int code;
-  std::string out, err;
-};
-cli_result tandemctl(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = ctl::cli::run_tandemctl(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using test::cli_result;
+using test::tandemctl;
 
 // `tandemctl mirror` drives the pair end to end: status as text and JSON, a disconnect that
 // the primary tracks, a refused promotion, reconnect and bitmap resync, and clear failures for

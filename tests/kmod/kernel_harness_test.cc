@@ -17,14 +17,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string joined(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) {
-    out += l + "\n";
-  }
-  return out;
-}
-
 TEST(kernel_errors, finds_kernel_reports_but_not_taint_notices_or_userspace) {
   const std::string clean =
       "[    1.982705] tandem_hello: loading out-of-tree module taints kernel.\n"
@@ -33,7 +25,7 @@ TEST(kernel_errors, finds_kernel_reports_but_not_taint_notices_or_userspace) {
       "[    1.991965] tandem_hello: loaded\r\n"
       "WARNING: this is a guest program, not the kernel\n"
       "[    0.000000] Command line: console=ttyS0 panic=-1 printk.time=1\n";
-  EXPECT_FALSE(console_has_kernel_errors(clean)) << joined(kernel_errors(clean));
+  EXPECT_FALSE(console_has_kernel_errors(clean)) << kernel_errors_text(clean);
 
   const std::string oops = clean +
                            "[    2.100000] BUG: kernel NULL pointer dereference, address: 0\n"
@@ -67,7 +59,7 @@ dmesg | grep 'tandem_hello: unloaded'
   EXPECT_THAT(r.console, HasSubstr("tandem_hello: loaded"));
   EXPECT_THAT(r.console, HasSubstr("tandem_hello: unloaded"));
   EXPECT_FALSE(console_has_kernel_errors(r.console))
-      << joined(kernel_errors(r.console)) << r.describe();
+      << kernel_errors_text(r.console) << r.describe();
 }
 
 TEST(kernel_harness, exit_status_is_the_commands) {
@@ -77,7 +69,7 @@ TEST(kernel_harness, exit_status_is_the_commands) {
   EXPECT_EQ(r.checked_exit_code(), 3);
   EXPECT_FALSE(r.ok());
   EXPECT_THAT(r.console, HasSubstr("about to exit 3"));
-  EXPECT_FALSE(console_has_kernel_errors(r.console)) << joined(kernel_errors(r.console));
+  EXPECT_FALSE(console_has_kernel_errors(r.console)) << kernel_errors_text(r.console);
 }
 
 TEST(kernel_harness, files_and_distro_modules_reach_the_guest) {
@@ -118,7 +110,7 @@ test -x /usr/local/bin/hello-tool
   vm_result r = run_in_vm(image, options);
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_THAT(r.console, HasSubstr("tool says ok"));
-  EXPECT_FALSE(console_has_kernel_errors(r.console)) << joined(kernel_errors(r.console));
+  EXPECT_FALSE(console_has_kernel_errors(r.console)) << kernel_errors_text(r.console);
 }
 
 TEST(kernel_harness, kernel_panic_is_reported_not_hung) {

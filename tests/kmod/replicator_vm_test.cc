@@ -15,13 +15,6 @@
 namespace tandem::lab {
 namespace {
 
-std::string joined(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines)
-    out += l + "\n";
-  return out;
-}
-
 constexpr const char* config = R"yaml(mirrors:
   transport: {port: socket, keepalive: 200ms, dead_peer: 3s}
   volumes:
@@ -186,7 +179,7 @@ TEST(replicator_vm, kernel_device_mirrors_ext4_survives_a_crash_and_switches_ove
   EXPECT_EQ(*r.exit_code, 0) << r.describe();
   EXPECT_NE(r.console.find("ALL-OK"), std::string::npos) << r.describe();
   EXPECT_FALSE(console_has_kernel_errors(r.console))
-      << joined(kernel_errors(r.console)) << r.describe();
+      << kernel_errors_text(r.console) << r.describe();
   std::printf("guest run: %s\n", r.describe().c_str());
 }
 

@@ -14,13 +14,6 @@
 namespace tandem::lab {
 namespace {
 
-std::string joined(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines)
-    out += l + "\n";
-  return out;
-}
-
 // Shell helpers every guest script starts with.
 constexpr const char* prelude = R"sh(set -e
 export ASAN_OPTIONS=detect_leaks=0
@@ -86,7 +79,7 @@ void expect_clean_run(const vm_result& r) {
   ASSERT_TRUE(r.exit_code.has_value()) << r.describe();
   EXPECT_EQ(*r.exit_code, 0) << r.describe();
   EXPECT_FALSE(console_has_kernel_errors(r.console))
-      << joined(kernel_errors(r.console)) << r.describe();
+      << kernel_errors_text(r.console) << r.describe();
 }
 
 TEST(tandem_blk_vm, ext4_survives_server_death_and_reattach) {

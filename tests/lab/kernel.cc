@@ -761,6 +761,13 @@ std::vector<std::string> kernel_errors(std::string_view console) {
   return found;
 }
 
+std::string kernel_errors_text(std::string_view console) {
+  std::string out;
+  for (const auto& l : kernel_errors(console))
+    out += l + "\n";
+  return out;
+}
+
 bool console_has_kernel_errors(std::string_view console) {
   return !kernel_errors(console).empty();
 }

@@ -124,6 +124,8 @@ vm_result run_in_vm(const vm_options& options);
 // turns on) count, so a guest program printing "WARNING:" is not mistaken for the kernel. The
 // taint notice for unsigned out-of-tree modules is not an error. Returns the offending lines.
 std::vector<std::string> kernel_errors(std::string_view console);
+// The same lines, one per line, for a test's failure message.
+std::string kernel_errors_text(std::string_view console);
 bool console_has_kernel_errors(std::string_view console);
 
 }  // namespace tandem::lab
