@@ -23,8 +23,12 @@
 
 #include <asio/post.hpp>
 
+#include "dataplane/base/fd_guard.h"
+
 namespace tandem::ctl::quorum {
 namespace {
+
+using dp::fd_guard;
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -121,20 +125,6 @@ bool parse_literal(const std::string& s, sockaddr_storage& out) {
   freeaddrinfo(res);
   return ok;
 }
-
-class fd_guard {
- public:
-  explicit fd_guard(int fd) : fd_(fd) {}
-  ~fd_guard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Raw sockets see every ICMP packet the host receives: let the kernel drop what can never be
 // an answer (our own requests on loopback, other hosts' traffic). Best effort.

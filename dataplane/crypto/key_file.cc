@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "dataplane/base/fd_guard.h"
 #include "dataplane/crypto/kdf.h"
 
 namespace tandem::dp {
@@ -23,27 +24,6 @@ constexpr bool valid_key_size(size_t n) noexcept {
 [[noreturn]] void throw_errno(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
 }
-
-// Closes the descriptor when the scope ends, whatever happens.
-class fd_guard {
- public:
-  explicit fd_guard(int fd) noexcept : fd_(fd) {}
-  ~fd_guard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  // Closes now and reports close()'s error (it matters after writes).
-  int close() noexcept {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 // Wipes a stack buffer however the scope is left.
 template <size_t N>

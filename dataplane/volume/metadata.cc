@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/base/fd_guard.h"
 #include "dataplane/crypto/crc32c.h"
 
 namespace tandem::dp::volume {
@@ -153,22 +154,6 @@ void fill_random(void* buf, size_t len) {
     len -= static_cast<size_t>(n);
   }
 }
-
-// Owns a descriptor until released.
-class fd_guard {
- public:
-  explicit fd_guard(int fd) noexcept : fd_(fd) {}
-  ~fd_guard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 // Size in bytes of a regular file or block device; throws for anything else.
 uint64_t device_size(int fd, const std::string& name) {
