@@ -54,6 +54,12 @@ bool valid_node_state(uint8_t s) {
 bool valid_group_state(uint8_t s) {
   return s <= static_cast<uint8_t>(group_state::failed);
 }
+bool valid_intent(const group_report& g) {
+  if (static_cast<uint8_t>(g.intent) > static_cast<uint8_t>(group_intent::move)) return false;
+  if (g.intent == group_intent::none && (g.intent_seq != 0 || g.target != 0)) return false;
+  if (g.intent != group_intent::move && g.target != 0) return false;
+  return g.target < max_nodes;
+}
 
 // The rules decode enforces on an authentic packet, checked on what encode is given, so that
 // decode(encode(x)) == x for every x encode accepts.
@@ -74,7 +80,7 @@ bool valid(const heartbeat& hb) {
   }
   for (size_t i = 0; i < s.group_count; ++i) {
     const group_report& g = s.groups[i];
-    if (!valid_group_state(static_cast<uint8_t>(g.state))) return false;
+    if (!valid_group_state(static_cast<uint8_t>(g.state)) || !valid_intent(g)) return false;
     if (i > 0 && g.group <= s.groups[i - 1].group) return false;
   }
   return true;
@@ -177,6 +183,24 @@ uint64_t cluster_id_of(std::string_view cluster_name) {
 
 uint32_t node_name_hash(std::string_view node_name) {
   return static_cast<uint32_t>(sha256_prefix("tandem node v1", node_name, 4));
+}
+
+uint16_t group_id_of(std::string_view group_name) {
+  return static_cast<uint16_t>(sha256_prefix("tandem group v1", group_name, 2));
+}
+
+std::string_view to_string(group_intent i) noexcept {
+  switch (i) {
+    case group_intent::none:
+      return "none";
+    case group_intent::run:
+      return "run";
+    case group_intent::stop:
+      return "stop";
+    case group_intent::move:
+      return "move";
+  }
+  return "?";
 }
 
 heartbeat_codec::heartbeat_codec(std::span<const uint8_t> cluster_secret, uint64_t cluster_id)
@@ -282,7 +306,11 @@ int heartbeat_codec::encode(const heartbeat& hb, std::span<uint8_t> out) const {
   for (const group_report& g : s.running()) {
     store(e + offsetof(wire::group_entry, group), g.group);
     e[offsetof(wire::group_entry, state)] = static_cast<uint8_t>(g.state);
-    e[offsetof(wire::group_entry, reserved)] = 0;
+    e[offsetof(wire::group_entry, failovers)] = g.failovers;
+    e[offsetof(wire::group_entry, intent)] = static_cast<uint8_t>(g.intent);
+    e[offsetof(wire::group_entry, target)] = g.target;
+    store(e + offsetof(wire::group_entry, reserved), uint16_t{0});
+    store(e + offsetof(wire::group_entry, intent_seq), g.intent_seq);
     e += sizeof(wire::group_entry);
   }
   const size_t body = size - heartbeat_tag_size;
@@ -358,11 +386,19 @@ decode_result heartbeat_codec::decode(std::span<const uint8_t> in, heartbeat& ou
   }
   for (size_t i = 0; i < group_count; ++i, e += sizeof(wire::group_entry)) {
     const uint8_t gstate = e[offsetof(wire::group_entry, state)];
-    if (!valid_group_state(gstate) || e[offsetof(wire::group_entry, reserved)] != 0) {
+    const uint8_t intent = e[offsetof(wire::group_entry, intent)];
+    if (!valid_group_state(gstate) ||
+        load<uint16_t>(e + offsetof(wire::group_entry, reserved)) != 0 ||
+        intent > static_cast<uint8_t>(group_intent::move)) {
       return decode_result::malformed;
     }
-    s.groups[i] = {load<uint16_t>(e + offsetof(wire::group_entry, group)),
-                   static_cast<group_state>(gstate)};
+    group_report& g = s.groups[i];
+    g.group = load<uint16_t>(e + offsetof(wire::group_entry, group));
+    g.state = static_cast<group_state>(gstate);
+    g.failovers = e[offsetof(wire::group_entry, failovers)];
+    g.intent = static_cast<group_intent>(intent);
+    g.target = e[offsetof(wire::group_entry, target)];
+    g.intent_seq = load<uint32_t>(e + offsetof(wire::group_entry, intent_seq));
   }
   if (!valid(hb)) return decode_result::malformed;
   out = hb;

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// The heartbeat datagram, version 1: fixed little-endian layout, HMAC-SHA256 tag, strict decoder.
+// The heartbeat datagram, version 2: fixed little-endian layout, HMAC-SHA256 tag, strict decoder.
 //
 // One UDP datagram per (destination node, interconnect) per heartbeat interval:
 //
-//   header (72 bytes) | status (8) | node entries (4 x node_count) | group entries (4 x
+//   header (72 bytes) | status (8) | node entries (4 x node_count) | group entries (12 x
 //   group_count) | tag (32)
 //
 // Every multi-byte field is little-endian. The `wire_*` structs below pin the layout with
@@ -24,10 +24,10 @@ struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX, kept out of tandem headers
 namespace tandem::ctl::cluster {
 
 inline constexpr std::array<uint8_t, 4> heartbeat_magic = {'T', 'D', 'H', 'B'};
-inline constexpr uint8_t heartbeat_version = 1;
-inline constexpr size_t max_nodes = 32;    // node ids 0..31
-inline constexpr size_t max_links = 16;    // interconnect indexes 0..15 (a 16-bit mask)
-inline constexpr size_t max_groups = 128;  // failover groups one node reports
+inline constexpr uint8_t heartbeat_version = 2;  // 2: group entries carry intents
+inline constexpr size_t max_nodes = 32;          // node ids 0..31
+inline constexpr size_t max_links = 16;          // interconnect indexes 0..15 (a 16-bit mask)
+inline constexpr size_t max_groups = 64;         // failover groups one node reports
 inline constexpr size_t heartbeat_tag_size = 32;
 inline constexpr size_t heartbeat_mac_key_size = 32;
 inline constexpr size_t min_cluster_secret_size = 16;
@@ -43,6 +43,14 @@ enum class group_state : uint8_t {
   online = 2,
   stopping = 3,
   failed = 4
+};
+// What the operator last asked of a group, relayed by every node (last writer wins on
+// (intent_seq, intent, target)): the cluster-wide record of `tandemctl group start|stop|move`.
+enum class group_intent : uint8_t {
+  none = 0,  // no command yet: the group's autostart setting decides
+  run = 1,   // run it (where the placement rule says)
+  stop = 2,  // run it nowhere
+  move = 3,  // run it on `target`
 };
 
 // Header flags.
@@ -89,9 +97,13 @@ struct node_entry {
 };
 
 struct group_entry {
-  uint16_t group;    // group id, strictly increasing across entries
-  uint8_t state;     // group_state
-  uint8_t reserved;  // zero
+  uint16_t group;       // group id (group_id_of(name)), strictly increasing across entries
+  uint8_t state;        // group_state on the sender
+  uint8_t failovers;    // failovers of the group's current episode the sender knows of
+  uint8_t intent;       // group_intent; none: intent_seq and target are zero
+  uint8_t target;       // node id of a move intent, else zero
+  uint16_t reserved;    // zero
+  uint32_t intent_seq;  // the intent's sequence number (higher wins)
 };
 
 static_assert(sizeof(header) == 72 && alignof(header) == 8);
@@ -105,7 +117,10 @@ static_assert(offsetof(header, dest) == 69 && offsetof(header, link) == 70);
 static_assert(offsetof(header, reserved) == 71);
 static_assert(sizeof(status) == 8 && offsetof(status, config_digest) == 4);
 static_assert(sizeof(node_entry) == 4 && offsetof(node_entry, links) == 2);
-static_assert(sizeof(group_entry) == 4 && offsetof(group_entry, state) == 2);
+static_assert(sizeof(group_entry) == 12 && offsetof(group_entry, state) == 2);
+static_assert(offsetof(group_entry, failovers) == 3 && offsetof(group_entry, intent) == 4);
+static_assert(offsetof(group_entry, target) == 5 && offsetof(group_entry, reserved) == 6);
+static_assert(offsetof(group_entry, intent_seq) == 8);
 
 }  // namespace wire
 
@@ -115,7 +130,7 @@ inline constexpr size_t min_heartbeat_size = heartbeat_fixed_size;
 inline constexpr size_t max_heartbeat_size = heartbeat_fixed_size +
                                              max_nodes * sizeof(wire::node_entry) +
                                              max_groups * sizeof(wire::group_entry);
-static_assert(min_heartbeat_size == 112 && max_heartbeat_size == 752);
+static_assert(min_heartbeat_size == 112 && max_heartbeat_size == 1008);
 static_assert(max_heartbeat_size <= 1200, "a heartbeat must fit in one unfragmented datagram");
 static_assert(max_nodes <= 255 && max_groups <= 255, "counts are one byte");
 static_assert(max_links <= 16, "link masks are 16 bits");
@@ -130,6 +145,10 @@ struct node_report {
 struct group_report {
   uint16_t group = 0;
   group_state state = group_state::offline;
+  uint8_t failovers = 0;
+  group_intent intent = group_intent::none;
+  uint8_t target = 0;
+  uint32_t intent_seq = 0;
   bool operator==(const group_report&) const = default;
 };
 
@@ -191,6 +210,12 @@ enum class decode_result : uint8_t {
 [[nodiscard]] std::string_view to_string(node_state s) noexcept;
 [[nodiscard]] std::string_view to_string(peer_state s) noexcept;
 [[nodiscard]] std::string_view to_string(group_state s) noexcept;
+[[nodiscard]] std::string_view to_string(group_intent i) noexcept;
+
+// A failover group's 16-bit id on the wire: the first 2 bytes of
+// SHA-256("tandem group v1\0" || name), little-endian. Stable across reloads and file order; the
+// configuration loader refuses two groups whose ids collide.
+[[nodiscard]] uint16_t group_id_of(std::string_view group_name);
 
 // The 64-bit cluster id: the first 8 bytes of SHA-256("tandem cluster v1\0" || name), read
 // little-endian. Not a secret: it only keeps two clusters on one network apart.

@@ -6,8 +6,10 @@
 #include <array>
 #include <charconv>
 #include <functional>
+#include <map>
 #include <set>
 
+#include "control/cluster/heartbeat_packet.h"
 #include "control/config/cluster_config.h"
 #include "control/config/units.h"
 #include "control/config/yaml_util.h"
@@ -298,6 +300,16 @@ const spec_table& resource_specs(resource_type t) {
   static const spec_table exec = {
       {"start", pk::command, true, true},
       {"stop", pk::command, false, true},
+      {"mode",
+       pk::choice,
+       false,
+       false,
+       param_value{std::string("sync")},
+       {"sync", "async"},
+       0,
+       0,
+       {},
+       "sync: start runs to completion; async: start keeps running as the service"},
       {"user", pk::string, false, false},
       {"working_dir", pk::path, false, true},
   };
@@ -604,7 +616,8 @@ std::optional<int> read_count(const cursor& c) {
   return static_cast<int>(*v);
 }
 
-constexpr size_t max_groups = 256;
+// A node's heartbeat reports every group (control/cluster/heartbeat_packet.h).
+constexpr size_t max_groups = cluster::max_groups;
 constexpr size_t max_resources = 128;
 constexpr size_t max_monitors = 512;
 
@@ -1055,8 +1068,18 @@ void check_groups_and_monitors(cluster_config& cfg, diagnostics& diag) {
   for (const mirror_volume& v : cfg.mirrors.volumes)
     if (!v.name.empty()) ck.volume_names.push_back(v.name);
   std::set<std::string> group_names;
-  for (group_config& g : cfg.groups)
+  std::map<uint16_t, std::string> group_ids;
+  for (group_config& g : cfg.groups) {
     ck.check_group(g, group_names);
+    // Heartbeats name groups by a 16-bit hash of the name: two names with one id cannot work.
+    const uint16_t id = cluster::group_id_of(g.name);
+    const auto [it, fresh] = group_ids.emplace(id, g.name);
+    if (!fresh && it->second != g.name) {
+      diag.error(loc_of(g.locs, "name", g.loc),
+                 "group names " + in_quotes(it->second) + " and " + in_quotes(g.name) +
+                     " have the same 16-bit wire id; rename one of them");
+    }
+  }
   std::set<std::string> seen_monitors;
   for (const monitor_config& m : cfg.monitors)
     ck.check_monitor(m, seen_monitors);

@@ -66,6 +66,13 @@ heartbeat sample(uint8_t nodes = 3, uint8_t groups = 2) {
   hb.status.node_count = nodes;
   for (uint8_t i = 0; i < groups; ++i)
     hb.status.groups[i] = {static_cast<uint16_t>(7 + 300 * i), group_state::online};
+  if (groups > 0) {
+    // The first group carries a move intent and a failover count.
+    hb.status.groups[0].failovers = 1;
+    hb.status.groups[0].intent = group_intent::move;
+    hb.status.groups[0].target = 2;
+    hb.status.groups[0].intent_seq = 0x01020309;
+  }
   hb.status.group_count = groups;
   return hb;
 }
@@ -122,9 +129,9 @@ TEST(heartbeat_packet, layout_is_little_endian_at_documented_offsets) {
   const heartbeat_codec c(secret, cluster);
   const heartbeat hb = sample();
   const std::vector<uint8_t> b = encode(c, hb);
-  ASSERT_EQ(b.size(), 72u + 8 + 3 * 4 + 2 * 4 + 32);
+  ASSERT_EQ(b.size(), 72u + 8 + 3 * 4 + 2 * 12 + 32);
   EXPECT_EQ(std::string(b.begin(), b.begin() + 4), "TDHB");
-  EXPECT_EQ(b[4], 1);
+  EXPECT_EQ(b[4], 2);
   EXPECT_EQ(b[5], flag_echo);
   EXPECT_EQ(le<uint16_t>(b, 6), b.size());
   EXPECT_EQ(le<uint64_t>(b, 8), cluster);
@@ -152,7 +159,12 @@ TEST(heartbeat_packet, layout_is_little_endian_at_documented_offsets) {
   EXPECT_EQ(b[85], static_cast<uint8_t>(peer_state::down));
   EXPECT_EQ(le<uint16_t>(b, 92), 7);  // group 7 after three node entries
   EXPECT_EQ(b[94], static_cast<uint8_t>(group_state::online));
-  EXPECT_EQ(le<uint16_t>(b, 96), 307);
+  EXPECT_EQ(b[95], 1);  // failovers
+  EXPECT_EQ(b[96], static_cast<uint8_t>(group_intent::move));
+  EXPECT_EQ(b[97], 2);                           // target node
+  EXPECT_EQ(le<uint16_t>(b, 98), 0);             // reserved
+  EXPECT_EQ(le<uint32_t>(b, 100), 0x01020309u);  // intent seq
+  EXPECT_EQ(le<uint16_t>(b, 104), 307);          // the next group entry, 12 bytes on
 }
 
 // The tag is HMAC-SHA256 over everything before it, keyed with HKDF-SHA256(secret, no salt,
@@ -207,6 +219,8 @@ TEST(heartbeat_packet, cluster_id_and_name_hash_are_sha256_prefixes) {
   EXPECT_EQ(node_name_hash("node-b"), static_cast<uint32_t>(oracle("tandem node v1", "node-b")));
   EXPECT_NE(cluster_id_of("alpha"), cluster_id_of("beta"));
   EXPECT_NE(node_name_hash("node-a"), node_name_hash("node-b"));
+  EXPECT_EQ(group_id_of("web"), static_cast<uint16_t>(oracle("tandem group v1", "web")));
+  EXPECT_NE(group_id_of("web"), group_id_of("db"));
 }
 
 TEST(heartbeat_packet, short_secret_is_refused) {
@@ -228,7 +242,7 @@ TEST(heartbeat_packet, bad_magic_and_version) {
   b[0] = 'X';
   EXPECT_EQ(decode(c, b), decode_result::bad_magic);
   b = encode(c, sample());
-  b[4] = 2;
+  b[4] = 3;
   EXPECT_EQ(decode(c, b), decode_result::bad_version);
   b[4] = 0;
   EXPECT_EQ(decode(c, b), decode_result::bad_version);
@@ -312,13 +326,17 @@ TEST(heartbeat_packet, malformed_authentic_packets) {
       {"node entry ids not increasing", 84, 0},
       {"peer state 3", 81, 3},
       {"group state 5", 94, 5},
-      {"group reserved byte", 95, 1},
-      {"group ids not increasing", 96, 7},
+      {"group intent 4", 96, 4},
+      {"group reserved bytes", 98, 1},
+      {"target without a move intent", 109, 1},
+      {"intent seq without an intent", 112, 1},
+      {"move target out of range", 97, max_nodes},
+      {"group ids not increasing", 104, 7},
   };
   for (const edit_case& e : cases) {
     std::vector<uint8_t> b = good;
     b.at(e.at) = e.value;
-    if (e.at == 96) b.at(97) = 0;
+    if (e.at == 104) b.at(105) = 0;
     resign(c, b);
     heartbeat out;
     EXPECT_EQ(c.decode(b, out), decode_result::malformed) << e.what;
@@ -378,6 +396,8 @@ TEST(heartbeat_packet, names) {
   EXPECT_EQ(to_string(node_state::leaving), "leaving");
   EXPECT_EQ(to_string(peer_state::down), "down");
   EXPECT_EQ(to_string(group_state::failed), "failed");
+  EXPECT_EQ(to_string(group_intent::move), "move");
+  EXPECT_EQ(to_string(group_intent::none), "none");
 }
 
 }  // namespace

@@ -676,10 +676,10 @@ TEST(membership, garbage_and_other_versions_are_counted_and_reported) {
             receive_result::dropped_malformed);
   EXPECT_EQ(s[a].count(heartbeat_events::rejected_malformed), 1u);  // rate-limited per link
   std::vector<uint8_t> v2 = packet(*s[b].m, a, 0, s.now);
-  v2[4] = 2;
+  v2[4] = 3;
   EXPECT_EQ(s[a].m->receive(v2, 0, s.now), receive_result::dropped_malformed);
   ASSERT_EQ(s[a].count(heartbeat_events::rejected_version), 1u);
-  EXPECT_NE(s[a].first(heartbeat_events::rejected_version)->message.find("version 2"),
+  EXPECT_NE(s[a].first(heartbeat_events::rejected_version)->message.find("version 3"),
             std::string::npos);
   EXPECT_EQ(s[a].m->unattributed_counters().dropped_malformed, 3u);
   EXPECT_EQ(s[a].m->link_counters(1).dropped_malformed, 2u);
@@ -812,7 +812,7 @@ TEST(membership, local_status_is_validated) {
   EXPECT_NO_THROW(s[a].m->set_local_status(many));
   std::vector<uint8_t> buf(max_heartbeat_size);
   EXPECT_EQ(s[a].m->build(b, 0, s.now, buf),
-            static_cast<int>(max_heartbeat_size) - 29 * 4);  // 3 of 32 nodes
+            static_cast<int>(max_heartbeat_size) - 29 * 4);  // 3 of 32 nodes (4 bytes each)
 }
 
 TEST(membership, configuration_errors) {
