@@ -341,12 +341,13 @@ void process::reap() {
 }
 
 run_result run(std::vector<std::string> argv, std::chrono::milliseconds timeout,
-               const std::string& netns) {
+               const std::string& netns, std::vector<std::string> env) {
   fd_guard out;
   out.fd = ::memfd_create("tandem-run", MFD_CLOEXEC);
   if (out.fd < 0) throw sys_error("memfd_create");
   spawn_options opts;
   opts.argv = std::move(argv);
+  opts.env = std::move(env);
   opts.netns = netns;
   process proc = process::spawn_fd(opts, out.fd);
   run_result r;

@@ -58,7 +58,7 @@ class process {
 
  private:
   friend struct run_result run(std::vector<std::string>, std::chrono::milliseconds,
-                               const std::string&);
+                               const std::string&, std::vector<std::string>);
   // spawn() with stdout and stderr on an open descriptor (run() passes a memfd).
   static process spawn_fd(const spawn_options& opts, int out_fd);
   explicit process(pid_t pid, int pidfd, bool group) : pid_(pid), pidfd_(pidfd), group_(group) {}
@@ -79,10 +79,11 @@ struct run_result {
 };
 
 // Runs a command to completion, capturing its output; a command still running after `timeout`
-// is killed and reported with timed_out set.
+// is killed and reported with timed_out set. `env`: extra "NAME=value" entries added to the
+// environment, as in spawn_options::env.
 run_result run(std::vector<std::string> argv,
                std::chrono::milliseconds timeout = std::chrono::seconds(60),
-               const std::string& netns = {});
+               const std::string& netns = {}, std::vector<std::string> env = {});
 
 // Like run() but throws std::runtime_error naming the command, its status and its output when
 // it does not exit 0. For setup steps whose failure ends the caller anyway.

@@ -42,6 +42,19 @@ TEST(process, run_kills_on_timeout_and_says_so) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
 }
 
+TEST(process, run_adds_the_given_environment_and_overrides_inherited_names) {
+  ::setenv("TANDEM_RUN_INHERITED", "parent", 1);
+  auto r = run({"sh", "-c", "echo \"$TANDEM_RUN_A|$TANDEM_RUN_INHERITED|$TANDEM_RUN_KEPT\""}, 10s,
+               {}, {"TANDEM_RUN_A=one two", "TANDEM_RUN_INHERITED=child"});
+  ::setenv("TANDEM_RUN_KEPT", "kept", 1);
+  auto kept = run({"sh", "-c", "echo \"$TANDEM_RUN_KEPT\""}, 10s);
+  ::unsetenv("TANDEM_RUN_INHERITED");
+  ::unsetenv("TANDEM_RUN_KEPT");
+  EXPECT_TRUE(r.status.ok()) << r.status.describe();
+  EXPECT_EQ(r.output, "one two|child|\n");
+  EXPECT_EQ(kept.output, "kept\n") << "without env the caller's environment is inherited";
+}
+
 TEST(process, exec_failure_is_an_exception_with_errno) {
   try {
     run({"/nonexistent/tandem-binary"});

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// make_resource: the implementation for a resource's type, or why this build cannot run it.
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "control/groups/resource.h"
+
+namespace tandem::ctl::groups {
+
+// Defined next to each implementation (resource_exec.cc, resource_filesystem.cc,
+// resource_mirror.cc); only this file constructs them.
+std::unique_ptr<resource> make_exec_resource(const config::resource_config& rc,
+                                             const resource_env& env);
+std::unique_ptr<resource> make_filesystem_resource(const config::resource_config& rc,
+                                                   const resource_env& env);
+std::unique_ptr<resource> make_mirror_resource(const config::resource_config& rc,
+                                               const resource_env& env);
+
+namespace {
+
+[[noreturn]] void unavailable(const config::resource_config& rc, const char* work) {
+  throw std::runtime_error("resource " + rc.name + ": type " + std::string(to_string(rc.type)) +
+                           " is not available in this build yet (it arrives with " + work + ")");
+}
+
+}  // namespace
+
+std::unique_ptr<resource> make_resource(const config::resource_config& rc,
+                                        const resource_env& env) {
+  switch (rc.type) {
+    case config::resource_type::exec:
+      return make_exec_resource(rc, env);
+    case config::resource_type::filesystem:
+      return make_filesystem_resource(rc, env);
+    case config::resource_type::mirror:
+      return make_mirror_resource(rc, env);
+    case config::resource_type::floating_ip:
+      unavailable(rc, "the netlink floating-IP work");
+    case config::resource_type::aws_vip:
+    case config::resource_type::aws_eip:
+    case config::resource_type::aws_dns:
+    case config::resource_type::gcp_dns:
+    case config::resource_type::azure_dns:
+      unavailable(rc, "the cloud-routing work");
+  }
+  throw std::runtime_error("resource " + rc.name + ": unknown type");
+}
+
+}  // namespace tandem::ctl::groups
