@@ -2,6 +2,10 @@
 // Argument parsing shared by tandemctl's leaf commands.
 #include "control/cli/args.h"
 
+#include <chrono>
+
+#include "control/api/jsonl_socket.h"
+
 namespace tandem::ctl::cli {
 
 namespace po = boost::program_options;
@@ -35,6 +39,26 @@ std::optional<po::variables_map> parse_args(const std::vector<std::string>& args
     return std::nullopt;
   }
   return vm;
+}
+
+int call_tandemd(const nlohmann::json& request, command_context& ctx, nlohmann::json& answer,
+                 bool quiet_refusal) {
+  try {
+    api::jsonl_client client(ctx.socket, std::chrono::seconds(30));
+    answer = client.call(request);
+  } catch (const api::unavailable& e) {
+    ctx.err << "tandemctl: tandemd is not running: " << e.what() << "\n";
+    return exit_unavailable;
+  } catch (const std::exception& e) {
+    ctx.err << "tandemctl: " << ctx.socket << ": " << e.what() << "\n";
+    return exit_unavailable;
+  }
+  if (!answer.value("ok", false)) {
+    if (!quiet_refusal)
+      ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
+    return exit_failed;
+  }
+  return exit_ok;
 }
 
 }  // namespace tandem::ctl::cli

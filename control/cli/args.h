@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include "control/cli/commands.h"
 
@@ -22,5 +23,10 @@ std::optional<boost::program_options::variables_map> parse_args(
     const boost::program_options::options_description& hidden,
     const boost::program_options::positional_options_description& positional,
     std::string_view usage, command_context& ctx, int* code);
+
+// Sends `request` to tandemd (ctx.socket) and leaves the answer in `answer`. Returns exit_ok,
+// exit_failed for a refusal (printed unless `quiet_refusal`) or exit_unavailable (printed).
+int call_tandemd(const nlohmann::json& request, command_context& ctx, nlohmann::json& answer,
+                 bool quiet_refusal = false);
 
 }  // namespace tandem::ctl::cli

@@ -26,25 +26,8 @@ po::options_description common_options(bool json_option = true) {
   return d;
 }
 
-// Sends `request` to tandemd and leaves the answer in `answer`. Prints why it failed, except a
-// refusal with `quiet_refusal` (the caller prints the answer itself, e.g. as JSON).
 int call(const json& request, command_context& ctx, json& answer, bool quiet_refusal = false) {
-  try {
-    api::jsonl_client client(ctx.socket, std::chrono::seconds(30));
-    answer = client.call(request);
-  } catch (const api::unavailable& e) {
-    ctx.err << "tandemctl: tandemd is not running: " << e.what() << "\n";
-    return exit_unavailable;
-  } catch (const std::exception& e) {
-    ctx.err << "tandemctl: " << ctx.socket << ": " << e.what() << "\n";
-    return exit_unavailable;
-  }
-  if (!answer.value("ok", false)) {
-    if (!quiet_refusal)
-      ctx.err << "tandemctl: " << answer.value("error", std::string("refused")) << "\n";
-    return exit_failed;
-  }
-  return exit_ok;
+  return call_tandemd(request, ctx, answer, quiet_refusal);
 }
 
 std::string ago(const json& j, const char* key) {
@@ -208,11 +191,36 @@ int events_command(const std::vector<std::string>& args, command_context& ctx) {
 int cluster_change(const std::vector<std::string>& args, command_context& ctx, const char* cmd,
                    const char* usage) {
   int code = exit_ok;
-  const auto vm = parse_args(args, common_options(), {}, {}, usage, ctx, &code);
+  po::options_description opts = common_options();
+  const bool stopping = std::string_view(cmd) == "cluster_stop";
+  if (stopping) {
+    opts.add_options()("no-wait", "return at once; the node leaves once its groups are stopped")(
+        "timeout", po::value<unsigned>()->default_value(600),
+        "seconds to wait for the groups to stop");
+  }
+  const auto vm = parse_args(args, opts, {}, {}, usage, ctx, &code);
   if (!vm) return code;
   json answer;
-  const int rc = call({{"cmd", cmd}}, ctx, answer);
+  int rc = call({{"cmd", cmd}}, ctx, answer);
   if (rc != exit_ok) return rc;
+  if (stopping && answer.value("state", "") == "stopping" && !vm->contains("no-wait")) {
+    // The node stops its groups before it leaves: wait for that.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds((*vm)["timeout"].as<unsigned>());
+    json st;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      rc = call({{"cmd", "status"}}, ctx, st);
+      if (rc != exit_ok) return rc;
+      if (st.value("state", "") == "stopped") break;
+    }
+    if (st.value("state", "") != "stopped") {
+      ctx.err << "tandemctl: the node is still stopping its groups after "
+              << (*vm)["timeout"].as<unsigned>() << " s (see tandemctl group status)\n";
+      return exit_failed;
+    }
+    answer["state"] = "stopped";
+  }
   if (vm->contains("json")) {
     ctx.out << answer.dump(2) << "\n";
   } else {
@@ -227,7 +235,8 @@ int cluster_start(const std::vector<std::string>& args, command_context& ctx) {
 }
 
 int cluster_stop(const std::vector<std::string>& args, command_context& ctx) {
-  return cluster_change(args, ctx, "cluster_stop", "tandemctl cluster stop [--json]");
+  return cluster_change(args, ctx, "cluster_stop",
+                        "tandemctl cluster stop [--no-wait] [--timeout SECS] [--json]");
 }
 
 }  // namespace
@@ -267,7 +276,8 @@ int run_events(const std::vector<std::string>& args, command_context& ctx) {
 std::span<const command> cluster_commands() {
   static const command table[] = {
       {"start", "this node joins the cluster (heartbeats, quorum)", cluster_start},
-      {"stop", "this node leaves the cluster cleanly (peers see it leave at once)", cluster_stop},
+      {"stop", "this node stops its groups and leaves the cluster (peers see it at once)",
+       cluster_stop},
   };
   return table;
 }

@@ -38,6 +38,7 @@ struct command {
 std::span<const command> config_commands();
 std::span<const command> mirror_commands();   // over tandem-replicator's socket
 std::span<const command> cluster_commands();  // start, stop: over tandemd's socket
+std::span<const command> group_commands();    // status, start, stop, move: over tandemd's socket
 // Top-level leaves over tandemd's socket (cluster_commands.cc).
 int run_status(const std::vector<std::string>& args, command_context& ctx);
 int run_events(const std::vector<std::string>& args, command_context& ctx);

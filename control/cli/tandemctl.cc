@@ -27,6 +27,7 @@ std::span<const command> top_level() {
       {"events", "tandemd's events (heartbeat, quorum, ...), newest last; --follow", run_events},
       {"cluster", "this node joins or leaves the cluster: start, stop", nullptr,
        cluster_commands()},
+      {"group", "failover groups: status, start, stop, move", nullptr, group_commands()},
       {"config", "check, show and compare cluster configuration files", nullptr, config_commands()},
       {"mirror", "mirrored volumes: status, promote, demote, connect, resync, ...", nullptr,
        mirror_commands()},

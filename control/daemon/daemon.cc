@@ -38,6 +38,7 @@
 #include "control/daemon/event_log.h"
 #include "control/daemon/metrics.h"
 #include "control/exec/process.h"
+#include "control/groups/group_manager.h"
 #include "control/quorum/lease.h"
 #include "control/quorum/lease_runner.h"
 #include "control/quorum/make.h"
@@ -235,6 +236,12 @@ struct cluster_daemon::impl {
   uint64_t http_requests = 0, http_refused = 0;
   asio::thread_pool fence_worker{1};
   std::optional<quorum::loss> last_loss;
+  std::unique_ptr<groups::group_manager> gm;
+  bool leaving_in_progress = false;            // stopping groups before announcing `leaving`
+  // Lease quorum: the lease was given up so that a peer can run a group (until it holds it).
+  bool handing_off = false;
+  time_point handoff_until{};
+  std::vector<std::function<void()>> on_left;  // called once the node has left
 
   impl(asio::io_context& io_, daemon_options o) : io(io_), opts(std::move(o)), timer(io_) {
     if (!opts.log) opts.log = default_log;
@@ -294,6 +301,7 @@ struct cluster_daemon::impl {
                                "' (the nodes are " + names + "); pass --node NAME");
     }
     cfg = config::effective_config(file_cfg, opts.node);
+    if (!opts.replicator_socket.empty()) cfg.mirrors.control_socket = opts.replicator_socket;
     self = static_cast<uint8_t>(me - file_cfg.nodes.data());
     socket_path = opts.socket.empty() ? cfg.api.socket : opts.socket;
     digest = config_digest(file_cfg);
@@ -425,6 +433,27 @@ struct cluster_daemon::impl {
       });
     }
 
+    groups::manager_hooks gh;
+    gh.emit = [this](const cluster::event& e) { on_event(e); };
+    gh.stop_cluster = [this](const std::string& why) {
+      if (joined && !shutting_down) leave(clock::now(), "final action: " + why);
+    };
+    gh.fence = [this](const std::string& why) { run_fence(why, cfg.quorum.stop_timeout); };
+    gh.changed = [this] {
+      // A group changed state here: tell the peers now rather than at the next round.
+      if (!joined) return;
+      const time_point n = clock::now();
+      if (next_round > n) {
+        next_round = n;
+        arm(n);
+      }
+    };
+    groups::manager_options gmo;
+    gmo.log_dir = opts.state_dir + "/log";
+    gmo.takeover_delay = q->takeover_delay();
+    gmo.lease_quorum = runner != nullptr;
+    gm = std::make_unique<groups::group_manager>(io, cfg, opts.node, self, std::move(gh), gmo);
+
     api::jsonl_server_options so;
     so.path = socket_path;
     std::error_code ec;
@@ -467,6 +496,7 @@ struct cluster_daemon::impl {
     ls.state = state;
     ls.quorum = holds_now(now);
     ls.config_digest = digest;
+    ls.groups = gm->reports();
     members->set_local_status(ls);
     members->begin_round();
     std::array<uint8_t, cluster::max_heartbeat_size> buf{};
@@ -507,8 +537,67 @@ struct cluster_daemon::impl {
     if (runner) runner->poke();
   }
 
+  // The cluster as the group manager needs it, from membership and this node's own state.
+  void sync_groups(time_point now) {
+    std::vector<groups::peer_input> view(cfg.nodes.size());
+    for (const cluster::node_view& v : members->view()) {
+      if (v.id >= view.size()) continue;
+      groups::peer_input& p = view[v.id];
+      if (v.self) {
+        p.known = true;
+        p.up = joined;
+        p.online = joined && state == cluster::node_state::online;
+        p.quorum = holds_now(now);
+        continue;
+      }
+      p.known = v.state != cluster::peer_state::unknown;
+      p.up = v.state == cluster::peer_state::up;
+      if (v.reported) {
+        p.online = v.reported->state == cluster::node_state::online;
+        p.quorum = v.reported->quorum;
+        const auto r = v.reported->running();
+        p.groups.assign(r.begin(), r.end());
+      }
+    }
+    gm->update(view, now);
+    lease_handoff(now);
+  }
+
+  // One lease for the whole cluster (witness, etcd): a group moves to a peer by handing the
+  // lease over. This node stops contending once it runs no group and a group should start on a
+  // peer without the lease, and contends again once a peer holds it (or after 3 lease times).
+  void lease_handoff(time_point now) {
+    if (!runner || !joined || leaving_in_progress) return;
+    auto& lq = static_cast<quorum::lease_quorum&>(*q);
+    if (!handing_off) {
+      const auto peer = gm->wants_lease_handoff();
+      if (!peer) return;
+      handing_off = true;
+      const auto ttl = cfg.quorum.mode == config::quorum_mode::etcd ? cfg.quorum.etcd.lease
+                                                                    : cfg.quorum.witness.lease;
+      handoff_until = now + 3 * ttl;
+      emit(daemon_events::lease_handoff, cluster::severity::info,
+           "giving the quorum lease up so that " + *peer +
+               " can take it and run the group(s) it should run");
+      lq.set_contending(false, now);
+      runner->poke();
+      return;
+    }
+    bool peer_holds = false;
+    for (const cluster::node_view& v : members->view()) {
+      if (!v.self && v.state == cluster::peer_state::up && v.reported && v.reported->quorum)
+        peer_holds = true;
+    }
+    if (peer_holds || now >= handoff_until) {
+      handing_off = false;
+      lq.set_contending(true, now);
+      runner->poke();
+    }
+  }
+
   void after_input(time_point now) {
     sync_quorum(now);
+    sync_groups(now);
     const time_point next = next_wakeup(now);
     if (next < timer.expiry()) arm(next);
   }
@@ -539,6 +628,7 @@ struct cluster_daemon::impl {
     members->tick(now);
     sync_quorum(now);
     if (!runner) q->tick(now);
+    sync_groups(now);
     arm(next_wakeup(now));
   }
 
@@ -547,6 +637,7 @@ struct cluster_daemon::impl {
     if (joined) return;
     joined = true;
     state = cluster::node_state::online;
+    gm->allow_starts(true);
     next_round = now;
     if (runner) {
       static_cast<quorum::lease_quorum&>(*q).set_contending(true, now);
@@ -557,10 +648,30 @@ struct cluster_daemon::impl {
     arm(now);
   }
 
-  void leave(time_point now, const std::string& why) {
-    if (!joined) return;
-    // The groups stop before the node says it is leaving (none run here yet).
+  // Leaves the cluster: stops this node's groups first (peers see the node `stopping`, so none
+  // of them counts it as a place to run a group), then announces `leaving`. `done` runs once
+  // the node has left (at once when it is not joined).
+  void leave(time_point now, const std::string& why, std::function<void()> done = {}) {
+    if (done) on_left.push_back(std::move(done));
+    if (!joined) {
+      finish_left();
+      return;
+    }
+    if (leaving_in_progress) return;
+    leaving_in_progress = true;
+    state = cluster::node_state::stopping;
+    send_round(now);
+    gm->stop_all(why, [this, why] { announce_leaving(clock::now(), why); });
+  }
+
+  void announce_leaving(time_point now, const std::string& why) {
+    leaving_in_progress = false;
+    if (!joined) {
+      finish_left();
+      return;
+    }
     state = cluster::node_state::leaving;
+    handing_off = false;
     send_round(now);  // twice: one lost datagram must not cost the peers a timeout
     send_round(now);
     joined = false;
@@ -571,6 +682,14 @@ struct cluster_daemon::impl {
     emit(daemon_events::cluster_stopped, cluster::severity::info,
          "node " + opts.node + " left cluster " + cfg.name + " (" + why + ")");
     arm(next_wakeup(now));
+    finish_left();
+  }
+
+  void finish_left() {
+    auto waiters = std::move(on_left);
+    on_left.clear();
+    for (auto& w : waiters)
+      w();
   }
 
   // Quorum as the node acts on it: only while it takes part in the cluster.
@@ -578,12 +697,16 @@ struct cluster_daemon::impl {
 
   void on_quorum_lost(const quorum::loss& l) {
     last_loss = l;
-    // Leaving gives the lease up on purpose: that is not a loss to react to (no fence).
-    if (!joined || shutting_down) return;
+    // Leaving (or handing the lease to a peer) gives the lease up on purpose: that is not a loss
+    // to react to (no fence).
+    if (!joined || shutting_down || handing_off) return;
     const auto budget = std::chrono::duration_cast<milliseconds>(l.stop_by - l.at).count();
     emit(daemon_events::groups_stop, cluster::severity::error,
          "quorum lost (" + l.reason + "): this node's failover groups must stop within " +
-             std::to_string(budget) + " ms; none is running on it");
+             std::to_string(budget) + " ms" +
+             (gm->any_active() ? "; stopping them now" : "; none is running on it"));
+    // Placement stops every active group of a node without quorum.
+    asio::post(io, [this] { sync_groups(clock::now()); });
     if (cfg.quorum.on_loss.action == config::loss_action::fence)
       run_fence(l.reason, std::chrono::duration_cast<milliseconds>(l.stop_by - l.at));
   }
@@ -740,6 +863,7 @@ struct cluster_daemon::impl {
                 {"timeout_ms", cfg.heartbeat.timeout.count()}}},
               {"quorum", quorum_json(now)},
               {"nodes", nodes},
+              {"groups", gm->status(now)["groups"]},
               {"links", lks},
               {"unattributed", counters_json(members->unattributed_counters())},
               {"webhooks", webhooks_json()},
@@ -894,6 +1018,7 @@ struct cluster_daemon::impl {
                             "'; nothing changed (remove a node by stopping its daemon first)"}};
     }
     config::cluster_config next = config::effective_config(loaded.config, opts.node);
+    if (!opts.replicator_socket.empty()) next.mirrors.control_socket = opts.replicator_socket;
     const config::reload_plan plan = config::diff_for_reload(cfg, next);
     json changes = json::array();
     for (const config::config_change& c : plan.changes) {
@@ -918,8 +1043,22 @@ struct cluster_daemon::impl {
                    why},
               {"changes", changes}};
     }
-    // Everything is live: apply what tandemd itself uses; the rest (groups, monitors, the
-    // replicator's resync rates) is read from cfg when it is next needed.
+    if (const auto blocked = gm->blocked_by_running(plan.groups_to_restart()); !blocked.empty()) {
+      std::string list;
+      for (const std::string& g : blocked)
+        list += (list.empty() ? "" : ", ") + g;
+      emit(daemon_events::reload_refused, cluster::severity::warning,
+           "reload of " + opts.config_file + " refused: the resources of running group(s) " + list +
+               " changed");
+      return {{"ok", false},
+              {"error", "nothing changed: the resources of group(s) " + list +
+                            " changed while they run on this node; stop them first "
+                            "(tandemctl group stop GROUP), reload, then start them"},
+              {"changes", changes}};
+    }
+    // Everything is live: apply what tandemd itself uses and hand the groups and monitors to
+    // the group manager; the rest (the replicator's resync rates) is read from cfg when it is
+    // next needed.
     const bool timing = next.heartbeat.interval != cfg.heartbeat.interval ||
                         next.heartbeat.timeout != cfg.heartbeat.timeout;
     const bool targets = next.quorum.resolution.ping != cfg.quorum.resolution.ping ||
@@ -1000,6 +1139,7 @@ struct cluster_daemon::impl {
     cfg = std::move(next);
     file_cfg = std::move(loaded.config);
     digest = next_digest;
+    gm->reconfigure(cfg);
     if (timing && joined) {
       next_round = now;
       arm(now);
@@ -1043,7 +1183,33 @@ struct cluster_daemon::impl {
     if (cmd == "cluster_stop") {
       if (!joined) return {{"ok", true}, {"changed", false}, {"state", "stopped"}};
       leave(now, "tandemctl cluster stop");
-      return {{"ok", true}, {"changed", true}, {"state", "stopped"}};
+      // Stopping the groups takes as long as their deactivation: `status` shows "stopping"
+      // until the node has left ("stopped").
+      return {{"ok", true}, {"changed", true}, {"state", joined ? "stopping" : "stopped"}};
+    }
+    if (cmd == "group_status") {
+      json ans = gm->status(now);
+      ans["ok"] = true;
+      ans["node"] = opts.node;
+      return ans;
+    }
+    if (cmd == "group_start" || cmd == "group_stop" || cmd == "group_move") {
+      for (const char* k : {"group", "node"}) {
+        if (req.contains(k) && !req[k].is_string())
+          return {{"ok", false}, {"error", std::string("\"") + k + "\" must be a string"}};
+      }
+      if (!joined) {
+        return {{"ok", false},
+                {"error", "this node is not in the cluster; `tandemctl cluster start` first"}};
+      }
+      json ans = gm->command(cmd.substr(6), req.value("group", std::string()),
+                             req.value("node", std::string()));
+      // Tell the peers at once: the command travels in the heartbeats.
+      if (ans.value("ok", false)) {
+        next_round = now;
+        arm(now);
+      }
+      return ans;
     }
     if (cmd == "config") {
       json j = {{"ok", true},
@@ -1055,10 +1221,10 @@ struct cluster_daemon::impl {
     if (cmd == "quorum") return {{"ok", true}, {"quorum", quorum_json(now)}};
     if (cmd == "reload") return reload();
     if (cmd.empty()) return {{"ok", false}, {"error", "the request has no \"cmd\""}};
-    return {
-        {"ok", false},
-        {"error", "unknown command '" + cmd +
-                      "' (status, events, cluster_start, cluster_stop, config, reload, quorum)"}};
+    return {{"ok", false},
+            {"error", "unknown command '" + cmd +
+                          "' (status, events, cluster_start, cluster_stop, config, reload, quorum, "
+                          "group_status, group_start, group_stop, group_move)"}};
   }
 };
 
@@ -1105,11 +1271,12 @@ void cluster_daemon::shutdown(std::function<void()> done) {
   d.shutting_down = true;
   const time_point now = clock::now();
   d.emit(daemon_events::stopping, cluster::severity::info, "tandemd is stopping");
-  d.leave(now, "daemon stopping");
-  // A lease is given back by the runner's next request, and queued alerts go out: wait for
-  // both, at most 2 s.
-  d.finish_shutdown(now + std::chrono::seconds(2), std::make_shared<asio::steady_timer>(d.io),
-                    std::move(done));
+  // The groups stop first (as long as their deactivation takes); then a lease is given back by
+  // the runner's next request, and queued alerts go out: wait for both, at most 2 s.
+  d.leave(now, "daemon stopping", [&d, done = std::move(done)]() mutable {
+    d.finish_shutdown(clock::now() + std::chrono::seconds(2),
+                      std::make_shared<asio::steady_timer>(d.io), std::move(done));
+  });
 }
 
 json cluster_daemon::execute(const json& request) {

@@ -37,6 +37,7 @@ inline constexpr uint32_t config_reloaded = 8;  // info: a changed file was appl
 inline constexpr uint32_t reload_refused = 9;   // warning: a reload needs a restart
 inline constexpr uint32_t send_failed = 10;     // warning: heartbeats cannot be sent on a link
 inline constexpr uint32_t alert_failed = 11;    // warning: a webhook could not be delivered
+inline constexpr uint32_t lease_handoff = 12;   // info: the lease is given to a peer for a group
 }  // namespace daemon_events
 
 struct daemon_options {
@@ -46,6 +47,9 @@ struct daemon_options {
   // Where the incarnation of the previous run is kept (so a restart is always recognised as a
   // new incarnation, even after the clock stepped back).
   std::string state_dir = "/var/lib/tandem";
+  // This node's tandem-replicator socket when it is not mirrors.control_socket (several nodes on
+  // one host, as in the lab); mirror resources and monitors use it.
+  std::string replicator_socket;
   bool start_stopped = false;  // wait for `tandemctl cluster start` before joining
   // One line per event and per notable action; default: stderr with a timestamp.
   std::function<void(std::string_view)> log;

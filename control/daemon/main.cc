@@ -34,14 +34,16 @@ int main(int argc, char** argv) {
   po::options_description desc(
       "tandemd: the tandem cluster daemon\n"
       "usage: tandemd [--config FILE] [--node NAME] [--socket PATH] [--state-dir DIR] "
-      "[--stopped]\n"
+      "[--replicator-socket PATH] [--stopped]\n"
       "options");
   desc.add_options()("help,h", "this text")(
       "config,c", po::value(&o.config_file)->default_value(o.config_file), "the cluster file")(
       "node,n", po::value(&o.node), "this node's name in the file (default: the host name)")(
       "socket,s", po::value(&o.socket), "the API socket (default: api.socket of the file)")(
       "state-dir", po::value(&o.state_dir)->default_value(o.state_dir),
-      "where the daemon keeps its incarnation between runs")(
+      "where the daemon keeps its incarnation between runs and its resources' logs")(
+      "replicator-socket", po::value(&o.replicator_socket),
+      "tandem-replicator's control socket (default: mirrors.control_socket of the file)")(
       "stopped", po::bool_switch(&o.start_stopped),
       "do not join the cluster until `tandemctl cluster start`");
   try {
