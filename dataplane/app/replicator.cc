@@ -445,7 +445,7 @@ json replicator::loop_command(const json& c) {
   const json& v = st["volumes"][0];
   const std::string name = v["name"].get<std::string>();
   const std::string path = fuse_->path_of(name);
-  const auto existing = frontend::loop_find(path);
+  const auto existing = frontend::loop_find(path, fuse_->replaced_dead_mount());
   if (cmd == "loop") {
     if (existing) return {{"ok", true}, {"device", *existing}, {"file", path}, {"existing", true}};
     if (!v.value("attached", false)) {
@@ -624,7 +624,7 @@ json replicator::dispatch(const json& c) {
                      {"write_bytes", k.write_bytes.load()},
                      {"unaligned", k.unaligned.load()},
                      {"errors", k.errors.load()}};
-          const auto loop = frontend::loop_find(fuse_->path_of(v->conf->name));
+          const auto loop = frontend::loop_find(fuse_->path_of(v->conf->name), fuse_->replaced_dead_mount());
           fj["loop"] = loop ? json(*loop) : json(nullptr);
           vj["fuse"] = std::move(fj);
         }
@@ -760,7 +760,7 @@ json replicator::dispatch(const json& c) {
     if (cmd == "detach") {
       if (v.load && v.load->running()) return fail("detach " + name + ": a workload is running");
       if (v.fuse && v.fuse->withdraw() != 0) {
-        const auto loop = frontend::loop_find(fuse_->path_of(name));
+        const auto loop = frontend::loop_find(fuse_->path_of(name), fuse_->replaced_dead_mount());
         return fail("detach " + name + ": its file " + fuse_->path_of(name) + " is open" +
                     (loop ? " (" + *loop +
                                 " is bound to it: unmount, then tandemctl mirror unloop " + name +

@@ -568,6 +568,7 @@ fuse_frontend::fuse_frontend(const fuse_frontend_options& o, std::vector<std::st
     if (::umount2(mountpoint_.c_str(), MNT_DETACH) != 0) {
       throw std::runtime_error(where + "removing a dead mount: " + std::strerror(errno));
     }
+    replaced_dead_mount_ = true;
   }
   std::error_code ec;
   std::filesystem::create_directories(mountpoint_, ec);

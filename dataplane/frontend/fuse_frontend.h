@@ -157,11 +157,15 @@ class fuse_frontend {
   const std::vector<std::unique_ptr<fuse_export>>& exports() const { return exports_; }
   const std::string& mountpoint() const { return mountpoint_; }
   std::string path_of(const std::string& name) const { return mountpoint_ + "/" + name; }
+  // This mount replaced a dead one left by a replicator that died: loop devices bound to files
+  // of that old mount may still exist (loop_find's orphans).
+  bool replaced_dead_mount() const noexcept { return replaced_dead_mount_; }
   // Every export refuses new requests (-ESHUTDOWN) from now on.
   void close_down() noexcept;
 
  private:
   std::string mountpoint_;
+  bool replaced_dead_mount_ = false;
   std::vector<std::unique_ptr<fuse_export>> exports_;
   fuse_session* se_ = nullptr;
   dev_t dev_ = 0;  // the mount's device: its connection under /sys/fs/fuse/connections

@@ -77,7 +77,7 @@ std::string loop_attach(const std::string& path, uint32_t block_size) {
   fail(EBUSY, "loop device over " + path + ": every free device was taken meanwhile");
 }
 
-std::optional<std::string> loop_find(const std::string& path) {
+std::optional<std::string> loop_find(const std::string& path, bool orphans) {
   const std::string base = std::filesystem::path(path).filename().string();
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/sys/block", ec)) {
@@ -94,7 +94,7 @@ std::optional<std::string> loop_find(const std::string& path) {
     if (backing == path) return "/dev/" + name;
     // The mount of a replicator that died was detached and replaced: the kernel shows the old
     // file from the detached mount's root ("/db"), and the file answers nothing.
-    if (backing == "/" + base && on_dead_fuse("/dev/" + name)) return "/dev/" + name;
+    if (orphans && backing == "/" + base && on_dead_fuse("/dev/" + name)) return "/dev/" + name;
   }
   return std::nullopt;
 }

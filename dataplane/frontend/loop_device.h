@@ -14,9 +14,11 @@ namespace tandem::dp::frontend {
 // umount. Throws std::system_error naming the file and the step that failed.
 std::string loop_attach(const std::string& path, uint32_t block_size);
 
-// The loop device bound to `path` ("/dev/loopN"), if any; also one bound to the same file name in
-// a FUSE mount whose server died and whose mount was replaced since (a restarted replicator).
-std::optional<std::string> loop_find(const std::string& path);
+// The loop device bound to `path` ("/dev/loopN"), if any. With `orphans` also one bound to the
+// same file name in a FUSE mount whose server died and whose mount was replaced since (a
+// restarted replicator): pass it only when this process replaced such a mount, since the kernel
+// no longer says which mount an orphan came from.
+std::optional<std::string> loop_find(const std::string& path, bool orphans = false);
 
 // Unbinds the device. Refuses with std::runtime_error while it is in use (mounted, or held open
 // exclusively), rather than leaving it to be unbound at the last close as the kernel would.
