@@ -459,12 +459,7 @@ struct group_manager::impl {
       bool ok = false;
       for (int attempt = 1; attempt <= pol.retries + 1 && !ok; ++attempt) {
         const time_point t0 = clock::now();
-        action_result res;
-        try {
-          res = r.res->start(context_of(g, r, event, pol.timeout));
-        } catch (const std::exception& e) {
-          res = {false, e.what()};
-        }
+        const action_result res = r.res->start(context_of(g, r, event, pol.timeout));
         ok = res.ok;
         post_report(
             {r.conf.name, true, res.ok, attempt, res.message, ms_between(t0, clock::now())});
@@ -482,12 +477,7 @@ struct group_manager::impl {
       for (size_t i = started + 1; i-- > from;) {
         resource_rt& r = g.resources[i];
         const time_point t0 = clock::now();
-        action_result res;
-        try {
-          res = r.res->stop(context_of(g, r, event, r.conf.deactivation.timeout));
-        } catch (const std::exception& e) {
-          res = {false, e.what()};
-        }
+        const action_result res = r.res->stop(context_of(g, r, event, r.conf.deactivation.timeout));
         post_report({r.conf.name, false, res.ok, 1, res.message, ms_between(t0, clock::now())});
       }
     }
@@ -504,12 +494,7 @@ struct group_manager::impl {
       bool ok = false;
       for (int attempt = 1; attempt <= pol.retries + 1 && !ok; ++attempt) {
         const time_point t0 = clock::now();
-        action_result res;
-        try {
-          res = r.res->stop(context_of(g, r, event, pol.timeout));
-        } catch (const std::exception& e) {
-          res = {false, e.what()};
-        }
+        const action_result res = r.res->stop(context_of(g, r, event, pol.timeout));
         ok = res.ok;
         post_report(
             {r.conf.name, false, res.ok, attempt, res.message, ms_between(t0, clock::now())});

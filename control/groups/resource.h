@@ -53,10 +53,11 @@ class resource {
 
   // Bring the resource up on this node. Blocking; returns within about ctx.timeout: whatever it
   // started and still runs then is stopped and the result is a failure that says so.
-  // Starting an already active resource succeeds (idempotent).
-  virtual action_result start(const action_context& ctx) = 0;
+  // Starting an already active resource succeeds (idempotent). An exception from do_start()
+  // is a failure whose message is "start: <what>".
+  action_result start(const action_context& ctx);
   // Take it down. Blocking, within about ctx.timeout. Stopping an inactive resource succeeds.
-  virtual action_result stop(const action_context& ctx) = 0;
+  action_result stop(const action_context& ctx);
 
   // ---- probes (any thread) ----
   // The block device this resource provides ("" when none or not active): mirror resources.
@@ -68,6 +69,10 @@ class resource {
 
  protected:
   explicit resource(std::string name) : name_(std::move(name)) {}
+  // What start() and stop() do; they may throw (anything unexpected: a malformed answer, /proc
+  // surprises).
+  virtual action_result do_start(const action_context& ctx) = 0;
+  virtual action_result do_stop(const action_context& ctx) = 0;
 
  private:
   std::string name_;

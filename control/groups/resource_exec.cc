@@ -189,22 +189,6 @@ class exec_resource final : public resource {
     return config::resource_type::exec;
   }
 
-  // Anything unexpected (a malformed answer, /proc surprises) fails the action, naming it.
-  action_result start(const action_context& ctx) override {
-    try {
-      return do_start(ctx);
-    } catch (const std::exception& e) {
-      return {false, std::string("start: ") + e.what()};
-    }
-  }
-  action_result stop(const action_context& ctx) override {
-    try {
-      return do_stop(ctx);
-    } catch (const std::exception& e) {
-      return {false, std::string("stop: ") + e.what()};
-    }
-  }
-
   [[nodiscard]] pid_t main_pid() const override {
     const pid_t p = pid_.load();
     if (p <= 0) return -1;
@@ -234,8 +218,8 @@ class exec_resource final : public resource {
   }
 
  private:
-  action_result do_start(const action_context& ctx);
-  action_result do_stop(const action_context& ctx);
+  action_result do_start(const action_context& ctx) override;
+  action_result do_stop(const action_context& ctx) override;
   struct prepared {
     spawn_options opts;
     std::string error;  // non-empty: cannot run

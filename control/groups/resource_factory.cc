@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// make_resource: the implementation for a resource's type, or why this build cannot run it.
+// make_resource: the implementation for a resource's type, or why this build cannot run it;
+// resource::start and stop, which turn anything a resource throws into a failure.
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,22 @@ namespace {
 }
 
 }  // namespace
+
+action_result resource::start(const action_context& ctx) {
+  try {
+    return do_start(ctx);
+  } catch (const std::exception& e) {
+    return {false, std::string("start: ") + e.what()};
+  }
+}
+
+action_result resource::stop(const action_context& ctx) {
+  try {
+    return do_stop(ctx);
+  } catch (const std::exception& e) {
+    return {false, std::string("stop: ") + e.what()};
+  }
+}
 
 std::unique_ptr<resource> make_resource(const config::resource_config& rc,
                                         const resource_env& env) {

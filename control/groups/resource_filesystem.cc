@@ -328,22 +328,6 @@ class filesystem_resource final : public resource {
     return config::resource_type::filesystem;
   }
 
-  // Anything unexpected (a malformed answer, /proc surprises) fails the action, naming it.
-  action_result start(const action_context& ctx) override {
-    try {
-      return do_start(ctx);
-    } catch (const std::exception& e) {
-      return {false, std::string("start: ") + e.what()};
-    }
-  }
-  action_result stop(const action_context& ctx) override {
-    try {
-      return do_stop(ctx);
-    } catch (const std::exception& e) {
-      return {false, std::string("stop: ") + e.what()};
-    }
-  }
-
   [[nodiscard]] nlohmann::json describe() const override {
     std::string dev;
     {
@@ -358,8 +342,8 @@ class filesystem_resource final : public resource {
   }
 
  private:
-  action_result do_start(const action_context& ctx);
-  action_result do_stop(const action_context& ctx);
+  action_result do_start(const action_context& ctx) override;
+  action_result do_stop(const action_context& ctx) override;
   // The device to mount now: the mirror resource's, or the configured one. Empty + `why`.
   std::string resolve_device(std::string& why) const;
   std::string fsck(const std::string& dev, clock_type::time_point deadline) const;

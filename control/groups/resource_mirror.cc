@@ -77,22 +77,6 @@ class mirror_resource final : public resource {
     return config::resource_type::mirror;
   }
 
-  // Anything unexpected (a malformed answer, /proc surprises) fails the action, naming it.
-  action_result start(const action_context& ctx) override {
-    try {
-      return do_start(ctx);
-    } catch (const std::exception& e) {
-      return {false, std::string("start: ") + e.what()};
-    }
-  }
-  action_result stop(const action_context& ctx) override {
-    try {
-      return do_stop(ctx);
-    } catch (const std::exception& e) {
-      return {false, std::string("stop: ") + e.what()};
-    }
-  }
-
   [[nodiscard]] std::string device() const override {
     std::lock_guard<std::mutex> g(mu_);
     return device_;
@@ -103,8 +87,8 @@ class mirror_resource final : public resource {
   }
 
  private:
-  action_result do_start(const action_context& ctx);
-  action_result do_stop(const action_context& ctx);
+  action_result do_start(const action_context& ctx) override;
+  action_result do_stop(const action_context& ctx) override;
   // One request, answered within the time left; throws `not_running` or `failure`.
   json call(const json& request, clock_type::time_point deadline) const;
   // The volume's entry of the replicator's status; throws when it has none.

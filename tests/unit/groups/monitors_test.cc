@@ -44,8 +44,8 @@ class fake_exec final : public resource {
  public:
   explicit fake_exec(std::string name) : resource(std::move(name)) {}
   config::resource_type type() const noexcept override { return config::resource_type::exec; }
-  action_result start(const action_context&) override { return {true, {}}; }
-  action_result stop(const action_context&) override { return {true, {}}; }
+  action_result do_start(const action_context&) override { return {true, {}}; }
+  action_result do_stop(const action_context&) override { return {true, {}}; }
   pid_t main_pid() const override { return pid.load(); }
   std::atomic<pid_t> pid{-1};
 };

@@ -345,8 +345,8 @@ class fake_mirror final : public resource {
  public:
   explicit fake_mirror(std::string dev) : resource("data"), dev_(std::move(dev)) {}
   [[nodiscard]] resource_type type() const noexcept override { return resource_type::mirror; }
-  action_result start(const action_context&) override { return {true, ""}; }
-  action_result stop(const action_context&) override { return {true, ""}; }
+  action_result do_start(const action_context&) override { return {true, ""}; }
+  action_result do_stop(const action_context&) override { return {true, ""}; }
   [[nodiscard]] std::string device() const override { return dev_; }
 
  private:
