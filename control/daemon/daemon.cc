@@ -237,7 +237,7 @@ struct cluster_daemon::impl {
   asio::thread_pool fence_worker{1};
   std::optional<quorum::loss> last_loss;
   std::unique_ptr<groups::group_manager> gm;
-  bool leaving_in_progress = false;            // stopping groups before announcing `leaving`
+  bool leaving_in_progress = false;  // stopping groups before announcing `leaving`
   // Lease quorum: the lease was given up so that a peer can run a group (until it holds it).
   bool handing_off = false;
   time_point handoff_until{};

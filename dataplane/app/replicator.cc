@@ -624,7 +624,8 @@ json replicator::dispatch(const json& c) {
                      {"write_bytes", k.write_bytes.load()},
                      {"unaligned", k.unaligned.load()},
                      {"errors", k.errors.load()}};
-          const auto loop = frontend::loop_find(fuse_->path_of(v->conf->name), fuse_->replaced_dead_mount());
+          const auto loop =
+              frontend::loop_find(fuse_->path_of(v->conf->name), fuse_->replaced_dead_mount());
           fj["loop"] = loop ? json(*loop) : json(nullptr);
           vj["fuse"] = std::move(fj);
         }
