@@ -17,6 +17,8 @@ packages=(
   iproute2 nftables procps iputils-ping util-linux
   # the FUSE frontend's tests: ext4 over a loop device on a volume's file (fuse3: fusermount3)
   fuse3 e2fsprogs
+  # failover groups: the demo's and the tests' client talks HTTP to the group's service
+  curl
   # quorum tests: a real etcd (v3 JSON gateway) in a lab namespace
   etcd-server etcd-client
   # perf: kernel TCP between namespaces is the socket port's ceiling; fio through each frontend

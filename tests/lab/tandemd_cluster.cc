@@ -50,7 +50,9 @@ tandemd_cluster::tandemd_cluster(const tandemd_cluster_options& o)
   f << "heartbeat: {interval: " << o.interval << ", timeout: " << o.timeout << "}\n";
   f << "quorum: " << (o.quorum_of ? o.quorum_of(l_) : o.quorum) << "\n";
   f << o.extra << "\n";
+  if (o.extra_of) f << o.extra_of(l_) << "\n";
   procs_.assign(static_cast<size_t>(n_), nullptr);
+  args_.assign(static_cast<size_t>(n_), {});
   names_.assign(static_cast<size_t>(n_), "");
 }
 
@@ -59,6 +61,8 @@ void tandemd_cluster::start(int i, std::vector<std::string> args, const std::str
   std::vector<std::string> argv = {TANDEMD,  "--config",    config.empty() ? config_ : config,
                                    "--node", node(i),       "--socket",
                                    sock(i),  "--state-dir", state_dir(i)};
+  const auto& always = args_.at(static_cast<size_t>(i));
+  argv.insert(argv.end(), always.begin(), always.end());
   argv.insert(argv.end(), args.begin(), args.end());
   procs_[static_cast<size_t>(i)] = &l_.spawn(node(i), name, argv);
   names_[static_cast<size_t>(i)] = name;
@@ -69,6 +73,10 @@ void tandemd_cluster::start(int i, std::vector<std::string> args, const std::str
     }
     std::this_thread::sleep_for(10ms);
   }
+}
+
+void tandemd_cluster::set_args(int i, std::vector<std::string> args) {
+  args_.at(static_cast<size_t>(i)) = std::move(args);
 }
 
 void tandemd_cluster::kill9(int i) {

@@ -30,6 +30,8 @@ struct tandemd_cluster_options {
   // When set, makes the quorum: map (replacing `quorum`) once the lab exists, so that it can
   // name the extra hosts' addresses.
   std::function<std::string(const lab&)> quorum_of;
+  // When set, more top-level YAML made once the lab exists (added after `extra`).
+  std::function<std::string(const lab&)> extra_of;
 };
 
 class tandemd_cluster {
@@ -52,6 +54,8 @@ class tandemd_cluster {
   // Starts node i's tandemd (with `args` added) and waits for READY. `config` replaces the
   // cluster file for this start (e.g. one with another secret).
   void start(int i, std::vector<std::string> args = {}, const std::string& config = {});
+  // Arguments added to every start of node i (e.g. --replicator-socket).
+  void set_args(int i, std::vector<std::string> args);
   void kill9(int i);      // SIGKILL: a crash
   void terminate(int i);  // SIGTERM: a clean stop; waits for the exit
   bool running(int i);
@@ -79,7 +83,8 @@ class tandemd_cluster {
   bool public_lan_;
   std::string dir_, config_, secret_;
   std::vector<ctl::process*> procs_;
-  std::vector<std::string> names_;  // the current log name per node
+  std::vector<std::string> names_;              // the current log name per node
+  std::vector<std::vector<std::string>> args_;  // per node, added to every start
   int starts_ = 0;
 };
 
