@@ -75,6 +75,19 @@ void print_status(std::ostream& os, const json& s) {
        << std::setw(16) << (n.value("self", false) ? "-" : ago(n, "last_heard_ms"))
        << (links.empty() ? "-" : links) << "\n";
   }
+  if (s.contains("groups") && !s["groups"].empty()) {
+    os << "\n"
+       << std::setw(16) << "GROUP" << std::setw(24) << "RUNS ON" << std::setw(10) << "HERE"
+       << "REASON\n";
+    for (const json& g : s["groups"]) {
+      std::string on = "-";
+      for (const auto& [node, state] : g["nodes"].items())
+        if (state == "online" || state == "starting" || state == "stopping")
+          on = node + " (" + state.get<std::string>() + ")";
+      os << std::setw(16) << g.value("name", "") << std::setw(24) << on << std::setw(10)
+         << g.value("state", "") << g.value("reason", "") << "\n";
+    }
+  }
   // Views that differ from this node's (an asymmetric partition shows here): what a node that
   // is up reports of the others, where it disagrees.
   std::map<std::string, std::string> mine;
