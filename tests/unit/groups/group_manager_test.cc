@@ -219,6 +219,27 @@ TEST_F(manager, a_monitor_restarts_then_fails_over) {
             "start-r1\nstart-r2 web start\nstop-r2\nstart-r2 web restart\nstop-r2\nstop-r1\n");
 }
 
+TEST_F(manager, a_monitor_runs_its_final_action_once_restarts_and_failovers_are_used_up) {
+  make(logging_group(dir_) +
+       "monitors:\n"
+       "  - name: always-bad\n"
+       "    type: script\n"
+       "    group: web\n"
+       "    interval: 100ms\n"
+       "    retries: 1\n"
+       "    params: {path: /bin/false}\n"
+       "    recovery: {restarts: 1, failovers: 0, final_action: stop_group}\n");
+  ASSERT_TRUE(until([&] { return count(group_events::final_action) > 0; }));
+  EXPECT_EQ(count(group_events::recovery_restart), 1u);
+  EXPECT_EQ(count(group_events::recovery_failover), 0u);
+  // retries: 1, so each step acts on the second failure in a row.
+  EXPECT_GE(count(group_events::monitor_failed), 4u);
+  // stop_group: a cluster-wide stop, carried out here.
+  ASSERT_TRUE(until([&] { return web_is(cluster::group_state::offline); }));
+  EXPECT_EQ(web().intent, cluster::group_intent::stop);
+  EXPECT_EQ(count(group_events::final_action), 1u);
+}
+
 TEST_F(manager, an_intent_relayed_by_a_peer_is_carried_out_and_relayed_on) {
   make(logging_group(dir_));
   peer_b_up();
