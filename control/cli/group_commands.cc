@@ -62,9 +62,11 @@ void print_groups(std::ostream& os, const json& answer, const std::string& only)
     for (const json& r : g["resources"]) {
       std::string details;
       if (r.contains("details")) {
-        for (const auto& [k, v] : r["details"].items())
+        for (const auto& [k, v] : r["details"].items()) {
+          if (v.is_string() && v.get<std::string>().empty()) continue;
           details += (details.empty() ? "" : ", ") + k + " " +
                      (v.is_string() ? v.get<std::string>() : v.dump());
+        }
       }
       if (r.contains("error"))
         details += (details.empty() ? "" : "; ") + r["error"].get<std::string>();

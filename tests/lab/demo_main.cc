@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -312,19 +314,24 @@ void failover_group() {
     std::this_thread::sleep_for(50ms);
   }
   step("group web online on node2", c.wait_online(1, 1, 10s));
-  std::printf("  timeline after the kill (node2's events):\n");
+  std::printf("  timeline after the kill (node2's events, and the client):\n");
+  std::vector<std::tuple<double, std::string, std::string>> timeline;
   for (const json& e : c.daemons().events(1)) {
     const int64_t at = e.value("mono_ns", int64_t{0}) - t0_ns;
     if (at < 0) continue;
     const std::string name = e.value("name", "");
     if (name != "heartbeat.node_down" && name != "quorum.held" && name.rfind("group.", 0) != 0)
       continue;
-    std::printf("    %+7.0f ms  %-24s %s\n", static_cast<double>(at) / 1e6, name.c_str(),
-                e.value("message", "").substr(0, 110).c_str());
+    timeline.emplace_back(static_cast<double>(at) / 1e6, name,
+                          e.value("message", "").substr(0, 110));
   }
-  if (first_ok_ms >= 0)
-    std::printf("    %+7lld ms  %-24s %s\n", static_cast<long long>(first_ok_ms), "client",
-                "first successful request to node2's service");
+  if (first_ok_ms >= 0) {
+    timeline.emplace_back(static_cast<double>(first_ok_ms), "client",
+                          "first successful request to node2's service");
+  }
+  std::sort(timeline.begin(), timeline.end());
+  for (const auto& [ms, name, text] : timeline)
+    std::printf("    %+7.0f ms  %-24s %s\n", ms, name.c_str(), text.c_str());
   int same = 0;
   for (int k = 0; k < files; ++k) {
     const auto [code, got] = c.http(1, "GET", "r" + std::to_string(k));
