@@ -1084,9 +1084,11 @@ void group_manager::reconfigure(const config::cluster_config& cfg) {
       }
     }
   }
-  // Removed groups: the reload refused them while they ran here, so they are stopped.
-  std::erase_if(d.groups,
-                [&](const auto& g) { return !present.contains(g->conf.name) && !g->busy; });
+  // Removed groups are dropped; one that still runs here is kept (tandemd refuses a reload that
+  // removes a group running here, so this is only a guard).
+  std::erase_if(d.groups, [&](const auto& g) {
+    return !present.contains(g->conf.name) && !g->busy && !runs(g->state);
+  });
   // Monitors are rebuilt from scratch. The old ones are retired, not destroyed: a check in
   // flight still reports to its object, which ignores it.
   for (auto& m : d.monitors) {

@@ -274,6 +274,38 @@ TEST_F(manager, with_a_lease_a_failover_hands_the_lease_to_the_peer) {
   EXPECT_TRUE(until([&] { return !gm_->wants_lease_handoff(); }));
 }
 
+TEST_F(manager, a_reload_adds_groups_and_rebuilds_the_resources_of_stopped_ones) {
+  make(logging_group(dir_));
+  ASSERT_TRUE(until([&] { return web_is(cluster::group_state::online); }));
+  EXPECT_EQ(gm_->blocked_by_running({"web", "other"}), std::vector<std::string>{"web"});
+  // A new group starts; the running one is untouched.
+  const std::string log = dir_.file("log");
+  config::cluster_config next =
+      cluster_of(logging_group(dir_) + "  - name: extra\n    resources:\n" +
+                 "      - {name: x, type: exec, params: {start: 'echo start-x >> " + log + "'}}\n");
+  gm_->reconfigure(next);
+  ASSERT_TRUE(until([&] {
+    for (const auto& r : gm_->reports())
+      if (r.group == cluster::group_id_of("extra")) return r.state == cluster::group_state::online;
+    return false;
+  }));
+  EXPECT_TRUE(web_is(cluster::group_state::online));
+  // Stopped, web's resources follow the file: its next start runs the new command.
+  ASSERT_TRUE(gm_->command("stop", "web", "").value("ok", false));
+  ASSERT_TRUE(until([&] { return web_is(cluster::group_state::offline); }));
+  std::string changed = logging_group(dir_, "echo start-new >> " + log);
+  gm_->reconfigure(cluster_of(changed));
+  EXPECT_TRUE(gm_->blocked_by_running({"web"}).empty());
+  ASSERT_TRUE(gm_->command("start", "web", "").value("ok", false));
+  ASSERT_TRUE(until([&] { return web_is(cluster::group_state::online); }));
+  EXPECT_THAT(read(log), HasSubstr("start-new"));
+  // The new file drops "extra", which still runs here: kept (tandemd refuses such a reload).
+  bool extra = false;
+  for (const auto& r : gm_->reports())
+    extra |= r.group == cluster::group_id_of("extra");
+  EXPECT_TRUE(extra) << "a running group is never dropped by a reload";
+}
+
 TEST_F(manager, commands_are_checked) {
   make(logging_group(dir_));
   EXPECT_THAT(gm_->command("start", "nope", "").value("error", ""), HasSubstr("groups: web"));
