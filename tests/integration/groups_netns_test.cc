@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Failover groups end to end (tests/lab/ha_cluster.h): two nodes running tandem-replicator and
 // tandemd, a tandem-witness and a client. The group "web" is the mirrored volume, ext4 on it and
-// a file service. A crashed node, the partition matrix (with a witness), a failing service and a node
-// where activation fails: the group ends up on the other node, never on two at once, and every
+// a file service. A crashed node, the partition matrix (with a witness), a failing service and a
+// node where activation fails: the group ends up on the other node, never on two at once, and every
 // file the client stored before is there, on a file system fsck finds clean.
 #include <atomic>
 #include <csignal>
