@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "netlink/link_watch.h"
+#include "netlink/rt_addr.h"
 #include "netlink/rt_link.h"
 #include "netlink/rt_socket.h"
 
@@ -51,6 +53,40 @@ TEST(netlink, socket_moves) {
   EXPECT_EQ(a.get(), nullptr);
   EXPECT_NE(b.get(), nullptr);
   EXPECT_TRUE(find_link(b, "lo").has_value());
+}
+
+// Only reads and refused requests here: the test's own namespace is never changed.
+TEST(netlink, has_address_reads_loopback) {
+  auto sk = socket::open();
+  EXPECT_TRUE(has_address(sk, "lo", "127.0.0.1"));
+  EXPECT_FALSE(has_address(sk, "lo", "127.0.0.2"));
+  EXPECT_THROW(has_address(sk, "lo", "127.0.0.1/8"), std::invalid_argument);
+  EXPECT_THROW(has_address(sk, "tandem-nope0", "127.0.0.1"), std::invalid_argument);
+}
+
+TEST(netlink, address_arguments_are_checked_before_the_kernel_is_asked) {
+  auto sk = socket::open();
+  EXPECT_THROW(add_address(sk, "lo", "127.0.0.1"), std::invalid_argument);     // no prefix
+  EXPECT_THROW(add_address(sk, "lo", "127.0.0.1/"), std::invalid_argument);    // empty prefix
+  EXPECT_THROW(add_address(sk, "lo", "127.0.0.1/-1"), std::invalid_argument);  // not a number
+  EXPECT_THROW(add_address(sk, "lo", "::1/129"), std::invalid_argument);       // too long
+  EXPECT_THROW(add_address(sk, "lo", "localhost/8"), std::invalid_argument);   // not numeric
+  EXPECT_THROW(add_address(sk, "lo", "127.0.0.9/8", "eth0"), std::invalid_argument);
+  EXPECT_THROW(add_address(sk, "lo", "::9/128", "lo:x"), std::invalid_argument);
+  EXPECT_THROW(add_address(sk, "tandem-nope0", "127.0.0.9/8"), std::invalid_argument);
+  EXPECT_THROW(remove_address(sk, "tandem-nope0", "127.0.0.9/8"), std::invalid_argument);
+  EXPECT_THROW(remove_address(sk, "lo", "127.0.0.9"), std::invalid_argument);
+  // Removing an address that is not there reports it and changes nothing.
+  EXPECT_FALSE(remove_address(sk, "lo", "127.0.0.9/8"));
+  EXPECT_TRUE(has_address(sk, "lo", "127.0.0.1"));
+}
+
+TEST(netlink, link_watch_opens_in_the_callers_namespace) {
+  link_watch w;
+  EXPECT_GE(w.fd(), 0);
+  EXPECT_TRUE(w.netns().empty());
+  EXPECT_NO_THROW(w.drain());  // whatever the host did meanwhile, it never blocks
+  EXPECT_THROW(link_watch("tandem-no-such-netns"), std::runtime_error);
 }
 
 }  // namespace
