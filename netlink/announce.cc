@@ -4,14 +4,12 @@
 #include "netlink/announce.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +24,7 @@
 
 #include "dataplane/net/addr.h"
 #include "dataplane/net/headers.h"
+#include "netlink/rt_socket.h"
 
 namespace tandem::nl {
 namespace {
@@ -49,20 +48,11 @@ struct fd_owner {
 
 // socket(2) inside the namespace (sockets keep the namespace they were made in).
 int socket_in(const std::string& netns, int domain, int type, int protocol) {
-  if (netns.empty()) return ::socket(domain, type | SOCK_CLOEXEC, protocol);
   int fd = -1, err = 0;
-  std::thread([&] {
-    const std::string path = "/run/netns/" + netns;
-    const int ns = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
-      err = errno;
-      if (ns >= 0) ::close(ns);
-      return;
-    }
-    ::close(ns);
+  in_netns(netns, [&] {
     fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
-    if (fd < 0) err = errno;
-  }).join();
+    err = errno;
+  });
   if (fd < 0) errno = err;
   return fd;
 }

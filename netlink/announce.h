@@ -4,7 +4,7 @@
 //
 // Every call is blocking (it sleeps between announcements, waits for probe answers): run it on a
 // worker, never on an event loop. `netns` names /run/netns/<netns>; empty: this process's own.
-// Sockets are made on a short-lived thread inside that namespace (as nl::socket::open does), so
+// Sockets are made on a short-lived thread inside that namespace (nl::in_netns), so
 // the caller's namespace never changes. Failures throw std::system_error naming the interface.
 #pragma once
 

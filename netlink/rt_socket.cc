@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include <netlink/errno.h>
@@ -36,17 +37,14 @@ nl_sock* connect_route(int& err) {
 error::error(const std::string& what, int nl_code)
     : std::runtime_error(what + ": " + nl_geterror(nl_code)), code_(nl_code) {}
 
-socket socket::open(const std::string& netns) {
-  int err = 0;
+void in_netns(const std::string& netns, const std::function<void()>& fn) {
   if (netns.empty()) {
-    nl_sock* sk = connect_route(err);
-    if (!sk) throw error("netlink route socket", err);
-    return socket(sk, netns);
+    fn();
+    return;
   }
   // A socket belongs to the namespace of the thread that creates it: make it on a short-lived
   // thread that has entered the namespace, so this thread's namespace never changes.
   const std::string path = "/run/netns/" + netns;
-  nl_sock* sk = nullptr;
   int sys_errno = 0;
   std::thread([&] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -60,12 +58,21 @@ socket socket::open(const std::string& netns) {
       return;
     }
     ::close(fd);
-    sk = connect_route(err);
+    fn();
   }).join();
   if (sys_errno != 0) {
-    throw std::runtime_error("network namespace " + path + ": " + std::strerror(sys_errno));
+    throw std::system_error(sys_errno, std::generic_category(), "network namespace " + path);
   }
-  if (!sk) throw error("netlink route socket in netns " + netns, err);
+}
+
+socket socket::open(const std::string& netns) {
+  int err = 0;
+  nl_sock* sk = nullptr;
+  in_netns(netns, [&] { sk = connect_route(err); });
+  if (!sk) {
+    throw error(netns.empty() ? "netlink route socket" : "netlink route socket in netns " + netns,
+                err);
+  }
   return socket(sk, netns);
 }
 

@@ -2,12 +2,19 @@
 // An owned NETLINK_ROUTE socket (libnl-3), optionally opened inside a named network namespace.
 #pragma once
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
 struct nl_sock;
 
 namespace tandem::nl {
+
+// Runs `fn` on a short-lived thread that has entered /run/netns/<netns> (on the calling thread
+// when `netns` is empty), so the caller's namespace never changes; a socket made there stays in
+// that namespace for its whole life. Throws std::system_error naming the namespace when it
+// cannot be entered; exceptions from `fn` are not allowed (it runs on another thread).
+void in_netns(const std::string& netns, const std::function<void()>& fn);
 
 // A libnl call failed: what() names the operation and libnl's reason; code() is the negative
 // NLE_* value.
