@@ -81,9 +81,10 @@ void print_status(std::ostream& os, const json& s) {
        << "REASON\n";
     for (const json& g : s["groups"]) {
       std::string on = "-";
-      for (const auto& [node, state] : g["nodes"].items())
-        if (state == "online" || state == "starting" || state == "stopping")
-          on = node + " (" + state.get<std::string>() + ")";
+      if (g.contains("running_on")) {
+        const std::string n = g["running_on"].get<std::string>();
+        on = n + " (" + g["nodes"].value(n, "") + ")";
+      }
       os << std::setw(16) << g.value("name", "") << std::setw(24) << on << std::setw(10)
          << g.value("state", "") << g.value("reason", "") << "\n";
     }

@@ -118,17 +118,10 @@ void ha_cluster::clear_remains(int i) noexcept {
 
 void ha_cluster::start_replicator(int i) {
   const std::string name = "replicator" + std::to_string(rep_starts_++);
-  rep_[i] = &net().spawn(node(i), name,
-                         {TANDEM_REPLICATOR, "--config", c_.config(), "--node", node(i), "--socket",
-                          rep_sock(i), "--fuse-mount", fuse_mount(i), "--attach"});
-  const auto deadline = clock::now() + 20s;
-  while (net().read_log(node(i), name).find("READY") == std::string::npos) {
-    if (clock::now() > deadline || !rep_[i]->running()) {
-      throw std::runtime_error(node(i) + ": the replicator did not start:\n" +
-                               net().read_log(node(i), name));
-    }
-    std::this_thread::sleep_for(10ms);
-  }
+  rep_[i] = &net().spawn_ready(node(i), name,
+                               {TANDEM_REPLICATOR, "--config", c_.config(), "--node", node(i),
+                                "--socket", rep_sock(i), "--fuse-mount", fuse_mount(i), "--attach"},
+                               "the replicator");
 }
 
 ha_cluster::json ha_cluster::replicator(int i, const json& request) {

@@ -72,15 +72,7 @@ void mirror_pair::start(int i) {
     l_.register_mount(fuse_mount(i));
     argv.insert(argv.end(), {"--fuse-mount", fuse_mount(i)});
   }
-  rep_[i] = &l_.spawn(node(i), name, argv);
-  const auto deadline = clock::now() + 20s;
-  while (l_.read_log(node(i), name).find("READY") == std::string::npos) {
-    if (clock::now() > deadline || !rep_[i]->running()) {
-      throw std::runtime_error(node(i) + ": the replicator did not start:\n" +
-                               l_.read_log(node(i), name));
-    }
-    std::this_thread::sleep_for(10ms);
-  }
+  rep_[i] = &l_.spawn_ready(node(i), name, argv, "the replicator");
 }
 
 mirror_pair::json mirror_pair::call(int i, const json& request) {

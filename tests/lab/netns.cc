@@ -200,6 +200,21 @@ ctl::process& lab::spawn(const std::string& name, const std::string& what,
   return *procs_.back().second;
 }
 
+ctl::process& lab::spawn_ready(const std::string& host, const std::string& name,
+                               std::vector<std::string> argv, const std::string& what,
+                               std::chrono::milliseconds limit) {
+  ctl::process& p = spawn(host, name, std::move(argv));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (read_log(host, name).find("READY") == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline || !p.running()) {
+      (void)p.stop();
+      throw std::runtime_error(host + ": " + what + " did not start:\n" + read_log(host, name));
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return p;
+}
+
 ctl::run_result lab::exec(const std::string& name, std::vector<std::string> argv,
                           std::chrono::milliseconds timeout) {
   return ctl::run(std::move(argv), timeout, netns(name));

@@ -54,6 +54,12 @@ class lab {
   // and stops it on destruction; the reference stays valid for the lab's lifetime.
   ctl::process& spawn(const std::string& host, const std::string& name,
                       std::vector<std::string> argv, std::vector<std::string> env = {});
+  // spawn(), then waits until the process's log has a line with READY (the daemons' start-up
+  // signal). A process that exits or stays silent for `limit` is stopped and reported with
+  // std::runtime_error("<host>: <what> did not start:\n<its log>").
+  ctl::process& spawn_ready(const std::string& host, const std::string& name,
+                            std::vector<std::string> argv, const std::string& what,
+                            std::chrono::milliseconds limit = std::chrono::seconds(20));
   // Runs a command inside a host to completion.
   ctl::run_result exec(const std::string& host, std::vector<std::string> argv,
                        std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -64,15 +64,8 @@ void tandemd_cluster::start(int i, std::vector<std::string> args, const std::str
   const auto& always = args_.at(static_cast<size_t>(i));
   argv.insert(argv.end(), always.begin(), always.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  procs_[static_cast<size_t>(i)] = &l_.spawn(node(i), name, argv);
+  procs_[static_cast<size_t>(i)] = &l_.spawn_ready(node(i), name, argv, "tandemd");
   names_[static_cast<size_t>(i)] = name;
-  const auto deadline = clock::now() + 20s;
-  while (l_.read_log(node(i), name).find("READY") == std::string::npos) {
-    if (clock::now() > deadline || !procs_[static_cast<size_t>(i)]->running()) {
-      throw std::runtime_error(node(i) + ": tandemd did not start:\n" + l_.read_log(node(i), name));
-    }
-    std::this_thread::sleep_for(10ms);
-  }
 }
 
 void tandemd_cluster::set_args(int i, std::vector<std::string> args) {
