@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Gratuitous ARP, ARP probes and unsolicited neighbour advertisements (announce.h). The ARP frames
-// come from tandem::dp's builders and parser (dataplane/net, no DPDK).
+// Gratuitous ARP, ARP probes, IPv6 DAD probes and unsolicited neighbour advertisements
+// (announce.h). The ARP frames come from tandem::dp's builders and parser (dataplane/net, no
+// DPDK); the DAD frames from nd_frame.h.
 #include "netlink/announce.h"
 
 #include <arpa/inet.h>
@@ -16,14 +17,17 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 
 #include "dataplane/net/addr.h"
 #include "dataplane/net/headers.h"
+#include "netlink/nd_frame.h"
 #include "netlink/rt_socket.h"
 
 namespace tandem::nl {
@@ -81,9 +85,10 @@ dp::ipv4_addr ipv4_of(const std::string& s) {
   return *a;
 }
 
-// An ARP packet socket bound to the interface.
-int arp_socket(const std::string& netns, const std::string& ifname, iface& out) {
-  const int fd = socket_in(netns, AF_PACKET, SOCK_RAW, htons(ETH_P_ARP));
+// A packet socket for one ethertype, bound to the interface.
+int packet_socket(const std::string& netns, const std::string& ifname, uint16_t ethertype,
+                  iface& out) {
+  const int fd = socket_in(netns, AF_PACKET, SOCK_RAW, htons(ethertype));
   if (fd < 0) fail(errno, "packet socket for " + ifname);
   try {
     out = lookup(fd, ifname);
@@ -93,7 +98,7 @@ int arp_socket(const std::string& netns, const std::string& ifname, iface& out) 
   }
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
-  sll.sll_protocol = htons(ETH_P_ARP);
+  sll.sll_protocol = htons(ethertype);
   sll.sll_ifindex = out.index;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
     const int e = errno;
@@ -103,15 +108,30 @@ int arp_socket(const std::string& netns, const std::string& ifname, iface& out) 
   return fd;
 }
 
-void send_frame(int fd, const iface& i, std::span<const uint8_t> frame, const std::string& what) {
+// Sends a whole Ethernet frame (SOCK_RAW: the header is in `frame`, destination included).
+void send_frame(int fd, const iface& i, uint16_t ethertype, std::span<const uint8_t> frame,
+                const std::string& what) {
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
-  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_protocol = htons(ethertype);
   to.sll_ifindex = i.index;
   to.sll_halen = 6;
-  std::memset(to.sll_addr, 0xff, 6);
+  std::memcpy(to.sll_addr, frame.data(), 6);
   if (::sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
     fail(errno, what);
+}
+
+in6_addr ipv6_of(const std::string& s) {
+  in6_addr a{};
+  if (::inet_pton(AF_INET6, s.c_str(), &a) != 1)
+    throw std::invalid_argument("not an IPv6 address: '" + s + "'");
+  return a;
+}
+
+nd::ip6 ip6_of(const in6_addr& a) {
+  nd::ip6 out;
+  std::memcpy(out.data(), a.s6_addr, out.size());
+  return out;
 }
 
 }  // namespace
@@ -120,13 +140,13 @@ void gratuitous_arp(const std::string& netns, const std::string& ifname, const s
                     int count, std::chrono::milliseconds interval) {
   const dp::ipv4_addr ip = ipv4_of(ipv4);
   iface i;
-  fd_owner sock(arp_socket(netns, ifname, i));
+  fd_owner sock(packet_socket(netns, ifname, ETH_P_ARP, i));
   std::array<uint8_t, 64> frame{};
   const int n = dp::build_arp_request(frame, i.mac, ip, ip);
   if (n <= 0) throw std::logic_error("gratuitous ARP frame");
   for (int k = 0; k < count; ++k) {
     if (k > 0) std::this_thread::sleep_for(interval);
-    send_frame(sock.fd, i, {frame.data(), static_cast<size_t>(n)},
+    send_frame(sock.fd, i, ETH_P_ARP, {frame.data(), static_cast<size_t>(n)},
                "gratuitous ARP for " + ipv4 + " on " + ifname);
   }
 }
@@ -135,11 +155,11 @@ std::optional<std::string> arp_probe(const std::string& netns, const std::string
                                      const std::string& ipv4, std::chrono::milliseconds wait) {
   const dp::ipv4_addr ip = ipv4_of(ipv4);
   iface i;
-  fd_owner sock(arp_socket(netns, ifname, i));
+  fd_owner sock(packet_socket(netns, ifname, ETH_P_ARP, i));
   std::array<uint8_t, 64> frame{};
   const int n = dp::build_arp_request(frame, i.mac, dp::ipv4_addr{}, ip);
   if (n <= 0) throw std::logic_error("ARP probe frame");
-  send_frame(sock.fd, i, {frame.data(), static_cast<size_t>(n)},
+  send_frame(sock.fd, i, ETH_P_ARP, {frame.data(), static_cast<size_t>(n)},
              "ARP probe for " + ipv4 + " on " + ifname);
   const auto deadline = clock_type::now() + wait;
   std::array<uint8_t, 2048> buf{};
@@ -166,11 +186,52 @@ std::optional<std::string> arp_probe(const std::string& netns, const std::string
   }
 }
 
+std::optional<std::string> nd_probe(const std::string& netns, const std::string& ifname,
+                                    const std::string& ipv6, std::chrono::milliseconds wait) {
+  const nd::ip6 target = ip6_of(ipv6_of(ipv6));
+  iface i;
+  fd_owner sock(packet_socket(netns, ifname, ETH_P_IPV6, i));
+  // The holder answers to all nodes (ff02::1), which every interface receives. Another host
+  // doing DAD for the same address sends to the solicited-node group: join its Ethernet group
+  // so that a NIC with a multicast filter passes it up too (the socket's membership ends with
+  // the socket).
+  packet_mreq mr{};
+  mr.mr_ifindex = i.index;
+  mr.mr_type = PACKET_MR_MULTICAST;
+  mr.mr_alen = 6;
+  const nd::mac group_mac = nd::solicited_node_mac(target);
+  std::memcpy(mr.mr_address, group_mac.data(), 6);
+  if (::setsockopt(sock.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0)
+    fail(errno, "packet socket on " + ifname + ": multicast group");
+  const auto frame = nd::dad_solicitation(i.mac.bytes, target);
+  send_frame(sock.fd, i, ETH_P_IPV6, frame, "neighbour solicitation for " + ipv6 + " on " + ifname);
+  const auto deadline = clock_type::now() + wait;
+  std::array<uint8_t, 2048> buf{};
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{sock.fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail(errno, "neighbour solicitation on " + ifname);
+    if (r == 0) continue;
+    sockaddr_ll from{};
+    socklen_t from_len = sizeof from;
+    const ssize_t got = ::recvfrom(sock.fd, buf.data(), buf.size(), MSG_DONTWAIT,
+                                   reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (got <= 0) continue;
+    // Our own solicitation comes back as PACKET_OUTGOING; frames of other interfaces may have
+    // been queued before bind().
+    if (from.sll_pkttype == PACKET_OUTGOING || from.sll_ifindex != i.index) continue;
+    const auto holder = nd::claimant({buf.data(), static_cast<size_t>(got)}, target, i.mac.bytes);
+    if (holder) return dp::mac_addr{*holder}.to_string();
+  }
+}
+
 void unsolicited_na(const std::string& netns, const std::string& ifname, const std::string& ipv6,
                     int count, std::chrono::milliseconds interval) {
-  in6_addr target{};
-  if (::inet_pton(AF_INET6, ipv6.c_str(), &target) != 1)
-    throw std::invalid_argument("not an IPv6 address: '" + ipv6 + "'");
+  const in6_addr target = ipv6_of(ipv6);
   fd_owner sock(socket_in(netns, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6));
   if (sock.fd < 0) fail(errno, "ICMPv6 socket for " + ifname);
   const iface i = lookup(sock.fd, ifname);

@@ -25,6 +25,14 @@ void gratuitous_arp(const std::string& netns, const std::string& ifname, const s
 std::optional<std::string> arp_probe(const std::string& netns, const std::string& ifname,
                                      const std::string& ipv4, std::chrono::milliseconds wait);
 
+// IPv6 duplicate address detection (RFC 4862 5.4) done by hand, so the holder can be named: sends
+// a neighbour solicitation for `ipv6` from the unspecified address to its solicited-node multicast
+// group, then listens for `wait`. Returns the MAC of a host that defends the address (a neighbour
+// advertisement for it, or another host's own DAD solicitation for it), or nullopt when nobody
+// claims it. The address itself may then be added without the kernel's DAD (nodad).
+std::optional<std::string> nd_probe(const std::string& netns, const std::string& ifname,
+                                    const std::string& ipv6, std::chrono::milliseconds wait);
+
 // Sends `count` unsolicited neighbour advertisements for `ipv6` (override flag, target link-layer
 // address option with the interface's MAC) to all nodes (ff02::1), `interval` apart.
 void unsolicited_na(const std::string& netns, const std::string& ifname, const std::string& ipv6,

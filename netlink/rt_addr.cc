@@ -7,9 +7,11 @@
 #include <net/if.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include <netlink/addr.h>
 #include <netlink/errno.h>
@@ -138,6 +140,31 @@ bool has_address(socket& sk, const std::string& ifname, const std::string& addre
     if (std::memcmp(got, want.bytes, want.size()) == 0) return true;
   }
   return false;
+}
+
+std::optional<address_info> covering_address(socket& sk, const std::string& address) {
+  const ip_address want = parse_address(address);
+  std::vector<int> loopbacks;
+  for (const link_info& l : links(sk))
+    if (l.name == "lo") loopbacks.push_back(l.index);
+  std::optional<address_info> best;
+  for (const address_info& info : addresses(sk)) {
+    if (info.family != want.family || info.prefix_len <= 0) continue;
+    if (info.prefix_len >= (want.family == AF_INET ? 32 : 128)) continue;
+    if (std::find(loopbacks.begin(), loopbacks.end(), info.ifindex) != loopbacks.end()) continue;
+    unsigned char got[16] = {};
+    if (inet_pton(info.family, info.address.c_str(), got) != 1) continue;
+    if (std::memcmp(got, want.bytes, want.size()) == 0) continue;
+    // Same network: the first prefix_len bits agree.
+    const int full = info.prefix_len / 8, rest = info.prefix_len % 8;
+    if (std::memcmp(got, want.bytes, static_cast<size_t>(full)) != 0) continue;
+    if (rest != 0) {
+      const auto mask = static_cast<unsigned char>(0xff << (8 - rest));
+      if ((got[full] & mask) != (want.bytes[full] & mask)) continue;
+    }
+    if (!best || info.prefix_len > best->prefix_len) best = info;
+  }
+  return best;
 }
 
 }  // namespace tandem::nl

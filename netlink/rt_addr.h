@@ -2,8 +2,10 @@
 // Adding and removing IPv4 / IPv6 addresses on an interface through rtnetlink (libnl-route-3).
 #pragma once
 
+#include <optional>
 #include <string>
 
+#include "netlink/rt_link.h"
 #include "netlink/rt_socket.h"
 
 namespace tandem::nl {
@@ -26,5 +28,12 @@ bool remove_address(socket& sk, const std::string& ifname, const std::string& ci
 // IPv6 spelling matches) is configured on `ifname`, with any prefix. Throws
 // std::invalid_argument for a malformed address or a missing interface, nl::error on failure.
 bool has_address(socket& sk, const std::string& ifname, const std::string& address);
+
+// The configured address whose network holds `address` (a literal without prefix), on any
+// interface but loopback: where a floating address belongs when no interface is named. The
+// longest prefix wins; the address itself and host routes (/32, /128) are not networks and are
+// skipped. nullopt when no network holds it. Throws std::invalid_argument for a malformed
+// address, nl::error on failure.
+std::optional<address_info> covering_address(socket& sk, const std::string& address);
 
 }  // namespace tandem::nl
