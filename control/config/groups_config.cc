@@ -296,6 +296,16 @@ const spec_table& resource_specs(resource_type t) {
       {"announce_count", pk::integer, false, false, param_value{int64_t{3}}, {}, 0, 100},
       {"announce_interval", pk::duration, false, false, param_value{milliseconds(200)}},
       {"duplicate_check", pk::boolean, false, false, yes},
+      {"duplicate_check_time",
+       pk::duration,
+       false,
+       false,
+       param_value{milliseconds(300)},
+       {},
+       0,
+       0,
+       {},
+       "how long the duplicate-address check waits for an answer"},
   };
   static const spec_table exec = {
       {"start", pk::command, true, true},

@@ -76,6 +76,7 @@ constexpr named names[] = {
     {"group", 17, "conflict"},
     {"group", 18, "unavailable"},
     {"group", 19, "waiting"},
+    {"group", 20, "reasserted"},
 };
 
 }  // namespace

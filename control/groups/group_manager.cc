@@ -75,6 +75,7 @@ struct group_manager::impl {
     std::optional<uint8_t> owner;  // another node that runs it, as last seen
     bool owner_lost = false;       // that node disappeared while running it
     bool owner_failed = false;     // that node gave it up after a failure (failover)
+    bool conflict = false;         // another node ran it while it ran here
     time_point takeover_after{};
     std::optional<uint8_t> target;
     time_point since{};  // of the current state here
@@ -105,6 +106,8 @@ struct group_manager::impl {
     uint64_t checks = 0;
     std::string last_message;
     std::optional<time_point> last_check;
+    // Woken (set_wake) while a check was in flight: check again as soon as it reports.
+    bool wake_pending = false;
   };
 
   asio::io_context& io;
@@ -120,6 +123,7 @@ struct group_manager::impl {
   std::vector<std::unique_ptr<monitor_rt>> monitors;
   std::vector<std::unique_ptr<monitor_rt>> retired_monitors;
   std::vector<peer_input> view;
+  std::vector<bool> seen_down;  // per node: known and not up in an earlier view
   bool starts_allowed = true;
   std::vector<std::function<void()>> idle_waiters;
   std::vector<cluster::group_report> last_reports;
@@ -213,6 +217,18 @@ struct group_manager::impl {
     m.unavailable.clear();
     try {
       m.mon = make_monitor(m.conf, env);
+      // An event-driven monitor saw a change: check at once rather than at the next interval.
+      m.mon->set_wake([this, &m, token = std::weak_ptr<bool>(alive)] {
+        asio::post(io, [this, &m, token] {
+          auto a = token.lock();
+          if (!a || !*a || m.retired) return;
+          if (m.in_flight) {
+            m.wake_pending = true;  // that check may have read the state before the change
+            return;
+          }
+          tick(m);
+        });
+      });
     } catch (const std::exception& e) {
       m.unavailable = e.what();
       emit(group_events::unavailable, sev::error,
@@ -350,6 +366,19 @@ struct group_manager::impl {
   void update(const std::vector<peer_input>& v, time_point now) {
     view = v;
     if (view.size() < cfg.nodes.size()) view.resize(cfg.nodes.size());
+    // Nodes that were known to be down and are up again: after a partition they may have
+    // claimed this node's resources meanwhile (a floating IP announced from there).
+    std::string back;
+    seen_down.resize(view.size(), false);
+    for (size_t i = 0; i < view.size(); ++i) {
+      if (i == self) continue;
+      if (view[i].known && !view[i].up) {
+        seen_down[i] = true;
+      } else if (view[i].up && seen_down[i]) {
+        seen_down[i] = false;
+        back += (back.empty() ? "" : ", ") + name_of(static_cast<uint8_t>(i));
+      }
+    }
     for (auto& gp : groups) {
       group_rt& g = *gp;
       // Relay: the newest intent and the highest failover count any up node reports.
@@ -369,6 +398,19 @@ struct group_manager::impl {
         if (i == self || !view[i].up) continue;
         const cluster::group_report* r = report_of(i, g.id);
         if (r != nullptr && runs(r->state)) owner = static_cast<uint8_t>(i);
+      }
+      if (owner && runs(g.state)) {
+        g.conflict = true;
+      } else if (g.conflict && !owner) {
+        g.conflict = false;
+        // The other node gave the group up (the placement rule stopped it there): whatever it
+        // announced meanwhile is to be corrected.
+        if (g.state == group_state::online && !g.busy)
+          reassert_group(g, "it also ran on " +
+                                (g.owner ? name_of(*g.owner) : std::string("another node")) +
+                                ", which stopped it");
+      } else if (!runs(g.state)) {
+        g.conflict = false;
       }
       if (owner) {
         g.owner = owner;
@@ -394,8 +436,30 @@ struct group_manager::impl {
         g.owner.reset();
       }
       decide_for(g, now);
+      if (!back.empty() && g.state == group_state::online && !g.busy)
+        reassert_group(g, back + (back.find(',') == std::string::npos ? " is" : " are") +
+                              " back in the cluster");
     }
     publish();
+  }
+
+  // Asks the active resources of a group online here to assert themselves again (resource.h:
+  // reassert), on the group's strand, after any action queued before.
+  void reassert_group(group_rt& g, const std::string& why) {
+    emit(group_events::reasserted, sev::info,
+         "group " + g.conf.name + ": resources asserted again on " + node + " (" + why + ")");
+    // The resources and their contexts are picked here: resource states belong to this thread.
+    std::vector<std::pair<resource*, action_context>> active;
+    for (resource_rt& r : g.resources) {
+      if (r.state == group_state::online && r.res)
+        active.emplace_back(r.res.get(), context_of(g, r, "reassert", r.conf.activation.timeout));
+    }
+    asio::post(*g.strand, [active = std::move(active), token = std::weak_ptr<bool>(alive)] {
+      auto a = token.lock();
+      if (!a || !*a) return;
+      for (const auto& [res, ctx] : active)
+        res->reassert(ctx);
+    });
   }
 
   void decide_for(group_rt& g, time_point now) {
@@ -744,7 +808,12 @@ struct group_manager::impl {
         auto a = token.lock();
         if (!a || !*a) return;
         m.in_flight = false;
-        if (!m.retired) on_check(m, r);
+        if (m.retired) return;
+        on_check(m, r);
+        if (m.wake_pending) {
+          m.wake_pending = false;
+          tick(m);
+        }
       });
     });
   }

@@ -36,6 +36,11 @@ class monitor {
   // failure whose message says it timed out.
   virtual check_result check(std::chrono::milliseconds timeout) = 0;
 
+  // Event-driven monitors (nic_link) call `wake` from any thread when what they watch changes;
+  // the group manager then checks at once instead of at the next interval. Called once, before
+  // the first check; `wake` stays valid for the monitor's lifetime. Default: no events.
+  virtual void set_wake(std::function<void()> /*wake*/) {}
+
  protected:
   explicit monitor(std::string name) : name_(std::move(name)) {}
 
@@ -49,6 +54,9 @@ struct monitor_env {
   // A resource of the monitor's group by name (pid monitors watch an exec resource's
   // main_pid()); nullptr when there is none.
   std::function<resource*(std::string_view)> find;
+  // The network namespace (/run/netns/<name>) that network monitors look at; empty: tandemd's
+  // own.
+  std::string netns;
 };
 
 // The monitor for `mc` (its parameters as seen from env.node). Throws std::runtime_error naming

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The monitor types: pid, script, ip (ICMP echo), mirror_state and mirror_connection.
+// The monitor types: pid, script, ip (ICMP echo), mirror_state and mirror_connection; make_monitor.
 #include <sys/types.h>
 
 #include <algorithm>
@@ -30,6 +30,13 @@
 #include "control/quorum/prober.h"
 
 namespace tandem::ctl::groups {
+
+// Defined in monitor_nic_link.cc and resource_floating_ip.cc.
+std::unique_ptr<monitor> make_nic_link_monitor(const config::monitor_config& mc,
+                                               const monitor_env& env);
+std::unique_ptr<monitor> make_floating_ip_monitor(const config::monitor_config& mc,
+                                                  const monitor_env& env);
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -403,8 +410,9 @@ std::unique_ptr<monitor> make_monitor(const config::monitor_config& mc, const mo
                                               required_string(p, "volume", mc.name), socket);
     }
     case monitor_type::nic_link:
+      return make_nic_link_monitor(mc, env);
     case monitor_type::floating_ip:
-      not_yet(mc, "netlink");
+      return make_floating_ip_monitor(mc, env);
     case monitor_type::aws_vip:
     case monitor_type::aws_eip:
     case monitor_type::aws_dns:

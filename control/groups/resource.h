@@ -58,6 +58,11 @@ class resource {
   action_result start(const action_context& ctx);
   // Take it down. Blocking, within about ctx.timeout. Stopping an inactive resource succeeds.
   action_result stop(const action_context& ctx);
+  // The group stays active here after another node may have claimed what this resource holds (a
+  // peer came back after a partition, or stopped the group after running it at the same time):
+  // assert it again (a floating IP announces itself again). Called on the group's worker
+  // thread, only while the resource is active; never throws; the default does nothing.
+  virtual void reassert(const action_context& /*ctx*/) noexcept {}
 
   // ---- probes (any thread) ----
   // The block device this resource provides ("" when none or not active): mirror resources.
@@ -87,6 +92,9 @@ struct resource_env {
   std::function<resource*(std::string_view)> find;
   // Where exec resources' output goes (appended); empty: discarded.
   std::string log_dir;
+  // The network namespace (/run/netns/<name>) that network resources act in; empty: tandemd's
+  // own (the normal case; tests give one).
+  std::string netns;
 };
 
 // The resource for `rc` (its parameters as seen from env.node). Throws std::runtime_error

@@ -10,13 +10,15 @@
 namespace tandem::ctl::groups {
 
 // Defined next to each implementation (resource_exec.cc, resource_filesystem.cc,
-// resource_mirror.cc); only this file constructs them.
+// resource_mirror.cc, resource_floating_ip.cc); only this file constructs them.
 std::unique_ptr<resource> make_exec_resource(const config::resource_config& rc,
                                              const resource_env& env);
 std::unique_ptr<resource> make_filesystem_resource(const config::resource_config& rc,
                                                    const resource_env& env);
 std::unique_ptr<resource> make_mirror_resource(const config::resource_config& rc,
                                                const resource_env& env);
+std::unique_ptr<resource> make_floating_ip_resource(const config::resource_config& rc,
+                                                    const resource_env& env);
 
 namespace {
 
@@ -53,7 +55,7 @@ std::unique_ptr<resource> make_resource(const config::resource_config& rc,
     case config::resource_type::mirror:
       return make_mirror_resource(rc, env);
     case config::resource_type::floating_ip:
-      unavailable(rc, "the netlink floating-IP work");
+      return make_floating_ip_resource(rc, env);
     case config::resource_type::aws_vip:
     case config::resource_type::aws_eip:
     case config::resource_type::aws_dns:

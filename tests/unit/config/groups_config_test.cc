@@ -56,6 +56,7 @@ TEST(groups_config, resources_with_typed_defaults_and_start_order) {
   EXPECT_EQ(ip->params.integer("announce_count"), 3);
   EXPECT_EQ(ip->params.duration("announce_interval"), 200ms);
   EXPECT_EQ(ip->params.flag("duplicate_check"), true);
+  EXPECT_EQ(ip->params.duration("duplicate_check_time"), 300ms);
   EXPECT_EQ(ip->activation.timeout, 60s);
   EXPECT_EQ(ip->deactivation.action, final_action::stop_cluster);
   const resource_config* other = g.find_resource("other");

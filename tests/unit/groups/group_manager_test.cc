@@ -322,11 +322,31 @@ TEST_F(manager, a_resource_type_this_build_lacks_makes_the_group_unavailable_her
       "groups:\n"
       "  - name: web\n"
       "    resources:\n"
-      "      - {name: vip, type: floating_ip, params: {address: 10.9.0.100/24}}\n");
+      "      - {name: vip, type: aws_vip, params: {address: 192.168.200.1, vpc_id: vpc-1,"
+      " eni_id: eni-1}}\n");
   EXPECT_EQ(web().state, cluster::group_state::failed);
-  EXPECT_THAT(messages(group_events::unavailable), HasSubstr("floating_ip"));
+  EXPECT_THAT(messages(group_events::unavailable), HasSubstr("aws_vip"));
   const nlohmann::json st = gm_->status(clock::now());
-  EXPECT_THAT(st["groups"][0].value("unavailable", ""), HasSubstr("floating_ip"));
+  EXPECT_THAT(st["groups"][0].value("unavailable", ""), HasSubstr("aws_vip"));
+}
+
+TEST_F(manager, a_group_online_here_is_reasserted_when_a_peer_returns_or_gives_it_up) {
+  make(logging_group(dir_));
+  ASSERT_TRUE(until([&] { return web_is(cluster::group_state::online); }));
+  EXPECT_EQ(count(group_events::reasserted), 0u);
+  // node-b was known to be down and is back: it may have claimed the resources meanwhile.
+  peer_b_up();
+  ASSERT_TRUE(until([&] { return count(group_events::reasserted) == 1; }));
+  EXPECT_THAT(messages(group_events::reasserted), HasSubstr("node-b is back in the cluster"));
+  // It ran the group at the same time; node-a is preferred, so node-b stops it and node-a
+  // asserts its resources again once it has.
+  view_[node_b].groups = {{cluster::group_id_of("web"), cluster::group_state::online, 0}};
+  EXPECT_FALSE(until([&] { return count(group_events::reasserted) > 1; }, milliseconds(200)));
+  view_[node_b].groups = {{cluster::group_id_of("web"), cluster::group_state::offline, 0}};
+  ASSERT_TRUE(until([&] { return count(group_events::reasserted) == 2; }));
+  EXPECT_THAT(messages(group_events::reasserted),
+              HasSubstr("it also ran on node-b, which stopped it"));
+  EXPECT_TRUE(web_is(cluster::group_state::online));
 }
 
 TEST_F(manager, stop_all_stops_active_groups_and_blocks_starts) {

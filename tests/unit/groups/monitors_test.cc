@@ -476,12 +476,6 @@ TEST(make_monitor, types_of_later_work_are_refused_with_a_message_naming_the_mon
     const char* text;
   };
   const expectation cases[] = {
-      {monitor_type::nic_link,
-       "monitor m1: type nic_link is not available in this build yet (it arrives with the "
-       "netlink work)"},
-      {monitor_type::floating_ip,
-       "monitor m1: type floating_ip is not available in this build yet (it arrives with the "
-       "netlink work)"},
       {monitor_type::aws_vip,
        "monitor m1: type aws_vip is not available in this build yet (it arrives with the "
        "cloud-routing work)"},
@@ -506,6 +500,22 @@ TEST(make_monitor, types_of_later_work_are_refused_with_a_message_naming_the_mon
       }
     }
   }
+}
+
+TEST(make_monitor, a_floating_ip_monitor_needs_its_resource) {
+  surroundings s;
+  try {
+    (void)make_monitor(make_config("m3", monitor_type::floating_ip), s.env);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& x) {
+    EXPECT_STREQ(x.what(), "monitor m3: parameter resource is missing");
+  }
+  config::monitor_config mc = make_config("m4", monitor_type::floating_ip);
+  mc.params.values["resource"] = config::param_value{std::string("vip")};
+  auto m = make_monitor(mc, s.env);
+  const check_result r = m->check(std::chrono::milliseconds(100));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.message, "the group has no floating_ip resource vip");
 }
 
 TEST(make_monitor, a_missing_parameter_is_named) {
