@@ -21,8 +21,9 @@ packages=(
   curl
   # quorum tests: a real etcd (v3 JSON gateway) in a lab namespace
   etcd-server etcd-client
-  # perf: kernel TCP between namespaces is the socket port's ceiling; fio through each frontend
-  iperf3 fio
+  # perf: kernel TCP between namespaces is the socket port's ceiling; fio through each frontend;
+  # `ip addr add` + `arping -U` is the floating IP benchmark's baseline
+  iperf3 fio iputils-arping
   # kernel harness: Kbuild against Debian's headers, busybox initramfs, qemu TCG
   linux-headers-amd64 kmod busybox-static cpio qemu-system-x86 zstd xz-utils
 )
