@@ -517,6 +517,12 @@ struct group_manager::impl {
   job_result run_start(group_rt& g, size_t from, const std::string& event) {
     job_result out;
     size_t started = from;
+    // Checks that change nothing (a floating IP's duplicate-address probe) run meanwhile, while
+    // the resources before them start.
+    for (size_t i = from; i < g.resources.size(); ++i) {
+      resource_rt& r = g.resources[i];
+      r.res->prepare(context_of(g, r, event, r.conf.activation.timeout));
+    }
     for (size_t i = from; i < g.resources.size(); ++i) {
       resource_rt& r = g.resources[i];
       const config::activation_policy& pol = r.conf.activation;
@@ -808,7 +814,10 @@ struct group_manager::impl {
         auto a = token.lock();
         if (!a || !*a) return;
         m.in_flight = false;
-        if (m.retired) return;
+        if (m.retired) {
+          m.mon.reset();  // its last check is in: let go of its threads and sockets
+          return;
+        }
         on_check(m, r);
         if (m.wake_pending) {
           m.wake_pending = false;
@@ -1159,10 +1168,12 @@ void group_manager::reconfigure(const config::cluster_config& cfg) {
     return !present.contains(g->conf.name) && !g->busy && !runs(g->state);
   });
   // Monitors are rebuilt from scratch. The old ones are retired, not destroyed: a check in
-  // flight still reports to its object, which ignores it.
+  // flight still reports to its object, which ignores it. The monitor itself (a nic_link
+  // monitor's event thread) goes now, or when its check in flight is in.
   for (auto& m : d.monitors) {
     m->retired = true;
     m->timer->cancel();
+    if (!m->in_flight) m->mon.reset();
     d.retired_monitors.push_back(std::move(m));
   }
   d.monitors.clear();

@@ -58,6 +58,12 @@ class resource {
   action_result start(const action_context& ctx);
   // Take it down. Blocking, within about ctx.timeout. Stopping an inactive resource succeeds.
   action_result stop(const action_context& ctx);
+  // The group's activation begins and this resource will be started after the ones before it:
+  // begin whatever slow check changes nothing and may run in the background meanwhile (a
+  // floating IP's duplicate-address probe), so start() finds it done. Called on the group's
+  // worker thread just before the first resource starts; never throws; the default does
+  // nothing. start() must not depend on it (it may come long after, or not at all).
+  virtual void prepare(const action_context& /*ctx*/) noexcept {}
   // The group stays active here after another node may have claimed what this resource holds (a
   // peer came back after a partition, or stopped the group after running it at the same time):
   // assert it again (a floating IP announces itself again). Called on the group's worker

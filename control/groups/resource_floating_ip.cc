@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +52,9 @@ using json = nlohmann::json;
 // millisecond or two; RFC 5227's full 1-2 s probe schedule is made for hosts joining a network,
 // not for a takeover that clients are waiting for.
 constexpr milliseconds default_probe_wait{300};
+// How old a duplicate check begun by prepare() may be when start() wants its answer; an older
+// one is done again.
+constexpr milliseconds max_probe_age{1000};
 
 bool is_ipv6(const std::string& literal) {
   return literal.find(':') != std::string::npos;
@@ -120,6 +124,10 @@ class floating_ip_resource final : public resource {
     if (reassert_) reassert_->signal();
   }
 
+  // The duplicate check listens for duplicate_check_time: begin it while the group's earlier
+  // resources start, so a failover does not wait for it twice.
+  void prepare(const action_context& ctx) noexcept override;
+
   // The floating_ip monitor's check: the address is still on the interface it was added to.
   check_result verify() const {
     std::string ifname, cidr;
@@ -146,6 +154,13 @@ class floating_ip_resource final : public resource {
   // The interface and prefix to use: the configured interface, else the one whose network holds
   // the address. Throws std::runtime_error with the reason.
   std::pair<std::string, int> placement(nl::socket& sk) const;
+  // The duplicate-address check on `ifname`: the MAC of a host that answers for the address.
+  std::optional<std::string> probe(const std::string& ifname, milliseconds wait) const {
+    return v6_ ? nl::nd_probe(netns_, ifname, address_, wait)
+               : nl::arp_probe(netns_, ifname, address_, wait);
+  }
+  // The answer of the check prepare() began on `ifname`, if there is one and it is recent.
+  std::optional<std::optional<std::string>> prepared_answer(const std::string& ifname);
   // One announcement (gratuitous ARP or unsolicited NA) on `ifname`. Throws.
   void announce_once(const std::string& ifname) const {
     if (v6_) {
@@ -184,7 +199,65 @@ class floating_ip_resource final : public resource {
   std::unique_ptr<event_fd> stop_;
   std::unique_ptr<event_fd> reassert_;
   std::thread worker_;
+
+  // A duplicate check begun by prepare() (group worker thread only). Last: destroyed first,
+  // waiting for the check, which reads the configuration above.
+  struct prepared_check {
+    std::string ifname;
+    std::shared_ptr<std::atomic<int64_t>> done_ns;  // steady clock, when it answered
+    std::future<std::optional<std::string>> answer;
+  };
+  std::optional<prepared_check> prepared_;
 };
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+      .count();
+}
+
+void floating_ip_resource::prepare(const action_context& ctx) noexcept {
+  prepared_.reset();
+  if (!duplicate_check_) return;
+  try {
+    nl::socket sk = nl::socket::open(netns_);
+    const std::string ifname = placement(sk).first;
+    const auto link = nl::find_link(sk, ifname);
+    // Nothing to check (already here), or start() will refuse the link anyway.
+    if (!link || !link->up || !link->running || nl::has_address(sk, ifname, address_)) return;
+    const milliseconds wait = std::min(probe_wait_, ctx.timeout);
+    auto done = std::make_shared<std::atomic<int64_t>>(0);
+    auto answer = std::async(std::launch::async, [this, ifname, wait, done] {
+      try {
+        auto holder = probe(ifname, wait);
+        done->store(now_ns());
+        return holder;
+      } catch (...) {
+        done->store(now_ns());
+        throw;
+      }
+    });
+    prepared_ = prepared_check{ifname, std::move(done), std::move(answer)};
+  } catch (const std::exception&) {
+    prepared_.reset();  // start() checks by itself and reports what is wrong
+  }
+}
+
+std::optional<std::optional<std::string>> floating_ip_resource::prepared_answer(
+    const std::string& ifname) {
+  if (!prepared_) return std::nullopt;
+  prepared_check p = std::move(*prepared_);
+  prepared_.reset();
+  p.answer.wait();
+  const auto age = std::chrono::nanoseconds(now_ns() - p.done_ns->load());
+  if (p.ifname != ifname || age > max_probe_age) {
+    try {
+      (void)p.answer.get();
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
+  }
+  return p.answer.get();  // rethrows what the check threw
+}
 
 std::pair<std::string, int> floating_ip_resource::placement(nl::socket& sk) const {
   const int host_prefix = v6_ ? 128 : 32;
@@ -236,10 +309,11 @@ action_result floating_ip_resource::do_start(const action_context& ctx) {
   if (!link->running) return {false, "interface " + ifname + " has no carrier (link down)"};
 
   const bool present = nl::has_address(sk, ifname, address_);
+  if (present) prepared_.reset();
   if (!present && duplicate_check_) {
     const milliseconds wait = std::min(probe_wait_, ctx.timeout);
-    const std::optional<std::string> holder = v6_ ? nl::nd_probe(netns_, ifname, address_, wait)
-                                                  : nl::arp_probe(netns_, ifname, address_, wait);
+    auto early = prepared_answer(ifname);
+    const std::optional<std::string> holder = early ? *early : probe(ifname, wait);
     if (holder) {
       return {false, "address " + address_ + " is already in use: " + *holder +
                          " answered for it on " + ifname + " (" +
@@ -280,6 +354,7 @@ action_result floating_ip_resource::do_start(const action_context& ctx) {
 }
 
 action_result floating_ip_resource::do_stop(const action_context& /*ctx*/) {
+  prepared_.reset();
   stop_worker();
   std::string ifname;
   {

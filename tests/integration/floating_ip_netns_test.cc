@@ -127,6 +127,45 @@ TEST(floating_ip_netns, an_address_in_use_elsewhere_is_refused_with_the_holders_
   EXPECT_TRUE(forced->stop(ctx_for("node1")).ok);
 }
 
+TEST(floating_ip_netns, the_duplicate_check_runs_ahead_while_the_group_starts) {
+  lab::lab l(lab::cluster_options(2, 0, false));
+  const std::string vip = "10.99.0.100";
+  auto r1 = make_fip(l, "node1", fip_config(vip + "/24", "eth0"));
+  const auto took = [&](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::steady_clock::now() - t0;
+  };
+  // prepare() begins the 300 ms check; the resources before this one take longer than that, so
+  // start() finds the answer ready.
+  r1->prepare(ctx_for("node1"));
+  std::this_thread::sleep_for(400ms);
+  action_result s;
+  EXPECT_LT(took([&] { s = r1->start(ctx_for("node1")); }), 250ms);
+  ASSERT_TRUE(s.ok) << s.message;
+  ASSERT_TRUE(r1->stop(ctx_for("node1")).ok);
+
+  // A holder that answered the early check is refused just the same.
+  l.exec_checked("node2", {"ip", "addr", "add", vip + "/24", "dev", "eth0"});
+  r1->prepare(ctx_for("node1"));
+  std::this_thread::sleep_for(400ms);
+  s = r1->start(ctx_for("node1"));
+  ASSERT_FALSE(s.ok);
+  EXPECT_TRUE(contains(s.message, l.mac("node2", 0))) << s.message;
+  l.exec_checked("node2", {"ip", "addr", "del", vip + "/24", "dev", "eth0"});
+
+  // An early answer that is too old (the resources before took long) is not trusted: the
+  // address appeared elsewhere after it.
+  r1->prepare(ctx_for("node1"));
+  std::this_thread::sleep_for(400ms);
+  l.exec_checked("node2", {"ip", "addr", "add", vip + "/24", "dev", "eth0"});
+  std::this_thread::sleep_for(1200ms);
+  s = r1->start(ctx_for("node1"));
+  ASSERT_FALSE(s.ok);
+  EXPECT_TRUE(contains(s.message, l.mac("node2", 0))) << s.message;
+  EXPECT_FALSE(contains(addresses_of(l, "node1"), vip));
+}
+
 TEST(floating_ip_netns, bad_placement_is_a_clear_failure) {
   lab::lab l(lab::cluster_options(1, 0, false));
   auto nowhere = make_fip(l, "node1", fip_config("192.0.2.50"));
