@@ -134,6 +134,33 @@ nd::ip6 ip6_of(const in6_addr& a) {
   return out;
 }
 
+// Reads frames from a bound packet socket until `wait` has passed or `judge` names the MAC of a
+// host that claims the address. Our own frames (PACKET_OUTGOING) and frames of other interfaces
+// (queued before bind()) are skipped. `what` names the probe in errors.
+std::optional<std::string> listen_for_claim(
+    int fd, const iface& i, std::chrono::milliseconds wait, const std::string& what,
+    const std::function<std::optional<std::string>(std::span<const uint8_t>)>& judge) {
+  const auto deadline = clock_type::now() + wait;
+  std::array<uint8_t, 2048> buf{};
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail(errno, what);
+    if (r == 0) continue;
+    sockaddr_ll from{};
+    socklen_t from_len = sizeof from;
+    const ssize_t got = ::recvfrom(fd, buf.data(), buf.size(), MSG_DONTWAIT,
+                                   reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (got <= 0) continue;
+    if (from.sll_pkttype == PACKET_OUTGOING || from.sll_ifindex != i.index) continue;
+    if (auto holder = judge({buf.data(), static_cast<size_t>(got)})) return holder;
+  }
+}
+
 }  // namespace
 
 void gratuitous_arp(const std::string& netns, const std::string& ifname, const std::string& ipv4,
@@ -161,29 +188,21 @@ std::optional<std::string> arp_probe(const std::string& netns, const std::string
   if (n <= 0) throw std::logic_error("ARP probe frame");
   send_frame(sock.fd, i, ETH_P_ARP, {frame.data(), static_cast<size_t>(n)},
              "ARP probe for " + ipv4 + " on " + ifname);
-  const auto deadline = clock_type::now() + wait;
-  std::array<uint8_t, 2048> buf{};
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd p{sock.fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail(errno, "ARP probe on " + ifname);
-    if (r == 0) continue;
-    const ssize_t got = ::recv(sock.fd, buf.data(), buf.size(), MSG_DONTWAIT);
-    if (got <= 0) continue;
-    const dp::parse_result pr = dp::parse_frame({buf.data(), static_cast<size_t>(got)});
-    if (!pr.is_arp() || pr.arp.sender_mac == i.mac) continue;
-    // Someone using the address: its reply, or its own request or probe for it.
-    if (pr.arp.sender_ip == ip) return pr.arp.sender_mac.to_string();
-    // Another host probing for the same address at the same time (RFC 5227 2.1.1).
-    if (pr.arp.op == dp::arp_op::request && pr.arp.sender_ip.is_unspecified() &&
-        pr.arp.target_ip == ip) {
-      return pr.arp.sender_mac.to_string();
-    }
-  }
+  return listen_for_claim(sock.fd, i, wait, "ARP probe on " + ifname,
+                          [&](std::span<const uint8_t> got) -> std::optional<std::string> {
+                            const dp::parse_result pr = dp::parse_frame(got);
+                            if (!pr.is_arp() || pr.arp.sender_mac == i.mac) return std::nullopt;
+                            // Someone using the address: its reply, or its own request or probe for
+                            // it.
+                            if (pr.arp.sender_ip == ip) return pr.arp.sender_mac.to_string();
+                            // Another host probing for the same address at the same time (RFC
+                            // 5227 2.1.1).
+                            if (pr.arp.op == dp::arp_op::request &&
+                                pr.arp.sender_ip.is_unspecified() && pr.arp.target_ip == ip) {
+                              return pr.arp.sender_mac.to_string();
+                            }
+                            return std::nullopt;
+                          });
 }
 
 std::optional<std::string> nd_probe(const std::string& netns, const std::string& ifname,
@@ -205,28 +224,12 @@ std::optional<std::string> nd_probe(const std::string& netns, const std::string&
     fail(errno, "packet socket on " + ifname + ": multicast group");
   const auto frame = nd::dad_solicitation(i.mac.bytes, target);
   send_frame(sock.fd, i, ETH_P_IPV6, frame, "neighbour solicitation for " + ipv6 + " on " + ifname);
-  const auto deadline = clock_type::now() + wait;
-  std::array<uint8_t, 2048> buf{};
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd p{sock.fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(left.count()) + 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail(errno, "neighbour solicitation on " + ifname);
-    if (r == 0) continue;
-    sockaddr_ll from{};
-    socklen_t from_len = sizeof from;
-    const ssize_t got = ::recvfrom(sock.fd, buf.data(), buf.size(), MSG_DONTWAIT,
-                                   reinterpret_cast<sockaddr*>(&from), &from_len);
-    if (got <= 0) continue;
-    // Our own solicitation comes back as PACKET_OUTGOING; frames of other interfaces may have
-    // been queued before bind().
-    if (from.sll_pkttype == PACKET_OUTGOING || from.sll_ifindex != i.index) continue;
-    const auto holder = nd::claimant({buf.data(), static_cast<size_t>(got)}, target, i.mac.bytes);
-    if (holder) return dp::mac_addr{*holder}.to_string();
-  }
+  return listen_for_claim(sock.fd, i, wait, "neighbour solicitation on " + ifname,
+                          [&](std::span<const uint8_t> got) -> std::optional<std::string> {
+                            const auto holder = nd::claimant(got, target, i.mac.bytes);
+                            if (!holder) return std::nullopt;
+                            return dp::mac_addr{*holder}.to_string();
+                          });
 }
 
 void unsolicited_na(const std::string& netns, const std::string& ifname, const std::string& ipv6,

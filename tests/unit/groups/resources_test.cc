@@ -749,9 +749,8 @@ TEST(resource_factory, types_of_later_work_are_refused_by_name) {
     }
     return std::string("no exception");
   };
-  EXPECT_EQ(message(resource_type::floating_ip),
-            "resource vip: type floating_ip is not available in this build yet (it arrives with "
-            "the netlink floating-IP work)");
+  // floating_ip is in this build: without its address it is refused by name.
+  EXPECT_EQ(message(resource_type::floating_ip), "resource vip: parameter address is missing");
   for (resource_type t : {resource_type::aws_vip, resource_type::aws_eip, resource_type::aws_dns,
                           resource_type::gcp_dns, resource_type::azure_dns}) {
     const std::string m = message(t);
