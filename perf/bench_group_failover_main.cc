@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The failover benchmark, group phase: the whole product in the lab (tests/lab/ha_cluster.h:
 // two nodes running tandem-replicator and tandemd, a witness, a client; the group "web" is the
-// mirrored volume, ext4 and a file service). Each trial kills the node that runs the group
-// (tandemd and the replicator, -9) and measures, from the kill, on the survivor's own events:
+// mirrored volume, ext4, a file service and the floating IP). Each trial kills the node that runs
+// the group (tandemd and the replicator, -9) and measures, from the kill, on the survivor's own
+// events:
 //
 //   detect   heartbeat.node_down        (heartbeat timeout)
 //   quorum   quorum.held                (the lease: the dead node's must expire first)
 //   online   group.online               (promote, loop device, fsck, mount, service)
-//   client   the client's first successful request to the survivor's service
+//   client   the client's first successful request to the floating IP (a new connection every
+//            300 ms: it succeeds once the survivor announced the address and serves)
 //
 // The floor is what safety makes every failover wait, measured in the same trial: the time to
 // quorum (the old lease running out). The ratio online / floor says how much activation adds.
@@ -92,7 +94,7 @@ int main() {
       c.kill_node(active);
       double first_ok = -1;
       while (steady::now() - t0 < 60s) {
-        if (c.http(survivor, "GET", "", {}, 1s).first == 200) {
+        if (c.http_vip("GET", "", {}, 300ms).first == 200) {
           first_ok = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
           break;
         }

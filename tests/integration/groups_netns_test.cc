@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Failover groups end to end (tests/lab/ha_cluster.h): two nodes running tandem-replicator and
 // tandemd, a tandem-witness and a client. The group "web" is the mirrored volume, ext4 on it and
-// a file service. A crashed node, the partition matrix (with a witness), a failing service and a
-// node where activation fails: the group ends up on the other node, never on two at once, and every
-// file the client stored before is there, on a file system fsck finds clean.
+// a file service behind the floating IP the client uses. A crashed node, the partition matrix
+// (with a witness), a failing service, a dead public link and a node where activation fails: the
+// group ends up on the other node, never on two at once, the client's neighbour entry follows
+// it, and every file the client stored before is there, on a file system fsck finds clean.
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -53,19 +54,31 @@ std::string content(int k) {
   return s;
 }
 
+// Node i's service, or with i = vip the floating IP's (wherever the group runs).
+constexpr int vip = -1;
+
+std::pair<int, std::string> request(ha_cluster& c, int i, const std::string& method,
+                                    const std::string& file, const std::string& body = {}) {
+  return i == vip ? c.http_vip(method, file, body) : c.http(i, method, file, body);
+}
+
+std::string name_of(ha_cluster& c, int i) {
+  return i == vip ? "the floating IP " + c.vip() : c.node(i);
+}
+
 // Stores files 0..n-1 through node i's service; all must be acknowledged (201).
 void store(ha_cluster& c, int i, int n) {
   for (int k = 0; k < n; ++k) {
-    const auto [code, body] = c.http(i, "PUT", "f" + std::to_string(k), content(k));
-    ASSERT_EQ(code, 201) << "PUT f" << k << " to " << c.node(i) << ": " << body;
+    const auto [code, body] = request(c, i, "PUT", "f" + std::to_string(k), content(k));
+    ASSERT_EQ(code, 201) << "PUT f" << k << " to " << name_of(c, i) << ": " << body;
   }
 }
 
 void check_files(ha_cluster& c, int i, int n) {
   for (int k = 0; k < n; ++k) {
-    const auto [code, body] = c.http(i, "GET", "f" + std::to_string(k));
-    ASSERT_EQ(code, 200) << "f" << k << " on " << c.node(i);
-    EXPECT_EQ(body, content(k)) << "f" << k << " differs on " << c.node(i);
+    const auto [code, body] = request(c, i, "GET", "f" + std::to_string(k));
+    ASSERT_EQ(code, 200) << "f" << k << " on " << name_of(c, i);
+    EXPECT_EQ(body, content(k)) << "f" << k << " differs on " << name_of(c, i);
   }
 }
 
@@ -101,8 +114,11 @@ TEST_F(groups_netns, a_crashed_active_node_fails_over_with_every_acknowledged_fi
   ASSERT_TRUE(c.wait_online(0, 0, 60s)) << c.group(0).dump(2);
   ASSERT_TRUE(c.wait_online(1, 0, 5s)) << "node2 does not see it: " << c.group(1).dump(2);
   EXPECT_EQ(c.serving(), "node1");
-  store(c, 0, 20);
+  // The client uses the floating IP throughout.
+  EXPECT_EQ(c.serving_vip(), "node1");
+  store(c, vip, 20);
   if (HasFatalFailure()) return;
+  EXPECT_EQ(c.client_vip_mac(), c.net().mac("node1", 0));
   const auto st = ctl_on(c, 1, {"group", "status", "web"});
   EXPECT_EQ(st.code, 0) << st.err;
   EXPECT_THAT(st.out, HasSubstr("online on node1"));
@@ -112,11 +128,17 @@ TEST_F(groups_netns, a_crashed_active_node_fails_over_with_every_acknowledged_fi
   ASSERT_TRUE(c.wait_online(1, 1, takeover_limit)) << c.group(1).dump(2);
   std::printf("group online on node2 %lld ms after node1 was killed\n",
               static_cast<long long>(ms_since(t0)));
+  // Before the client sends anything: node2's announcements moved its neighbour entry.
+  EXPECT_TRUE(tandemd_cluster::wait_until(
+      [&] { return c.client_vip_mac() == c.net().mac("node2", 0); }, 2s, 20ms))
+      << c.net().exec("client", {"ip", "neigh", "show"}).output;
+  // A new connection to the same address reaches node2's service, with every file.
+  EXPECT_EQ(c.serving_vip(), "node2");
   EXPECT_EQ(c.serving(), "node2");
-  check_files(c, 1, 20);
+  check_files(c, vip, 20);
   EXPECT_TRUE(has_event(c, 1, "group.starting", "failover"));
   // The service takes new files on node2.
-  const auto [code, body] = c.http(1, "PUT", "after", "written after the failover\n");
+  const auto [code, body] = c.http_vip("PUT", "after", "written after the failover\n");
   EXPECT_EQ(code, 201) << body;
 
   // node1 comes back (after a "reboot"): it rejoins as a standby (failback manual) and the group
@@ -128,6 +150,9 @@ TEST_F(groups_netns, a_crashed_active_node_fails_over_with_every_acknowledged_fi
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(c.online_on(0), "node2");
   EXPECT_EQ(c.serving(), "node2");
+  EXPECT_EQ(c.serving_vip(), "node2");
+  // node2 announced the address again when node1 came back (it may have claimed it meanwhile).
+  EXPECT_TRUE(has_event(c, 1, "group.reasserted", "node1 is back"));
   fsck_clean(c, 1);
 }
 
@@ -259,6 +284,35 @@ TEST_F(groups_netns, a_failing_service_is_restarted_then_the_group_fails_over) {
   EXPECT_TRUE(has_event(c, 0, "group.recovery_failover", "node2"));
   EXPECT_EQ(c.group(0).value("state", ""), "failed");
   EXPECT_EQ(c.serving(), "node2");
+}
+
+// The active node's public interface loses its link: the nic_link monitor (driven by link
+// events) fails the group over at once, and the floating IP follows it to node2.
+TEST_F(groups_netns, a_dead_public_link_fails_the_group_over) {
+  ha_cluster_options o;
+  o.monitors =
+      "  - name: public-link\n    type: nic_link\n    group: web\n    interval: 5s\n"
+      "    retries: 0\n    params: {interface: eth0}\n"
+      "    recovery: {restarts: 0, failovers: 1, final_action: none}\n"
+      "  - name: vip-present\n    type: floating_ip\n    group: web\n    interval: 500ms\n"
+      "    params: {resource: vip}\n";
+  ha_cluster& c = up(o);
+  ASSERT_TRUE(c.wait_online(0, 0, 60s)) << c.group(0).dump(2);
+  ASSERT_TRUE(c.wait_online(1, 0, 5s));
+  EXPECT_EQ(c.serving_vip(), "node1");
+  const auto t0 = clock::now();
+  c.net().set_link("node1", 0, false);
+  ASSERT_TRUE(c.wait_online(1, 1, takeover_limit)) << c.group(1).dump(2);
+  std::printf("group online on node2 %lld ms after node1's public link went down\n",
+              static_cast<long long>(ms_since(t0)));
+  // The monitor saw it from the link event, long before its 5 s interval.
+  EXPECT_TRUE(has_event(c, 0, "group.monitor_failed", "eth0 has no carrier"));
+  EXPECT_TRUE(has_event(c, 0, "group.recovery_failover", "public-link"));
+  EXPECT_TRUE(tandemd_cluster::wait_until(
+      [&] { return c.client_vip_mac() == c.net().mac("node2", 0); }, 2s, 20ms))
+      << c.net().exec("client", {"ip", "neigh", "show"}).output;
+  EXPECT_EQ(c.serving_vip(), "node2");
+  c.net().set_link("node1", 0, true);
 }
 
 TEST_F(groups_netns, activation_failure_move_and_failback) {

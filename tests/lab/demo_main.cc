@@ -264,14 +264,15 @@ void file_system_switchover() {
 }
 
 // The whole product: two nodes running tandem-replicator and tandemd from one cluster file, a
-// tandem-witness for quorum and a client. The group "web" is the mirrored volume, ext4 on it and
-// a small file service. The client stores files, the active node is killed (-9: tandemd, the
-// replicator and the service), and the other node takes the group over; the timeline comes from
-// node2's own events.
+// tandem-witness for quorum and a client. The group "web" is the mirrored volume, ext4 on it, a
+// small file service and the floating IP the client uses. The client stores files, the active
+// node is killed (-9: tandemd, the replicator and the service), and the other node takes the
+// group over; the client only ever talks to the floating IP. The timeline comes from node2's own
+// events.
 void failover_group() {
   std::printf(
       "\nfailover group: two nodes + witness + client; group web = mirror (FUSE + loop) -> ext4 "
-      "-> file service on :8080\n");
+      "-> file service on :8080 -> floating IP 10.99.0.100\n");
   lab::ha_cluster c;
   c.start();
   const bool up = c.wait_online(0, 0, 60s);
@@ -292,20 +293,28 @@ void failover_group() {
   };
   int stored = 0;
   for (int k = 0; k < files; ++k)
-    stored += c.http(0, "PUT", "r" + std::to_string(k), body(k)).first == 201 ? 1 : 0;
-  step("client stores " + std::to_string(files) +
-           " files through node1's service (each acknowledged once durable on both nodes)",
+    stored += c.http_vip("PUT", "r" + std::to_string(k), body(k)).first == 201 ? 1 : 0;
+  step("client stores " + std::to_string(files) + " files through http://" + c.vip() +
+           ":8080 (each acknowledged once durable on both nodes)",
        stored == files, std::to_string(stored) + " acknowledged");
+  const std::string mac1 = c.net().mac("node1", 0), mac2 = c.net().mac("node2", 0);
+  step("the client's neighbour entry for " + c.vip() + " is node1's MAC",
+       c.client_vip_mac() == mac1, c.client_vip_mac());
 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t t0_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
   c.kill_node(0);
   step("node1 killed (-9): its tandemd, its tandem-replicator and the service", true);
-  // The client retries the other node until it answers.
-  int64_t first_ok_ms = -1;
+  // The client retries the floating IP until it answers (a new TCP connection each time).
+  int64_t first_ok_ms = -1, mac_moved_ms = -1;
   while (std::chrono::steady_clock::now() - t0 < 60s) {
-    if (c.http(1, "GET", "", {}, 1s).first == 200) {
+    if (mac_moved_ms < 0 && c.client_vip_mac() == mac2) {
+      mac_moved_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - t0)
+                         .count();
+    }
+    if (c.http_vip("GET", "", {}, 1s).first == 200) {
       first_ok_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - t0)
                         .count();
@@ -325,19 +334,24 @@ void failover_group() {
     timeline.emplace_back(static_cast<double>(at) / 1e6, name,
                           e.value("message", "").substr(0, 110));
   }
+  if (mac_moved_ms >= 0) {
+    timeline.emplace_back(static_cast<double>(mac_moved_ms), "client",
+                          "neighbour entry for " + c.vip() + " now node2's MAC (announced)");
+  }
   if (first_ok_ms >= 0) {
     timeline.emplace_back(static_cast<double>(first_ok_ms), "client",
-                          "first successful request to node2's service");
+                          "first successful request to " + c.vip() + " (node2's service)");
   }
   std::sort(timeline.begin(), timeline.end());
   for (const auto& [ms, name, text] : timeline)
     std::printf("    %+7.0f ms  %-24s %s\n", ms, name.c_str(), text.c_str());
   int same = 0;
   for (int k = 0; k < files; ++k) {
-    const auto [code, got] = c.http(1, "GET", "r" + std::to_string(k));
+    const auto [code, got] = c.http_vip("GET", "r" + std::to_string(k));
     same += code == 200 && got == body(k) ? 1 : 0;
   }
-  step("every acknowledged file is on node2, byte for byte", same == files,
+  step("every acknowledged file is served from " + c.vip() + " by node2, byte for byte",
+       same == files && c.serving_vip() == "node2",
        std::to_string(same) + "/" + std::to_string(files));
   tandemctl({"--socket", c.daemons().sock(1), "group", "status"}, out);
   std::printf("%s", out.c_str());

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -59,6 +60,11 @@ tandemd_cluster_options options_of(const ha_cluster_options& o, std::string* dir
          " --listen 0.0.0.0:8080 --root " +
          d + "/$TANDEM_NODE.mnt --name $TANDEM_NODE\"\n";
     if (!o.http_activation.empty()) y += "        activation: {" + o.http_activation + "}\n";
+    if (!o.vip.empty()) {
+      y += "      - name: vip\n        type: floating_ip\n        depends_on: [http]\n"
+           "        params: {address: " +
+           o.vip + "/24, interface: eth0, announce_count: 3, announce_interval: 100ms}\n";
+    }
     if (!o.monitors.empty()) y += "monitors:\n" + o.monitors;
     return y;
   };
@@ -67,7 +73,8 @@ tandemd_cluster_options options_of(const ha_cluster_options& o, std::string* dir
 
 }  // namespace
 
-ha_cluster::ha_cluster(const ha_cluster_options& o) : c_(options_of(o, &dir_)), mib_(o.mib) {
+ha_cluster::ha_cluster(const ha_cluster_options& o)
+    : c_(options_of(o, &dir_)), mib_(o.mib), vip_(o.vip) {
   for (int i = 0; i < 2; ++i) {
     // Removed even if this process dies: the janitor unmounts what is left.
     net().register_mount(mount_point(i));
@@ -114,6 +121,15 @@ void ha_cluster::clear_remains(int i) noexcept {
     }
   }
   if (rep_[i] == nullptr || !rep_[i]->running()) ::umount2(fuse_mount(i).c_str(), MNT_DETACH);
+  drop_vip(i);
+}
+
+void ha_cluster::drop_vip(int i) noexcept {
+  if (vip_.empty()) return;
+  try {
+    (void)net().exec(node(i), {"ip", "addr", "del", vip_ + "/24", "dev", "eth0"}, 5s);
+  } catch (...) {
+  }
 }
 
 void ha_cluster::start_replicator(int i) {
@@ -175,6 +191,9 @@ void ha_cluster::kill_node(int i) {
     (void)rep_[i]->wait(10s);
   }
   (void)c_.daemon(i).wait(10s);
+  // A crashed machine answers for no address; here the namespace outlives the processes, so the
+  // floating IP the node held is taken away as its power loss would.
+  drop_vip(i);
 }
 
 ha_cluster::json ha_cluster::group(int i) {
@@ -207,7 +226,23 @@ bool ha_cluster::wait_online(int watcher, int where, std::chrono::milliseconds l
 std::pair<int, std::string> ha_cluster::http(int i, const std::string& method,
                                              const std::string& file, const std::string& body,
                                              std::chrono::milliseconds timeout) {
-  const std::string secs = std::to_string(std::max<int64_t>(1, timeout.count() / 1000));
+  return http_to(public_address(i), method, file, body, timeout);
+}
+
+std::pair<int, std::string> ha_cluster::http_vip(const std::string& method, const std::string& file,
+                                                 const std::string& body,
+                                                 std::chrono::milliseconds timeout) {
+  if (vip_.empty()) throw std::logic_error("this cluster has no floating IP");
+  return http_to(vip_, method, file, body, timeout);
+}
+
+std::pair<int, std::string> ha_cluster::http_to(const std::string& address,
+                                                const std::string& method, const std::string& file,
+                                                const std::string& body,
+                                                std::chrono::milliseconds timeout) {
+  // curl takes fractions of a second: "0.300".
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", static_cast<double>(timeout.count()) / 1000.0);
   std::vector<std::string> argv = {"curl",           "-s", "-m",  secs, "-o", "-", "-w",
                                    "\n%{http_code}", "-X", method};
   std::string tmp;
@@ -216,7 +251,7 @@ std::pair<int, std::string> ha_cluster::http(int i, const std::string& method,
     std::ofstream(tmp, std::ios::binary) << body;
     argv.insert(argv.end(), {"--data-binary", "@" + tmp});
   }
-  argv.push_back("http://" + public_address(i) + ":8080/" + file);
+  argv.push_back("http://" + address + ":8080/" + file);
   const ctl::run_result r = net().exec("client", argv, timeout + 2s);
   if (!tmp.empty()) fs::remove(tmp);
   const auto nl = r.output.rfind('\n');
@@ -232,6 +267,19 @@ std::string ha_cluster::serving() {
     if (code == 200) who += (who.empty() ? "" : "+") + body.substr(0, body.find('\n'));
   }
   return who;
+}
+
+std::string ha_cluster::serving_vip() {
+  const auto [code, body] = http_vip("GET", "", {}, 1s);
+  return code == 200 ? body.substr(0, body.find('\n')) : std::string();
+}
+
+std::string ha_cluster::client_vip_mac() {
+  const ctl::run_result r = net().exec("client", {"ip", "neigh", "show", vip_, "dev", "eth0"});
+  // "10.99.0.100 lladdr 02:..:.. REACHABLE"
+  const auto at = r.output.find("lladdr ");
+  if (at == std::string::npos) return "";
+  return r.output.substr(at + 7, 17);
 }
 
 std::string ha_cluster::logs() {

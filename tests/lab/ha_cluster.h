@@ -2,8 +2,8 @@
 // A whole tandem cluster in the lab: two nodes running tandem-replicator and tandemd with one
 // cluster file, a tandem-witness and a client on the public lan. The failover group "web" holds
 // the mirrored volume "db" (FUSE frontend, loop device), ext4 on it and tandem-lab-fileserver
-// serving it on port 8080. Shared by the failover-group tests, the failover benchmark and the
-// demo.
+// serving it on port 8080, then the floating IP 10.99.0.100 on the public lan (the address
+// clients use). Shared by the failover-group tests, the failover benchmarks and the demo.
 //
 // Lans: 0 public (nodes, witness, client), 1 interconnect (heartbeats and replication).
 #pragma once
@@ -28,6 +28,8 @@ struct ha_cluster_options {
   std::string monitors;
   // More keys of the http resource's activation policy, e.g. "retries: 0, failovers: 1".
   std::string http_activation;
+  // The floating IP resource "vip" (on eth0, /24, after http); empty: the group has none.
+  std::string vip = "10.99.0.100";
 };
 
 class ha_cluster {
@@ -50,6 +52,7 @@ class ha_cluster {
   std::string fuse_mount(int i) const { return dir_ + "/" + node(i) + ".fuse"; }
   std::string mount_point(int i) const { return dir_ + "/" + node(i) + ".mnt"; }
   std::string public_address(int i) { return net().address(node(i), 0); }
+  const std::string& vip() const { return vip_; }
 
   // Witness, both replicators (fresh volume, full sync, ext4 made on it), then both tandemd.
   void start();
@@ -75,17 +78,30 @@ class ha_cluster {
                                    std::chrono::milliseconds timeout = std::chrono::seconds(2));
   // Which node's service answers GET / now ("" none): the client's view.
   std::string serving();
+  // The same requests to the floating IP (a new TCP connection each): where clients go.
+  std::pair<int, std::string> http_vip(const std::string& method, const std::string& file,
+                                       const std::string& body = {},
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  // The node whose service answers GET / on the floating IP ("" none).
+  std::string serving_vip();
+  // The client's neighbour entry for the floating IP: the MAC it holds ("" none).
+  std::string client_vip_mac();
 
   std::string logs();
 
  private:
   void cleanup() noexcept;
+  void drop_vip(int i) noexcept;
+  std::pair<int, std::string> http_to(const std::string& address, const std::string& method,
+                                      const std::string& file, const std::string& body,
+                                      std::chrono::milliseconds timeout);
 
   std::string dir_;
   tandemd_cluster c_;
   ctl::process* rep_[2] = {nullptr, nullptr};
   int rep_starts_ = 0;
   uint64_t mib_;
+  std::string vip_;
 };
 
 }  // namespace tandem::lab
