@@ -314,7 +314,7 @@ void failover_group() {
                          std::chrono::steady_clock::now() - t0)
                          .count();
     }
-    if (c.http_vip("GET", "", {}, 1s).first == 200) {
+    if (c.http_vip("GET", "", {}, 200ms).first == 200) {
       first_ok_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - t0)
                         .count();
