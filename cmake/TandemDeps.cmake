@@ -30,6 +30,7 @@ tandem_pkg(uring liburing-dev liburing)
 tandem_pkg(fuse3 libfuse3-dev fuse3)
 tandem_pkg(curl libcurl4-openssl-dev libcurl)
 tandem_pkg(yaml_cpp libyaml-cpp-dev yaml-cpp)
+tandem_pkg(tinyxml2 libtinyxml2-dev tinyxml2)
 
 # ipsec-mb ships neither a pkg-config file nor a CMake config in Debian 12.
 find_path(TANDEM_IPSECMB_INCLUDE intel-ipsec-mb.h)

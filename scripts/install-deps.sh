@@ -13,6 +13,7 @@ packages=(
   libdpdk-dev libisal-dev libipsec-mb-dev libnl-3-dev libnl-route-3-dev
   libboost-program-options-dev libasio-dev libssl-dev libcurl4-openssl-dev liburing-dev
   libfuse3-dev libyaml-cpp-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libtinyxml2-dev
   # test lab: namespaces, links, nftables, ping, loop devices and mounts
   iproute2 nftables procps iputils-ping util-linux
   # the FUSE frontend's tests: ext4 over a loop device on a volume's file (fuse3: fusermount3)
@@ -24,6 +25,10 @@ packages=(
   # perf: kernel TCP between namespaces is the socket port's ceiling; fio through each frontend;
   # `ip addr add` + `arping -U` is the floating IP benchmark's baseline
   iperf3 fio iputils-arping
+  # cloud routing: the fake AWS endpoints check every signature with botocore's signer (not
+  # ours), and the AWS CLI drives them to prove they speak the real wire format; openssl makes
+  # the tests' CA
+  python3 python3-botocore awscli openssl
   # kernel harness: Kbuild against Debian's headers, busybox initramfs, qemu TCG
   linux-headers-amd64 kmod busybox-static cpio qemu-system-x86 zstd xz-utils
 )
