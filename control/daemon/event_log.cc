@@ -77,6 +77,7 @@ constexpr named names[] = {
     {"group", 18, "unavailable"},
     {"group", 19, "waiting"},
     {"group", 20, "reasserted"},
+    {"group", 21, "monitor_unverified"},
 };
 
 }  // namespace

@@ -103,6 +103,7 @@ struct group_manager::impl {
     int healthy = 0;         // consecutive
     int restarts = 0;        // recovery restarts used
     bool failing = false;
+    bool unverified = false;  // the last check could not be made (reported once per streak)
     uint64_t checks = 0;
     std::string last_message;
     std::optional<time_point> last_check;
@@ -833,6 +834,16 @@ struct group_manager::impl {
     m.last_message = r.message;
     // A result that arrives after its group began an action says nothing about the new state.
     if (!applicable(m)) return;
+    if (r.inconclusive) {
+      // Neither healthy nor failed: the failure count stays where it was.
+      if (!m.unverified)
+        emit(group_events::monitor_unverified, sev::warning,
+             "monitor " + m.conf.name +
+                 " could not check (no recovery while it cannot): " + r.message);
+      m.unverified = true;
+      return;
+    }
+    m.unverified = false;
     if (r.ok) {
       m.failures = 0;
       m.exhausted = false;
@@ -1062,6 +1073,7 @@ json group_manager::status(time_point now) const {
                  {"checks", m->checks},
                  {"restarts", m->restarts}};
       if (!m->unavailable.empty()) mj["unavailable"] = m->unavailable;
+      if (m->unverified) mj["unverified"] = true;
       if (!m->last_message.empty()) mj["message"] = m->last_message;
       if (m->last_check) mj["last_check_ms"] = ms_between(*m->last_check, now);
       mons.push_back(mj);
@@ -1093,6 +1105,7 @@ json group_manager::status(time_point now) const {
                {"type", config::to_string(m->conf.type)},
                {"healthy", !m->failing},
                {"checks", m->checks}};
+    if (m->unverified) mj["unverified"] = true;
     if (!m->last_message.empty()) mj["message"] = m->last_message;
     mons.push_back(mj);
   }

@@ -50,6 +50,7 @@ inline constexpr uint32_t conflict = 17;              // error: the group ran on
 inline constexpr uint32_t unavailable = 18;  // error: a resource or monitor cannot run here
 inline constexpr uint32_t waiting = 19;      // info: a takeover waits for the lost node's stop
 inline constexpr uint32_t reasserted = 20;   // info: resources asserted again (peer is back)
+inline constexpr uint32_t monitor_unverified = 21;  // warning: a check could not be made
 }  // namespace group_events
 
 using clock = std::chrono::steady_clock;

@@ -21,6 +21,11 @@ namespace tandem::ctl::groups {
 struct check_result {
   bool ok = false;
   std::string message;  // failure: why, one line ("pid 4711 of resource web exited"); ok: ""
+  // The check could not be made (a cloud API that did not answer, still throttled): neither
+  // healthy nor failed. The manager warns once and starts no recovery, because moving the group
+  // cannot fix the provider's API and the service itself may be fine (the seeds' "disable
+  // recovery action, display a warning" for an API without response). ok must be false.
+  bool inconclusive = false;
 };
 
 class monitor {
