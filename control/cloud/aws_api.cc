@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <random>
-#include <thread>
 
 #include "control/cloud/aws_xml.h"
 #include "control/cloud/sigv4.h"
@@ -48,61 +46,6 @@ std::string request_id_header(const http_reply& r) {
 
 }  // namespace
 
-std::string_view to_string(aws_failure f) noexcept {
-  switch (f) {
-    case aws_failure::network:
-      return "network";
-    case aws_failure::timeout:
-      return "timeout";
-    case aws_failure::throttled:
-      return "throttled";
-    case aws_failure::server:
-      return "server";
-    case aws_failure::unauthorized:
-      return "unauthorized";
-    case aws_failure::not_found:
-      return "not_found";
-    case aws_failure::client:
-      return "client";
-    case aws_failure::malformed:
-      return "malformed";
-  }
-  return "?";
-}
-
-namespace {
-
-std::string error_text(aws_failure kind, long status, const std::string& code,
-                       const std::string& message, const std::string& request_id, int attempts) {
-  std::string s;
-  if (kind == aws_failure::timeout) {
-    s = "Timeout occurred";
-    if (!message.empty()) s += ": " + message;
-  } else if (!code.empty()) {
-    s = code + ": " + message;
-  } else {
-    s = message;
-  }
-  std::string detail;
-  if (status != 0) detail = "HTTP " + std::to_string(status);
-  if (!request_id.empty()) detail += (detail.empty() ? "" : ", ") + ("request id " + request_id);
-  if (attempts > 1) detail += (detail.empty() ? "" : ", ") + std::to_string(attempts) + " attempts";
-  if (!detail.empty()) s += " (" + detail + ")";
-  return s;
-}
-
-}  // namespace
-
-aws_error::aws_error(aws_failure kind, long http_status, std::string code, std::string message,
-                     std::string request_id, int attempts)
-    : std::runtime_error(error_text(kind, http_status, code, message, request_id, attempts)),
-      kind_(kind),
-      http_status_(http_status),
-      code_(std::move(code)),
-      message_(std::move(message)),
-      request_id_(std::move(request_id)),
-      attempts_(attempts) {}
-
 aws_service default_service(std::string_view service, std::string_view region) {
   const bool china = starts_with(region, "cn-");
   const std::string suffix = china ? ".amazonaws.com.cn" : ".amazonaws.com";
@@ -134,19 +77,19 @@ error_class classify_aws_error(long status, std::string_view code) {
                                                    "EC2ThrottledException",
                                                    "BandwidthLimitExceeded"};
   for (std::string_view t : throttles)
-    if (iequals(code, t)) return {aws_failure::throttled, true, false};
+    if (iequals(code, t)) return {cloud_failure::throttled, true, false};
   if (iequals(code, "ExpiredToken") || iequals(code, "ExpiredTokenException") ||
       iequals(code, "RequestExpired") || iequals(code, "InvalidToken"))
-    return {aws_failure::unauthorized, false, true};
-  if (status == 429) return {aws_failure::throttled, true, false};
-  if (status >= 500) return {aws_failure::server, true, false};
+    return {cloud_failure::unauthorized, false, true};
+  if (status == 429) return {cloud_failure::throttled, true, false};
+  if (status >= 500) return {cloud_failure::server, true, false};
   if (status == 401 || status == 403 || iequals(code, "UnauthorizedOperation") ||
       iequals(code, "AuthFailure") || iequals(code, "AccessDenied") ||
       iequals(code, "SignatureDoesNotMatch") || iequals(code, "InvalidClientTokenId"))
-    return {aws_failure::unauthorized, false, false};
+    return {cloud_failure::unauthorized, false, false};
   if (ends_with_ci(code, ".NotFound") || starts_with(code, "NoSuch") || status == 404)
-    return {aws_failure::not_found, false, false};
-  return {aws_failure::client, false, false};
+    return {cloud_failure::not_found, false, false};
+  return {cloud_failure::client, false, false};
 }
 
 std::string ec2_query_body(std::string_view action, const query_params& params) {
@@ -158,24 +101,14 @@ std::string ec2_query_body(std::string_view action, const query_params& params) 
 
 aws_api::aws_api(http_client& http, aws_credential_source& creds, retry_policy policy,
                  std::function<void(std::chrono::milliseconds)> sleep)
-    : http_(http), creds_(creds), policy_(policy), sleep_(std::move(sleep)) {
-  if (!sleep_) sleep_ = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
-}
+    : http_(http), creds_(creds), policy_(policy), sleep_(std::move(sleep)) {}
 
-aws_reply aws_api::call(const aws_service& svc, std::string_view method, std::string_view path,
+api_reply aws_api::call(const aws_service& svc, std::string_view method, std::string_view path,
                         const query_params& query, std::string body, std::string_view content_type,
                         clock::time_point deadline) {
-  using std::chrono::milliseconds;
-  thread_local std::minstd_rand jitter{std::random_device{}()};
-  bool refreshed = false;
-  int attempt = 0;
-  for (;;) {
-    ++attempt;
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
-    if (left <= milliseconds(0))
-      throw aws_error(aws_failure::timeout, 0, "", "no time left before the deadline", "",
-                      attempt - 1);
-
+  rest_exchange ex;
+  ex.endpoint = svc.endpoint;
+  ex.build = [&](std::chrono::milliseconds left) {
     http_request req;
     req.method = std::string(method);
     req.path = std::string(path);
@@ -197,55 +130,25 @@ aws_reply aws_api::call(const aws_service& svc, std::string_view method, std::st
       if (!iequals(name, "Host")) call.headers.emplace_back(name, value);
     call.body = std::move(req.body);
     call.total_timeout = left;
-    http_reply r = http_.send(call);
-
-    std::string request_id = request_id_header(r);
-    if (r.status >= 200 && r.status < 300)
-      return {r.status, std::move(r.body), std::move(request_id), attempt};
-
-    error_class cls{};
-    std::string code, message;
-    if (r.status == 0) {
-      cls = {r.timed_out ? aws_failure::timeout : aws_failure::network, true, false};
-      message = r.timed_out ? "no answer from " + svc.endpoint + " in time: " + r.error
-                            : "no answer from " + svc.endpoint + ": " + r.error;
+    return call;
+  };
+  ex.classify = [](const http_reply& r, std::string& code, std::string& message,
+                   std::string& request_id) {
+    if (std::optional<aws_error_body> e = parse_aws_error(r.body)) {
+      code = e->code;
+      message = e->message;
+      if (!e->request_id.empty()) request_id = e->request_id;
     } else {
-      std::optional<aws_error_body> e = parse_aws_error(r.body);
-      if (e) {
-        code = e->code;
-        message = e->message;
-        if (!e->request_id.empty()) request_id = e->request_id;
-      } else {
-        message = "HTTP " + std::to_string(r.status) + " without an AWS error body";
-      }
-      cls = classify_aws_error(r.status, code);
+      message = "HTTP " + std::to_string(r.status) + " without an AWS error body";
     }
-
-    if (cls.refresh_credentials && !refreshed) {
-      refreshed = true;
-      creds_.invalidate();
-      continue;  // at once: nothing to wait for
-    }
-    const bool can_retry = cls.retry && attempt < policy_.max_attempts;
-    if (can_retry) {
-      // Equal jitter: half the exponential step for sure, the other half at random.
-      const milliseconds step = std::min<milliseconds>(
-          policy_.cap, policy_.base * (int64_t{1} << std::min(attempt - 1, 20)));
-      const auto half = std::max<milliseconds::rep>(step.count() / 2, 0);
-      const milliseconds wait =
-          milliseconds(half + std::uniform_int_distribution<milliseconds::rep>(0, half)(jitter));
-      // Retry only if an attempt still fits after the backoff; a timeout already spent `left`.
-      if (clock::now() + wait < deadline) {
-        sleep_(wait);
-        continue;
-      }
-    }
-    throw aws_error(cls.kind, r.status, std::move(code), std::move(message), std::move(request_id),
-                    attempt);
-  }
+    return classify_aws_error(r.status, code);
+  };
+  ex.refresh = [this] { creds_.invalidate(); };
+  ex.request_id = request_id_header;
+  return call_with_retries(http_, policy_, sleep_, ex, deadline);
 }
 
-aws_reply aws_api::ec2(const aws_service& svc, std::string_view action, const query_params& params,
+api_reply aws_api::ec2(const aws_service& svc, std::string_view action, const query_params& params,
                        clock::time_point deadline) {
   return call(svc, "POST", "/", {}, ec2_query_body(action, params),
               "application/x-www-form-urlencoded; charset=utf-8", deadline);

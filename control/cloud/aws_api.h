@@ -18,6 +18,7 @@
 
 #include "control/cloud/aws_credentials.h"
 #include "control/cloud/http.h"
+#include "control/cloud/rest.h"
 
 namespace tandem::ctl::cloud {
 
@@ -32,51 +33,6 @@ struct aws_service {
 // its signing region is us-east-1, cn-northwest-1 for China, us-gov-west-1 for GovCloud).
 aws_service default_service(std::string_view service, std::string_view region);
 
-struct retry_policy {
-  int max_attempts = 5;                  // botocore's default
-  std::chrono::milliseconds base{100};   // the first backoff; doubles with each retry
-  std::chrono::milliseconds cap{2'000};  // no single backoff is longer
-};
-
-// Why a call failed, as far as the caller needs to tell cases apart.
-enum class aws_failure {
-  network,       // no answer (refused, reset, DNS, TLS) after every attempt
-  timeout,       // no answer in time
-  throttled,     // still throttled (RequestLimitExceeded, Throttling, 429) at the deadline
-  server,        // still 5xx at the deadline
-  unauthorized,  // 401/403: not authorized, bad signature, unknown or expired key
-  not_found,     // a named resource does not exist (*.NotFound, NoSuch*)
-  client,        // any other 4xx: AWS refused the request itself
-  malformed,     // a 2xx whose body is not the expected document
-};
-std::string_view to_string(aws_failure f) noexcept;
-
-class aws_error : public std::runtime_error {
- public:
-  aws_error(aws_failure kind, long http_status, std::string code, std::string message,
-            std::string request_id, int attempts);
-
-  [[nodiscard]] aws_failure kind() const noexcept { return kind_; }
-  [[nodiscard]] long http_status() const noexcept { return http_status_; }
-  [[nodiscard]] const std::string& code() const noexcept { return code_; }
-  [[nodiscard]] const std::string& message() const noexcept { return message_; }
-  [[nodiscard]] const std::string& request_id() const noexcept { return request_id_; }
-  [[nodiscard]] int attempts() const noexcept { return attempts_; }
-
- private:
-  aws_failure kind_;
-  long http_status_;
-  std::string code_, message_, request_id_;
-  int attempts_;
-};
-
-struct aws_reply {
-  long status = 0;
-  std::string body;
-  std::string request_id;  // x-amzn-requestid / x-amz-request-id header, "" if none
-  int attempts = 0;
-};
-
 using query_params = std::vector<std::pair<std::string, std::string>>;
 
 class aws_api {
@@ -87,15 +43,15 @@ class aws_api {
           std::function<void(std::chrono::milliseconds)> sleep = {});
 
   // One REST call: `path` as it goes on the wire, `query` decoded (encoded here), signed with
-  // SigV4 for svc. Returns the 2xx reply; throws aws_error for anything else once retries are
+  // SigV4 for svc. Returns the 2xx reply; throws cloud_error for anything else once retries are
   // spent or the deadline is near. Each attempt's own timeout is cut to what is left before
   // `deadline`.
-  aws_reply call(const aws_service& svc, std::string_view method, std::string_view path,
+  api_reply call(const aws_service& svc, std::string_view method, std::string_view path,
                  const query_params& query, std::string body, std::string_view content_type,
                  clock::time_point deadline);
 
   // An EC2 Query-protocol action: POST / with Action=<action>&Version=2016-11-15&<params>.
-  aws_reply ec2(const aws_service& svc, std::string_view action, const query_params& params,
+  api_reply ec2(const aws_service& svc, std::string_view action, const query_params& params,
                 clock::time_point deadline);
 
   [[nodiscard]] aws_credential_source& credentials() noexcept { return creds_; }
@@ -111,12 +67,7 @@ class aws_api {
 // percent-encoded as the AWS SDKs send it.
 std::string ec2_query_body(std::string_view action, const query_params& params);
 
-// Classifies an error reply: the failure kind, and whether the SDKs retry it.
-struct error_class {
-  aws_failure kind;
-  bool retry;
-  bool refresh_credentials;  // ExpiredToken and friends: fetch credentials again, then retry once
-};
+// Classifies an AWS error reply: the failure kind, and whether the SDKs retry it.
 error_class classify_aws_error(long http_status, std::string_view code);
 
 // Everything one owner needs to call AWS: an HTTPS client (AWS_CA_BUNDLE honoured), the instance

@@ -7,11 +7,11 @@ namespace tandem::ctl::cloud {
 template <typename Parse>
 auto ec2_client::run(std::string_view action, const query_params& params, deadline until,
                      Parse parse) {
-  aws_reply r = api_.ec2(service_, action, params, until);
+  api_reply r = api_.ec2(service_, action, params, until);
   try {
     return parse(r.body);
   } catch (const aws_xml_error& e) {
-    throw aws_error(aws_failure::malformed, r.status, "", std::string(action) + ": " + e.what(),
+    throw cloud_error(cloud_failure::malformed, r.status, "", std::string(action) + ": " + e.what(),
                     r.request_id, r.attempts);
   }
 }
@@ -47,7 +47,7 @@ ec2_vpc ec2_client::describe_vpc(std::string_view vpc_id, deadline until) {
   for (ec2_vpc& vpc : v.vpcs)
     if (vpc.vpc_id == vpc_id) return std::move(vpc);
   // Some EC2-compatible clouds answer an empty set instead of InvalidVpcID.NotFound.
-  throw aws_error(aws_failure::not_found, 200, "InvalidVpcID.NotFound",
+  throw cloud_error(cloud_failure::not_found, 200, "InvalidVpcID.NotFound",
                   "The vpc ID '" + std::string(vpc_id) + "' does not exist", v.request_id, 1);
 }
 
@@ -70,7 +70,7 @@ ec2_address ec2_client::describe_address(std::string_view allocation_id, deadlin
                         until, parse_describe_addresses);
   for (ec2_address& addr : a.addresses)
     if (addr.allocation_id == allocation_id) return std::move(addr);
-  throw aws_error(aws_failure::not_found, 200, "InvalidAllocationID.NotFound",
+  throw cloud_error(cloud_failure::not_found, 200, "InvalidAllocationID.NotFound",
                   "The allocation ID '" + std::string(allocation_id) + "' does not exist",
                   a.request_id, 1);
 }
@@ -80,7 +80,7 @@ ec2_zone ec2_client::describe_zone(std::string_view zone_name, deadline until) {
                     parse_describe_availability_zones);
   for (ec2_zone& zone : z.zones)
     if (zone.zone_name == zone_name) return std::move(zone);
-  throw aws_error(aws_failure::not_found, 200, "InvalidParameterValue",
+  throw cloud_error(cloud_failure::not_found, 200, "InvalidParameterValue",
                   "The availability zone '" + std::string(zone_name) + "' is not in the answer",
                   z.request_id, 1);
 }

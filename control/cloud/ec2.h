@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The EC2 actions tandem's AWS resources and monitors use, typed: each sends one Query-protocol
 // action through aws_api (signed, retried) and parses the answer with aws_xml. A 2xx body that
-// is not the expected document is an aws_error of kind malformed carrying the request id.
+// is not the expected document is an cloud_error of kind malformed carrying the request id.
 #pragma once
 
 #include <string>
@@ -25,7 +25,7 @@ class ec2_client {
   // ReplaceRoute of `cidr` in `table` to the network interface; returns the request id.
   std::string replace_route(std::string_view table, std::string_view cidr, std::string_view eni_id,
                             deadline until);
-  // DescribeVpcs for one VPC; aws_error not_found (InvalidVpcID.NotFound) when it does not exist.
+  // DescribeVpcs for one VPC; cloud_error not_found (InvalidVpcID.NotFound) when it does not exist.
   ec2_vpc describe_vpc(std::string_view vpc_id, deadline until);
   // AssociateAddress of the allocation with the network interface (AllowReassociation=true:
   // taking the address over from the failed node is the point).

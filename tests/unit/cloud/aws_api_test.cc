@@ -72,7 +72,7 @@ class aws_api_test : public ::testing::Test {
               [this](std::chrono::milliseconds d) { sleeps.push_back(d); }};
   aws_service ec2svc{"ec2", "us-east-1", "https://ec2.us-east-1.amazonaws.com"};
 
-  aws_reply replace(std::chrono::milliseconds budget = 10s) {
+  api_reply replace(std::chrono::milliseconds budget = 10s) {
     return api.ec2(ec2svc, "ReplaceRoute",
                    {{"RouteTableId", "rtb-1"},
                     {"DestinationCidrBlock", "10.200.0.10/32"},
@@ -83,7 +83,7 @@ class aws_api_test : public ::testing::Test {
 
 TEST_F(aws_api_test, an_ec2_action_is_a_signed_form_post) {
   http.replies.push_back(ok(replace_ok));
-  const aws_reply r = replace();
+  const api_reply r = replace();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.request_id, "req-ok");
   EXPECT_EQ(r.attempts, 1);
@@ -113,7 +113,7 @@ TEST_F(aws_api_test, throttling_is_retried_with_growing_jittered_backoff) {
   http.replies.push_back(ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."));
   http.replies.push_back(ec2_error(503, "RequestLimitExceeded", "Request limit exceeded."));
   http.replies.push_back(ok(replace_ok));
-  const aws_reply r = replace();
+  const api_reply r = replace();
   EXPECT_EQ(r.attempts, 3);
   ASSERT_EQ(sleeps.size(), 2u);
   // Equal jitter: at least half of each exponential step (100 ms, 200 ms), at most all of it.
@@ -140,7 +140,7 @@ TEST_F(aws_api_test, route53_throttling_and_prior_request_are_retried_too) {
                           false});
   http.replies.push_back(ok("<x/>"));
   aws_service r53 = default_service("route53", "eu-west-1");
-  const aws_reply r =
+  const api_reply r =
       api.call(r53, "GET", "/2013-04-01/change/C1", {}, "", "", aws_api::clock::now() + 10s);
   EXPECT_EQ(r.attempts, 3);
   EXPECT_EQ(http.calls[0].url, "https://route53.amazonaws.com/2013-04-01/change/C1");
@@ -152,8 +152,8 @@ TEST_F(aws_api_test, not_authorized_is_not_retried_and_names_code_message_and_re
   try {
     (void)replace();
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::unauthorized);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::unauthorized);
     EXPECT_EQ(e.code(), "UnauthorizedOperation");
     EXPECT_EQ(e.request_id(), "req-UnauthorizedOperation");
     EXPECT_EQ(e.attempts(), 1);
@@ -171,15 +171,15 @@ TEST_F(aws_api_test, not_found_and_other_client_errors_are_not_retried) {
   try {
     (void)replace();
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::not_found);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::not_found);
   }
   http.replies.push_back(ec2_error(400, "InvalidParameterValue", "bad"));
   try {
     (void)replace();
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::client);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::client);
   }
   EXPECT_EQ(http.calls.size(), 2u);
 }
@@ -187,7 +187,7 @@ TEST_F(aws_api_test, not_found_and_other_client_errors_are_not_retried) {
 TEST_F(aws_api_test, expired_credentials_are_fetched_again_once) {
   http.replies.push_back(ec2_error(400, "RequestExpired", "Request has expired."));
   http.replies.push_back(ok(replace_ok));
-  const aws_reply r = replace();
+  const api_reply r = replace();
   EXPECT_EQ(r.attempts, 2);
   EXPECT_EQ(creds.invalidations, 1);
   std::string token;
@@ -199,7 +199,7 @@ TEST_F(aws_api_test, expired_credentials_are_fetched_again_once) {
   // A second expiry in the same call is a failure, not a loop.
   http.replies.push_back(ec2_error(400, "ExpiredToken", "expired"));
   http.replies.push_back(ec2_error(400, "ExpiredToken", "expired"));
-  EXPECT_THROW((void)replace(), aws_error);
+  EXPECT_THROW((void)replace(), cloud_error);
 }
 
 TEST_F(aws_api_test, server_errors_stop_after_the_attempts_with_the_last_error) {
@@ -208,8 +208,8 @@ TEST_F(aws_api_test, server_errors_stop_after_the_attempts_with_the_last_error) 
   try {
     (void)replace();
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::server);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::server);
     EXPECT_EQ(e.attempts(), 5);
     EXPECT_TRUE(contains(e.what(),
                          "InternalError: oops (HTTP 500, request id req-InternalError, "
@@ -227,8 +227,8 @@ TEST_F(aws_api_test, no_answer_is_a_timeout_or_network_failure_bounded_by_the_de
   try {
     (void)slow.ec2(ec2svc, "DescribeVpcs", {}, aws_api::clock::now() + 1s);
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::timeout);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::timeout);
     EXPECT_TRUE(contains(e.what(), "Timeout occurred")) << e.what();
     EXPECT_TRUE(contains(e.what(), "ec2.us-east-1.amazonaws.com")) << e.what();
   }
@@ -240,7 +240,7 @@ TEST_F(aws_api_test, no_answer_is_a_timeout_or_network_failure_bounded_by_the_de
 
   // A deadline already passed sends nothing.
   const size_t before = http.calls.size();
-  EXPECT_THROW((void)replace(-1ms), aws_error);
+  EXPECT_THROW((void)replace(-1ms), cloud_error);
   EXPECT_EQ(http.calls.size(), before);
 }
 
@@ -250,8 +250,8 @@ TEST_F(aws_api_test, an_error_page_that_is_not_aws_xml_still_reports_the_status)
   try {
     (void)replace();
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::unauthorized);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::unauthorized);
     EXPECT_EQ(e.request_id(), "hdr-1");
     EXPECT_TRUE(contains(e.what(), "HTTP 403 without an AWS error body")) << e.what();
   }
@@ -263,8 +263,8 @@ TEST_F(aws_api_test, an_unexpected_success_body_is_malformed_with_the_request_id
   try {
     (void)ec2.replace_route("rtb-1", "10.200.0.10/32", "eni-1", aws_api::clock::now() + 5s);
     FAIL() << "no exception";
-  } catch (const aws_error& e) {
-    EXPECT_EQ(e.kind(), aws_failure::malformed);
+  } catch (const cloud_error& e) {
+    EXPECT_EQ(e.kind(), cloud_failure::malformed);
     EXPECT_EQ(e.request_id(), "req-9");
     EXPECT_TRUE(contains(e.what(), "ReplaceRoute: ")) << e.what();
   }
@@ -293,10 +293,10 @@ TEST(aws_error_classes, the_sdk_rules) {
   EXPECT_TRUE(classify_aws_error(429, "").retry);
   EXPECT_TRUE(classify_aws_error(502, "").retry);
   EXPECT_FALSE(classify_aws_error(403, "AccessDenied").retry);
-  EXPECT_EQ(classify_aws_error(400, "InvalidRouteTableId.NotFound").kind, aws_failure::not_found);
-  EXPECT_EQ(classify_aws_error(404, "NoSuchHostedZone").kind, aws_failure::not_found);
+  EXPECT_EQ(classify_aws_error(400, "InvalidRouteTableId.NotFound").kind, cloud_failure::not_found);
+  EXPECT_EQ(classify_aws_error(404, "NoSuchHostedZone").kind, cloud_failure::not_found);
   EXPECT_TRUE(classify_aws_error(400, "ExpiredToken").refresh_credentials);
-  EXPECT_EQ(classify_aws_error(400, "InvalidChangeBatch").kind, aws_failure::client);
+  EXPECT_EQ(classify_aws_error(400, "InvalidChangeBatch").kind, cloud_failure::client);
 }
 
 }  // namespace
