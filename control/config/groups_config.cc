@@ -327,6 +327,16 @@ const spec_table& resource_specs(resource_type t) {
       {"address", pk::ipv4, true, false},
       {"vpc_id", pk::string, true, true},
       {"eni_id", pk::string, true, true},
+      {"interface",
+       pk::string,
+       false,
+       true,
+       {},
+       {},
+       0,
+       0,
+       {},
+       "where the VIP goes locally (default: the interface of eni_id)"},
   });
   static const spec_table aws_eip = with_cloud({
       {"allocation_id", pk::string, true, false},

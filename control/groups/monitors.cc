@@ -31,11 +31,17 @@
 
 namespace tandem::ctl::groups {
 
-// Defined in monitor_nic_link.cc and resource_floating_ip.cc.
+// Defined in monitor_nic_link.cc, resource_floating_ip.cc and resource_aws.cc.
 std::unique_ptr<monitor> make_nic_link_monitor(const config::monitor_config& mc,
                                                const monitor_env& env);
 std::unique_ptr<monitor> make_floating_ip_monitor(const config::monitor_config& mc,
                                                   const monitor_env& env);
+std::unique_ptr<monitor> make_aws_vip_monitor(const config::monitor_config& mc,
+                                              const monitor_env& env);
+std::unique_ptr<monitor> make_aws_eip_monitor(const config::monitor_config& mc,
+                                              const monitor_env& env);
+std::unique_ptr<monitor> make_aws_az_monitor(const config::monitor_config& mc,
+                                             const monitor_env& env);
 
 namespace {
 
@@ -414,11 +420,14 @@ std::unique_ptr<monitor> make_monitor(const config::monitor_config& mc, const mo
     case monitor_type::floating_ip:
       return make_floating_ip_monitor(mc, env);
     case monitor_type::aws_vip:
+      return make_aws_vip_monitor(mc, env);
     case monitor_type::aws_eip:
+      return make_aws_eip_monitor(mc, env);
+    case monitor_type::aws_az:
+      return make_aws_az_monitor(mc, env);
     case monitor_type::aws_dns:
     case monitor_type::gcp_dns:
     case monitor_type::azure_dns:
-    case monitor_type::aws_az:
       not_yet(mc, "cloud-routing");
   }
   throw std::runtime_error("monitor " + mc.name + ": unknown type");

@@ -10,7 +10,7 @@
 namespace tandem::ctl::groups {
 
 // Defined next to each implementation (resource_exec.cc, resource_filesystem.cc,
-// resource_mirror.cc, resource_floating_ip.cc); only this file constructs them.
+// resource_mirror.cc, resource_floating_ip.cc, resource_aws.cc); only this file constructs them.
 std::unique_ptr<resource> make_exec_resource(const config::resource_config& rc,
                                              const resource_env& env);
 std::unique_ptr<resource> make_filesystem_resource(const config::resource_config& rc,
@@ -19,6 +19,10 @@ std::unique_ptr<resource> make_mirror_resource(const config::resource_config& rc
                                                const resource_env& env);
 std::unique_ptr<resource> make_floating_ip_resource(const config::resource_config& rc,
                                                     const resource_env& env);
+std::unique_ptr<resource> make_aws_vip_resource(const config::resource_config& rc,
+                                                const resource_env& env);
+std::unique_ptr<resource> make_aws_eip_resource(const config::resource_config& rc,
+                                                const resource_env& env);
 
 namespace {
 
@@ -57,7 +61,9 @@ std::unique_ptr<resource> make_resource(const config::resource_config& rc,
     case config::resource_type::floating_ip:
       return make_floating_ip_resource(rc, env);
     case config::resource_type::aws_vip:
+      return make_aws_vip_resource(rc, env);
     case config::resource_type::aws_eip:
+      return make_aws_eip_resource(rc, env);
     case config::resource_type::aws_dns:
     case config::resource_type::gcp_dns:
     case config::resource_type::azure_dns:

@@ -202,8 +202,8 @@ ctl::process& lab::spawn(const std::string& name, const std::string& what,
 
 ctl::process& lab::spawn_ready(const std::string& host, const std::string& name,
                                std::vector<std::string> argv, const std::string& what,
-                               std::chrono::milliseconds limit) {
-  ctl::process& p = spawn(host, name, std::move(argv));
+                               std::chrono::milliseconds limit, std::vector<std::string> env) {
+  ctl::process& p = spawn(host, name, std::move(argv), std::move(env));
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (read_log(host, name).find("READY") == std::string::npos) {
     if (std::chrono::steady_clock::now() > deadline || !p.running()) {

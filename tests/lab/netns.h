@@ -59,7 +59,8 @@ class lab {
   // std::runtime_error("<host>: <what> did not start:\n<its log>").
   ctl::process& spawn_ready(const std::string& host, const std::string& name,
                             std::vector<std::string> argv, const std::string& what,
-                            std::chrono::milliseconds limit = std::chrono::seconds(20));
+                            std::chrono::milliseconds limit = std::chrono::seconds(20),
+                            std::vector<std::string> env = {});
   // Runs a command inside a host to completion.
   ctl::run_result exec(const std::string& host, std::vector<std::string> argv,
                        std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -53,6 +53,7 @@ tandemd_cluster::tandemd_cluster(const tandemd_cluster_options& o)
   if (o.extra_of) f << o.extra_of(l_) << "\n";
   procs_.assign(static_cast<size_t>(n_), nullptr);
   args_.assign(static_cast<size_t>(n_), {});
+  env_ = o.env;
   names_.assign(static_cast<size_t>(n_), "");
 }
 
@@ -64,7 +65,8 @@ void tandemd_cluster::start(int i, std::vector<std::string> args, const std::str
   const auto& always = args_.at(static_cast<size_t>(i));
   argv.insert(argv.end(), always.begin(), always.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  procs_[static_cast<size_t>(i)] = &l_.spawn_ready(node(i), name, argv, "tandemd");
+  procs_[static_cast<size_t>(i)] =
+      &l_.spawn_ready(node(i), name, argv, "tandemd", std::chrono::seconds(20), env_);
   names_[static_cast<size_t>(i)] = name;
 }
 

@@ -32,6 +32,8 @@ struct tandemd_cluster_options {
   std::function<std::string(const lab&)> quorum_of;
   // When set, more top-level YAML made once the lab exists (added after `extra`).
   std::function<std::string(const lab&)> extra_of;
+  // "NAME=value" entries added to every tandemd's environment (cloud credentials, a CA bundle).
+  std::vector<std::string> env;
 };
 
 class tandemd_cluster {
@@ -56,6 +58,9 @@ class tandemd_cluster {
   void start(int i, std::vector<std::string> args = {}, const std::string& config = {});
   // Arguments added to every start of node i (e.g. --replicator-socket).
   void set_args(int i, std::vector<std::string> args);
+  // "NAME=value" entries added to the environment of every later start (replacing
+  // options.env), e.g. once a fake cloud's CA exists.
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
   void kill9(int i);      // SIGKILL: a crash
   void terminate(int i);  // SIGTERM: a clean stop; waits for the exit
   bool running(int i);
@@ -85,6 +90,7 @@ class tandemd_cluster {
   std::vector<ctl::process*> procs_;
   std::vector<std::string> names_;              // the current log name per node
   std::vector<std::vector<std::string>> args_;  // per node, added to every start
+  std::vector<std::string> env_;
   int starts_ = 0;
 };
 

@@ -322,12 +322,12 @@ TEST_F(manager, a_resource_type_this_build_lacks_makes_the_group_unavailable_her
       "groups:\n"
       "  - name: web\n"
       "    resources:\n"
-      "      - {name: vip, type: aws_vip, params: {address: 192.168.200.1, vpc_id: vpc-1,"
-      " eni_id: eni-1}}\n");
+      "      - {name: dns, type: azure_dns, params: {subscription_id: s1, resource_group: rg,"
+      " zone: example.com, record_name: web.example.com, address: 192.168.200.1}}\n");
   EXPECT_EQ(web().state, cluster::group_state::failed);
-  EXPECT_THAT(messages(group_events::unavailable), HasSubstr("aws_vip"));
+  EXPECT_THAT(messages(group_events::unavailable), HasSubstr("azure_dns"));
   const nlohmann::json st = gm_->status(clock::now());
-  EXPECT_THAT(st["groups"][0].value("unavailable", ""), HasSubstr("aws_vip"));
+  EXPECT_THAT(st["groups"][0].value("unavailable", ""), HasSubstr("azure_dns"));
 }
 
 TEST_F(manager, a_group_online_here_is_reasserted_when_a_peer_returns_or_gives_it_up) {

@@ -751,8 +751,10 @@ TEST(resource_factory, types_of_later_work_are_refused_by_name) {
   };
   // floating_ip is in this build: without its address it is refused by name.
   EXPECT_EQ(message(resource_type::floating_ip), "resource vip: parameter address is missing");
-  for (resource_type t : {resource_type::aws_vip, resource_type::aws_eip, resource_type::aws_dns,
-                          resource_type::gcp_dns, resource_type::azure_dns}) {
+  EXPECT_EQ(message(resource_type::aws_vip), "resource vip: parameter address is missing");
+  EXPECT_EQ(message(resource_type::aws_eip), "resource vip: parameter allocation_id is missing");
+  for (resource_type t :
+       {resource_type::aws_dns, resource_type::gcp_dns, resource_type::azure_dns}) {
     const std::string m = message(t);
     EXPECT_TRUE(contains(
         m, "type " + std::string(config::to_string(t)) + " is not available in this build yet"))
