@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "control/cloud/cloud_json.h"
 
 namespace tandem::ctl::cloud {
 namespace {
@@ -263,42 +263,14 @@ profile_result profile_credentials(const aws_environment& env) {
   return {std::nullopt, "", "profile " + name + " has none in " + where};
 }
 
-std::optional<sys_clock::time_point> parse_utc_timestamp(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.fraction]Z; the fraction is dropped, which errs towards refreshing early.
-  auto number = [&](size_t pos, size_t len, int& out) {
-    if (pos + len > s.size()) return false;
-    out = 0;
-    for (size_t i = pos; i < pos + len; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int year, month, day, hour, minute, second;
-  if (s.size() < 20 || !number(0, 4, year) || s[4] != '-' || !number(5, 2, month) || s[7] != '-' ||
-      !number(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !number(11, 2, hour) ||
-      s[13] != ':' || !number(14, 2, minute) || s[16] != ':' || !number(17, 2, second)) {
-    return std::nullopt;
-  }
-  size_t i = 19;
-  if (s[i] == '.') {
-    const size_t start = ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
-      ++i;
-    if (i == start) return std::nullopt;
-  }
-  if (s.substr(i) != "Z" && s.substr(i) != "z") return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
-    return std::nullopt;
-  }
+// For messages: the time as the metadata service writes it (without its fraction).
+std::string utc_timestamp(sys_clock::time_point t) {
+  const std::time_t secs = sys_clock::to_time_t(t);
   std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  return sys_clock::from_time_t(::timegm(&tm));  // UTC, whatever TZ and the locale say
+  char text[32] = "?";
+  if (::gmtime_r(&secs, &tm) != nullptr)
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 struct role_credentials {
@@ -315,33 +287,24 @@ role_credentials fetch_role_credentials(imds_client& imds, sys_clock::time_point
   if (role.empty()) throw std::runtime_error("instance metadata: no instance role attached");
   const std::string body = imds.get(std::string(role_list_path) + role);
   const std::string what = "instance metadata: credentials of role " + role;
-  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object())
-    throw std::runtime_error(what + ": not a JSON object");
-  auto field = [&](const char* name) -> std::string {
-    auto it = doc.find(name);
-    if (it == doc.end() || !it->is_string()) {
-      throw std::runtime_error(what + ": no " + std::string(name));
-    }
-    return it->get<std::string>();
-  };
-  if (const std::string code = field("Code"); code != "Success") {
-    std::string message = what + ": Code " + code;
-    if (auto m = doc.find("Message"); m != doc.end() && m->is_string()) {
-      message += ": " + m->get<std::string>();
-    }
-    throw std::runtime_error(message);
+  imds_role_credentials parsed;
+  try {
+    parsed = parse_imds_role_credentials(body);
+  } catch (const cloud_json_error& e) {
+    // The message names the document, which `what` already does better (with the role).
+    std::string_view why = e.what();
+    constexpr std::string_view document = "IMDS role credentials: ";
+    if (why.starts_with(document)) why.remove_prefix(document.size());
+    throw std::runtime_error(what + ": " + std::string(why));
   }
-  role_credentials out{
-      role, credentials{field("AccessKeyId"), field("SecretAccessKey"), field("Token")}, {}};
-  const std::string expiration = field("Expiration");
-  std::optional<sys_clock::time_point> expiry = parse_utc_timestamp(expiration);
-  if (!expiry) throw std::runtime_error(what + ": Expiration " + expiration + " is not a UTC time");
-  if (*expiry - now < min_validity) {
-    throw std::runtime_error(what + ": they expire at " + expiration + ", in less than a minute");
+  if (parsed.expiration - now < min_validity) {
+    throw std::runtime_error(what + ": they expire at " + utc_timestamp(parsed.expiration) +
+                             ", in less than a minute");
   }
-  out.expiry = *expiry;
-  return out;
+  return role_credentials{role,
+                          credentials{std::move(parsed.access_key_id),
+                                      std::move(parsed.secret_access_key), std::move(parsed.token)},
+                          parsed.expiration};
 }
 
 class default_chain final : public aws_credential_source {
