@@ -31,7 +31,8 @@
 
 namespace tandem::ctl::groups {
 
-// Defined in monitor_nic_link.cc, resource_floating_ip.cc and resource_aws.cc.
+// Defined in monitor_nic_link.cc, resource_floating_ip.cc, resource_aws.cc and
+// resource_dns.cc.
 std::unique_ptr<monitor> make_nic_link_monitor(const config::monitor_config& mc,
                                                const monitor_env& env);
 std::unique_ptr<monitor> make_floating_ip_monitor(const config::monitor_config& mc,
@@ -42,6 +43,7 @@ std::unique_ptr<monitor> make_aws_eip_monitor(const config::monitor_config& mc,
                                               const monitor_env& env);
 std::unique_ptr<monitor> make_aws_az_monitor(const config::monitor_config& mc,
                                              const monitor_env& env);
+std::unique_ptr<monitor> make_dns_monitor(const config::monitor_config& mc, const monitor_env& env);
 
 namespace {
 
@@ -377,12 +379,6 @@ class mirror_monitor final : public monitor {
   std::string socket_;
 };
 
-[[noreturn]] void not_yet(const config::monitor_config& mc, std::string_view work) {
-  throw std::runtime_error("monitor " + mc.name + ": type " + std::string(to_string(mc.type)) +
-                           " is not available in this build yet (it arrives with the " +
-                           std::string(work) + " work)");
-}
-
 }  // namespace
 
 std::unique_ptr<monitor> make_monitor(const config::monitor_config& mc, const monitor_env& env) {
@@ -428,7 +424,7 @@ std::unique_ptr<monitor> make_monitor(const config::monitor_config& mc, const mo
     case monitor_type::aws_dns:
     case monitor_type::gcp_dns:
     case monitor_type::azure_dns:
-      not_yet(mc, "cloud-routing");
+      return make_dns_monitor(mc, env);
   }
   throw std::runtime_error("monitor " + mc.name + ": unknown type");
 }

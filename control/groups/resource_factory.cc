@@ -10,7 +10,8 @@
 namespace tandem::ctl::groups {
 
 // Defined next to each implementation (resource_exec.cc, resource_filesystem.cc,
-// resource_mirror.cc, resource_floating_ip.cc, resource_aws.cc); only this file constructs them.
+// resource_mirror.cc, resource_floating_ip.cc, resource_aws.cc,
+// resource_dns.cc); only this file constructs them.
 std::unique_ptr<resource> make_exec_resource(const config::resource_config& rc,
                                              const resource_env& env);
 std::unique_ptr<resource> make_filesystem_resource(const config::resource_config& rc,
@@ -23,15 +24,8 @@ std::unique_ptr<resource> make_aws_vip_resource(const config::resource_config& r
                                                 const resource_env& env);
 std::unique_ptr<resource> make_aws_eip_resource(const config::resource_config& rc,
                                                 const resource_env& env);
-
-namespace {
-
-[[noreturn]] void unavailable(const config::resource_config& rc, const char* work) {
-  throw std::runtime_error("resource " + rc.name + ": type " + std::string(to_string(rc.type)) +
-                           " is not available in this build yet (it arrives with " + work + ")");
-}
-
-}  // namespace
+std::unique_ptr<resource> make_dns_resource(const config::resource_config& rc,
+                                            const resource_env& env);
 
 action_result resource::start(const action_context& ctx) {
   try {
@@ -67,7 +61,7 @@ std::unique_ptr<resource> make_resource(const config::resource_config& rc,
     case config::resource_type::aws_dns:
     case config::resource_type::gcp_dns:
     case config::resource_type::azure_dns:
-      unavailable(rc, "the cloud-routing work");
+      return make_dns_resource(rc, env);
   }
   throw std::runtime_error("resource " + rc.name + ": unknown type");
 }

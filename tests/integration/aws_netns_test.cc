@@ -122,6 +122,27 @@ class aws_netns : public ::testing::Test {
     return rc;
   }
 
+  config::resource_config dns_config(const std::string& address) {
+    config::resource_config rc;
+    rc.name = "dns";
+    rc.type = config::resource_type::aws_dns;
+    rc.params.values["hosted_zone_id"] = param_value{std::string("Z0FAKE000000000000001")};
+    rc.params.values["record_name"] = param_value{std::string("WWW.example.com")};
+    rc.params.values["address"] = param_value{address};
+    rc.params.values["ttl"] = param_value{int64_t{10}};
+    rc.params.values["endpoint"] = param_value{cloud_->endpoint()};
+    return rc;
+  }
+
+  // The A records of www.example.com. in the fake's hosted zone.
+  std::vector<std::string> www_values() {
+    const json st = cloud_->state();
+    for (const json& r : st["hosted_zones"]["Z0FAKE000000000000001"]["records"])
+      if (r.value("name", "") == "www.example.com." && r.value("type", "") == "A")
+        return r["values"].get<std::vector<std::string>>();
+    return {};
+  }
+
   std::unique_ptr<resource> make(const std::string& host, const config::resource_config& rc) {
     resource_env env;
     env.node = host;
@@ -356,6 +377,56 @@ TEST_F(aws_netns, the_elastic_ip_moves_between_enis_and_stop_releases_only_our_o
   ASSERT_TRUE(st.ok) << st.message;
   EXPECT_EQ(cloud_->count("DisassociateAddress"), 1);
   EXPECT_EQ(cloud_->state()["addresses"][0].value("network_interface_id", ""), "");
+}
+
+TEST_F(aws_netns, the_route53_record_follows_the_active_node_and_stop_deletes_only_our_own) {
+  cloud_->set_state({{"insync_after_polls", 2}});
+  auto d1 = make("node1", dns_config("10.0.1.10"));
+  const action_result s1 = d1->start(ctx_for("node1"));
+  ASSERT_TRUE(s1.ok) << s1.message;
+  EXPECT_TRUE(contains(s1.message, "www.example.com. A (none) -> 10.0.1.10: change "))
+      << s1.message;
+  EXPECT_TRUE(contains(s1.message, "INSYNC after")) << s1.message;
+  EXPECT_EQ(www_values(), std::vector<std::string>{"10.0.1.10"});
+  EXPECT_EQ(cloud_->count("GetChange"), 3);  // two PENDING answers, then INSYNC
+  auto m1 = watch(config::monitor_type::aws_dns, *d1, "node1");
+  const check_result c1 = m1->check(5s);
+  EXPECT_TRUE(c1.ok) << c1.message;
+
+  // Throttled twice on the way: the failover still gets through.
+  cloud_->fault({{"service", "route53"},
+                 {"action", "ChangeResourceRecordSets"},
+                 {"kind", "throttle"},
+                 {"count", 2}});
+  auto d2 = make("node2", dns_config("10.0.2.10"));
+  const action_result s2 = d2->start(ctx_for("node2"));
+  ASSERT_TRUE(s2.ok) << s2.message;
+  EXPECT_EQ(www_values(), std::vector<std::string>{"10.0.2.10"});
+  const check_result stale = m1->check(5s);
+  EXPECT_FALSE(stale.ok);
+  EXPECT_EQ(stale.message,
+            "the record www.example.com. A points at 10.0.2.10 instead of 10.0.1.10");
+
+  // node1 stops after node2 took the record: it stays.
+  const action_result st1 = d1->stop(ctx_for("node1"));
+  ASSERT_TRUE(st1.ok) << st1.message;
+  EXPECT_EQ(st1.message, "record kept: it points at 10.0.2.10");
+  EXPECT_EQ(www_values(), std::vector<std::string>{"10.0.2.10"});
+  const action_result st2 = d2->stop(ctx_for("node2"));
+  ASSERT_TRUE(st2.ok) << st2.message;
+  EXPECT_TRUE(www_values().empty());
+  EXPECT_TRUE(d2->stop(ctx_for("node2")).ok);  // nothing left to delete
+}
+
+TEST_F(aws_netns, route53_access_denied_is_reported_at_once) {
+  cloud_->fault({{"service", "route53"}, {"action", "*"}, {"kind", "unauthorized"}, {"count", 5}});
+  auto d = make("node1", dns_config("10.0.1.10"));
+  const action_result s = d->start(ctx_for("node1"));
+  EXPECT_FALSE(s.ok);
+  EXPECT_TRUE(contains(s.message, "Route 53 zone Z0FAKE000000000000001: AccessDenied: User: "))
+      << s.message;
+  EXPECT_TRUE(contains(s.message, "request id ")) << s.message;
+  EXPECT_EQ(cloud_->count("ListResourceRecordSets"), 1);
 }
 
 TEST_F(aws_netns, the_zone_monitor_reports_an_impaired_zone_with_its_message) {

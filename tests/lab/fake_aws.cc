@@ -115,8 +115,11 @@ json fake_aws::default_state() {
   };
 }
 
-fake_aws::fake_aws(fake_aws_options opts) : netns_(opts.netns), listen_(opts.listen) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "tdm-fake-aws-XXXXXX").string();
+fake_endpoints::fake_endpoints(const std::string& script, const std::string& second_port_flag,
+                               const std::string& second_port_key, fake_aws_options opts,
+                               const json& default_state)
+    : netns_(opts.netns), listen_(opts.listen) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tdm-fake-cloud-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("fake_aws: mkdtemp failed");
   dir_ = tmpl;
   try {
@@ -129,12 +132,12 @@ fake_aws::fake_aws(fake_aws_options opts) : netns_(opts.netns), listen_(opts.lis
     ca_file_ = dir_ + "/ca.pem";
     {
       std::ofstream out(dir_ + "/state.json");
-      out << (opts.state.is_null() ? default_state() : opts.state).dump(2);
+      out << (opts.state.is_null() ? default_state : opts.state).dump(2);
     }
-    log_path_ = dir_ + "/fake_aws.log";
+    log_path_ = dir_ + "/fake.log";
     ctl::spawn_options o;
     o.argv = {"/usr/bin/python3",
-              TANDEM_SOURCE_DIR "/tests/cloud/fake_aws.py",
+              TANDEM_SOURCE_DIR "/tests/cloud/" + script,
               "--cert",
               dir_ + "/server.pem",
               "--key",
@@ -147,7 +150,7 @@ fake_aws::fake_aws(fake_aws_options opts) : netns_(opts.netns), listen_(opts.lis
               dir_ + "/ready.json",
               "--port",
               std::to_string(opts.port),
-              "--imds-port",
+              second_port_flag,
               std::to_string(opts.imds_port)};
     o.netns = opts.netns;
     o.output_path = log_path_;
@@ -155,12 +158,12 @@ fake_aws::fake_aws(fake_aws_options opts) : netns_(opts.netns), listen_(opts.lis
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!std::filesystem::exists(dir_ + "/ready.json")) {
       if (std::chrono::steady_clock::now() > deadline || !proc_->running())
-        throw std::runtime_error("fake_aws did not start:\n" + slurp(log_path_));
+        throw std::runtime_error(script + " did not start:\n" + slurp(log_path_));
       std::this_thread::sleep_for(10ms);
     }
     const json ready = json::parse(slurp(dir_ + "/ready.json"));
     https_port_ = ready.at("https_port").get<int>();
-    imds_port_ = ready.at("imds_port").get<int>();
+    second_port_ = ready.at(second_port_key).get<int>();
     ctl::cloud::http_settings hs;
     hs.ca_file = ca_file_;
     hs.use_proxy = false;
@@ -173,19 +176,22 @@ fake_aws::fake_aws(fake_aws_options opts) : netns_(opts.netns), listen_(opts.lis
   }
 }
 
-fake_aws::~fake_aws() {
+fake_endpoints::~fake_endpoints() {
   if (proc_) (void)proc_->stop();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string fake_aws::endpoint() const {
+std::string fake_endpoints::endpoint() const {
   return "https://" + listen_ + ":" + std::to_string(https_port_);
 }
 
-std::string fake_aws::imds_endpoint() const {
-  return "http://" + listen_ + ":" + std::to_string(imds_port_);
+std::string fake_endpoints::second_endpoint() const {
+  return "http://" + listen_ + ":" + std::to_string(second_port_);
 }
+
+fake_aws::fake_aws(fake_aws_options opts)
+    : fake_endpoints("fake_aws.py", "--imds-port", "imds_port", std::move(opts), default_state()) {}
 
 std::vector<std::pair<std::string, std::string>> fake_aws::environment(bool role) const {
   std::vector<std::pair<std::string, std::string>> env = {
@@ -207,8 +213,8 @@ std::vector<std::pair<std::string, std::string>> fake_aws::environment(bool role
   return env;
 }
 
-json fake_aws::control(const std::string& method, const std::string& path,
-                       const std::string& body) {
+json fake_endpoints::control(const std::string& method, const std::string& path,
+                             const std::string& body) {
   ctl::cloud::http_call c;
   c.method = method;
   c.url = endpoint() + path;
@@ -217,40 +223,76 @@ json fake_aws::control(const std::string& method, const std::string& path,
   c.total_timeout = 5s;
   ctl::cloud::http_reply r = in_netns(netns_, [&] { return http_->send(c); });
   if (r.status != 200)
-    throw std::runtime_error("fake_aws " + method + " " + path + ": " +
+    throw std::runtime_error("fake " + method + " " + path + ": " +
                              (r.status == 0 ? r.error : "HTTP " + std::to_string(r.status)) + " " +
                              r.body);
   return r.body.empty() ? json() : json::parse(r.body);
 }
 
-json fake_aws::state() {
+json fake_endpoints::state() {
   return control("GET", "/_fake/state", "");
 }
-void fake_aws::set_state(const json& keys) {
+void fake_endpoints::set_state(const json& keys) {
   (void)control("POST", "/_fake/state", keys.dump());
 }
-void fake_aws::fault(const json& f) {
+void fake_endpoints::fault(const json& f) {
   (void)control("POST", "/_fake/faults", f.dump());
 }
 void fake_aws::expire_imds_tokens() {
   (void)control("POST", "/_fake/imds/expire_tokens", "");
 }
-json fake_aws::calls() {
+json fake_endpoints::calls() {
   return control("GET", "/_fake/calls", "");
 }
-void fake_aws::reset_calls() {
+void fake_endpoints::reset_calls() {
   (void)control("POST", "/_fake/reset_calls", "");
 }
 
-int fake_aws::count(const std::string& action) {
+int fake_endpoints::count(const std::string& action) {
   int n = 0;
   for (const json& c : calls())
     if (c.value("action", "") == action) ++n;
   return n;
 }
 
-std::string fake_aws::log() const {
+std::string fake_endpoints::log() const {
   return slurp(log_path_);
+}
+
+fake_gcp_azure::fake_gcp_azure(fake_aws_options opts)
+    : fake_endpoints("fake_gcp_azure.py", "--metadata-port", "metadata_port", std::move(opts),
+                     default_state()) {}
+
+json fake_gcp_azure::default_state() {
+  json zone = json::object();
+  zone["dns_name"] = "example.com.";
+  zone["records"] = json::array();
+  json gcp = json::object();
+  gcp["project"] = "tandem-test";
+  gcp["zones"] = json::object();
+  gcp["zones"]["example-zone"] = zone;
+  json az_zone = json::object();
+  az_zone["records"] = json::array();
+  json azure = json::object();
+  azure["subscription"] = "00000000-0000-0000-0000-0000000000aa";
+  azure["resource_group"] = "tandem-rg";
+  azure["zones"] = json::object();
+  azure["zones"]["example.com"] = az_zone;
+  json st = json::object();
+  st["gcp"] = gcp;
+  st["azure"] = azure;
+  st["done_after_polls"] = 1;
+  return st;
+}
+
+std::vector<std::pair<std::string, std::string>> fake_gcp_azure::environment() const {
+  return {{"GCE_METADATA_HOST", listen_ + ":" + std::to_string(second_port_)},
+          {"AZURE_POD_IDENTITY_AUTHORITY_HOST", metadata_endpoint()},
+          {"SSL_CERT_FILE", ca_file_}};
+}
+
+void fake_gcp_azure::expire_tokens() {
+  (void)control("POST", "/_fake/expire_tokens", "");
 }
 
 }  // namespace tandem::lab

@@ -89,6 +89,9 @@ class manager : public ::testing::Test {
     manager_hooks h;
     h.emit = [this](const cluster::event& e) { events_.push_back(e); };
     h.stop_cluster = [this](const std::string& why) { stop_cluster_ = why; };
+    h.check_timed = [this](const std::string& m, std::chrono::nanoseconds took) {
+      timed_.emplace_back(m, took);
+    };
     manager_options o;
     o.log_dir = dir_.file("logs");
     o.lease_quorum = lease;
@@ -141,6 +144,7 @@ class manager : public ::testing::Test {
   std::vector<peer_input> view_;
   std::vector<cluster::event> events_;
   std::string stop_cluster_;
+  std::vector<std::pair<std::string, std::chrono::nanoseconds>> timed_;  // check_timed calls
 };
 
 TEST_F(manager, starts_in_dependency_order_and_stops_in_reverse) {
@@ -217,6 +221,32 @@ TEST_F(manager, a_monitor_restarts_then_fails_over) {
   // The restart stopped and started r2 only; the failover stopped both.
   EXPECT_EQ(read(dir_.file("log")),
             "start-r1\nstart-r2 web start\nstop-r2\nstart-r2 web restart\nstop-r2\nstop-r1\n");
+}
+
+TEST_F(manager, every_check_reports_how_long_it_took) {
+  make(logging_group(dir_) +
+       "monitors:\n"
+       "  - name: slow\n"
+       "    type: script\n"
+       "    interval: 100ms\n"
+       "    params: {path: /bin/sh, args: ['-c', 'sleep 0.05']}\n"
+       "  - name: failing\n"
+       "    type: script\n"
+       "    interval: 100ms\n"
+       "    retries: 100\n"
+       "    params: {path: /bin/sh, args: ['-c', 'exit 1']}\n");
+  auto checks_of = [this](const std::string& m) {
+    size_t n = 0;
+    for (const auto& [name, took] : timed_)
+      n += name == m ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(until([&] { return checks_of("slow") >= 3 && checks_of("failing") >= 3; }));
+  for (const auto& [name, took] : timed_) {
+    if (name == "slow") EXPECT_GE(took, milliseconds(50)) << name;
+    EXPECT_LT(took, milliseconds(5'000)) << name;
+  }
+  EXPECT_GE(count(group_events::monitor_failed), 3u);  // failed checks are timed too
 }
 
 TEST_F(manager, a_monitor_runs_its_final_action_once_restarts_and_failovers_are_used_up) {
@@ -317,17 +347,19 @@ TEST_F(manager, commands_are_checked) {
   EXPECT_THAT(gm_->command("move", "web", "").value("error", ""), HasSubstr("no other node"));
 }
 
-TEST_F(manager, a_resource_type_this_build_lacks_makes_the_group_unavailable_here) {
+TEST_F(manager, a_resource_that_cannot_be_set_up_makes_the_group_unavailable_here) {
+  // An Azure record outside its zone cannot be addressed: refused at set-up, by name.
   make(
       "groups:\n"
       "  - name: web\n"
       "    resources:\n"
       "      - {name: dns, type: azure_dns, params: {subscription_id: s1, resource_group: rg,"
-      " zone: example.com, record_name: web.example.com, address: 192.168.200.1}}\n");
+      " zone: example.com, record_name: web.example.org, address: 192.168.200.1}}\n");
   EXPECT_EQ(web().state, cluster::group_state::failed);
-  EXPECT_THAT(messages(group_events::unavailable), HasSubstr("azure_dns"));
+  EXPECT_THAT(messages(group_events::unavailable),
+              HasSubstr("record_name web.example.org. is not in zone example.com"));
   const nlohmann::json st = gm_->status(clock::now());
-  EXPECT_THAT(st["groups"][0].value("unavailable", ""), HasSubstr("azure_dns"));
+  EXPECT_THAT(st["groups"][0].value("unavailable", ""), HasSubstr("resource dns"));
 }
 
 TEST_F(manager, a_group_online_here_is_reasserted_when_a_peer_returns_or_gives_it_up) {

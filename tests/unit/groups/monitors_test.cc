@@ -467,23 +467,20 @@ TEST_F(mirror_fixture, a_replicator_that_does_not_answer_in_time_is_a_failure) {
   EXPECT_TRUE(contains(r.message, "200 ms")) << r.message;
 }
 
-// ---- types this build lacks ---------------------------------------------------------------------
+// ---- cloud monitors ---------------------------------------------------------------------------
 
-TEST(make_monitor, types_of_later_work_are_refused_with_a_message_naming_the_monitor) {
+TEST(make_monitor, cloud_monitors_are_refused_for_what_their_configuration_lacks) {
   surroundings s;
   struct expectation {
     monitor_type type;
     const char* text;
   };
   const expectation cases[] = {
-      {monitor_type::aws_dns,
-       "monitor m1: type aws_dns is not available in this build yet (it arrives with the "
-       "cloud-routing work)"},
-      {monitor_type::gcp_dns, nullptr},
-      {monitor_type::azure_dns, nullptr},
-      // In this build: refused for what their configuration lacks.
       {monitor_type::aws_vip, "monitor m1: parameter resource is missing"},
       {monitor_type::aws_eip, "monitor m1: parameter resource is missing"},
+      {monitor_type::aws_dns, "monitor m1: parameter resource is missing"},
+      {monitor_type::gcp_dns, "monitor m1: parameter resource is missing"},
+      {monitor_type::azure_dns, "monitor m1: parameter resource is missing"},
       {monitor_type::aws_az, "monitor m1: parameter availability_zone is missing"},
   };
   for (const expectation& e : cases) {
@@ -491,14 +488,7 @@ TEST(make_monitor, types_of_later_work_are_refused_with_a_message_naming_the_mon
       (void)make_monitor(make_config("m1", e.type), s.env);
       ADD_FAILURE() << to_string(e.type) << ": no exception";
     } catch (const std::runtime_error& x) {
-      const std::string what = x.what();
-      if (e.text != nullptr) {
-        EXPECT_EQ(what, e.text);
-      } else {
-        EXPECT_EQ(what, "monitor m1: type " + std::string(to_string(e.type)) +
-                            " is not available in this build yet (it arrives with the "
-                            "cloud-routing work)");
-      }
+      EXPECT_EQ(std::string(x.what()), e.text);
     }
   }
 }
