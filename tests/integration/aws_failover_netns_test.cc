@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Two tandemd nodes in lab namespaces and the fake AWS endpoints on a third host of the public
-// lan: the group's aws_vip and aws_eip resources follow it. Online on node1, both point at
-// node1's ENI; a route moved behind tandem's back is put right by the aws_vip monitor's
-// recovery; when node1 crashes, node2 takes the group and the route of every table and the
-// Elastic IP move to node2's ENI, with the VIP on node2's interface.
+// lan: the group's aws_vip, aws_eip and aws_dns resources follow it. Online on node1, the route
+// and the Elastic IP point at node1's ENI and the record at node1's address; a route moved
+// behind tandem's back is put right by the aws_vip monitor's recovery; when node1 crashes, node2
+// takes the group: the route of every table and the Elastic IP move to node2's ENI, the VIP to
+// node2's interface and the Route 53 record to node2's address.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -58,11 +59,20 @@ std::string vip_target(fake_aws& cloud) {
   return target;
 }
 
+// The A record api.example.com. in the fake's hosted zone ("" when there is none).
+std::string record_target(fake_aws& cloud) {
+  const json st = cloud.state();
+  for (const json& r : st["hosted_zones"]["Z0FAKE000000000000001"]["records"])
+    if (r.value("name", "") == "api.example.com." && r.value("type", "") == "A")
+      return r["values"].size() == 1 ? r["values"][0].get<std::string>() : "several";
+  return "";
+}
+
 std::string eip_target(fake_aws& cloud) {
   return cloud.state()["addresses"][0].value("network_interface_id", "");
 }
 
-TEST(aws_failover_netns, the_route_and_the_elastic_ip_follow_the_group_to_the_surviving_node) {
+TEST(aws_failover_netns, the_route_the_elastic_ip_and_the_record_follow_the_group_to_the_survivor) {
   std::unique_ptr<fake_aws> cloud;
   tandemd_cluster_options o;
   o.nodes = 2;
@@ -99,6 +109,15 @@ TEST(aws_failover_netns, the_route_and_the_elastic_ip_follow_the_group_to_the_su
            "        per_node: {node1: {eni_id: " +
            eni1 + "}, node2: {eni_id: " + eni2 +
            "}}\n"
+           "      - name: dns\n"
+           "        type: aws_dns\n"
+           "        params: {hosted_zone_id: Z0FAKE000000000000001, record_name: api.example.com,"
+           " ttl: 10, endpoint: \"" +
+           cloud->endpoint() +
+           "\"}\n"
+           "        per_node: {node1: {address: " +
+           l.address("node1", 0) + "}, node2: {address: " + l.address("node2", 0) +
+           "}}\n"
            "monitors:\n"
            "  - name: vip-route\n"
            "    type: aws_vip\n"
@@ -120,6 +139,7 @@ TEST(aws_failover_netns, the_route_and_the_elastic_ip_follow_the_group_to_the_su
   ASSERT_TRUE(wait_online(c, 1, "node1", 30s)) << c.logs() << cloud->log();
   EXPECT_EQ(vip_target(*cloud), eni1);
   EXPECT_EQ(eip_target(*cloud), eni1);
+  EXPECT_EQ(record_target(*cloud), c.net().address("node1", 0));
   EXPECT_NE(c.net()
                 .exec("node1", {"ip", "-o", "addr", "show", "dev", "eth0"})
                 .output.find("10.200.0.10/32"),
@@ -148,6 +168,7 @@ TEST(aws_failover_netns, the_route_and_the_elastic_ip_follow_the_group_to_the_su
   ASSERT_TRUE(wait_online(c, 1, "node2", 30s)) << c.log(1) << cloud->log();
   EXPECT_EQ(vip_target(*cloud), eni2);
   EXPECT_EQ(eip_target(*cloud), eni2);
+  EXPECT_EQ(record_target(*cloud), c.net().address("node2", 0));
   EXPECT_NE(c.net()
                 .exec("node2", {"ip", "-o", "addr", "show", "dev", "eth0"})
                 .output.find("10.200.0.10/32"),
