@@ -398,6 +398,17 @@ ec2_zones parse_describe_availability_zones(std::string_view xml) {
 
 // ---- Route 53 ----
 
+sns_publish_result parse_sns_publish(std::string_view xml) {
+  XMLDocument doc;
+  const reader r("Publish");
+  const XMLElement& root = r.document(doc, xml, "PublishResponse");
+  sns_publish_result out;
+  out.message_id = r.need_text(r.need(root, "PublishResult"), "MessageId");
+  if (const XMLElement* meta = child(root, "ResponseMetadata"))
+    out.request_id = r.opt_text(*meta, "RequestId");
+  return out;
+}
+
 r53_change_info parse_r53_change_info(std::string_view xml) {
   XMLDocument doc;
   const XMLElement& root = parse_document(doc, xml, "Route 53 change");

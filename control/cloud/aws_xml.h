@@ -100,6 +100,15 @@ struct ec2_zones {
 };
 ec2_zones parse_describe_availability_zones(std::string_view xml);
 
+// ---- SNS ----
+
+// PublishResponse: <PublishResult><MessageId> and <ResponseMetadata><RequestId>.
+struct sns_publish_result {
+  std::string message_id;
+  std::string request_id;
+};
+sns_publish_result parse_sns_publish(std::string_view xml);
+
 // ---- Route 53 ----
 
 struct r53_change_info {

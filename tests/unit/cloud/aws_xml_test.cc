@@ -1085,3 +1085,29 @@ TEST(aws_xml_change_batch, refusals) {
 
 }  // namespace
 }  // namespace tandem::ctl::cloud
+
+namespace tandem::ctl::cloud {
+namespace {
+
+TEST(aws_xml_sns, publish_gives_the_message_id_and_request_id) {
+  const sns_publish_result r = parse_sns_publish(
+      R"(<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">
+  <PublishResult>
+    <MessageId>94f20ce6-13c5-43a0-9a9e-ca52d816e90b</MessageId>
+  </PublishResult>
+  <ResponseMetadata>
+    <RequestId>f187a3c1-376f-11df-8963-01868b7c937a</RequestId>
+  </ResponseMetadata>
+</PublishResponse>)");
+  EXPECT_EQ(r.message_id, "94f20ce6-13c5-43a0-9a9e-ca52d816e90b");
+  EXPECT_EQ(r.request_id, "f187a3c1-376f-11df-8963-01868b7c937a");
+  EXPECT_THROW((void)parse_sns_publish("<PublishResponse><PublishResult/></PublishResponse>"),
+               aws_xml_error);
+  EXPECT_THROW((void)parse_sns_publish("<ErrorResponse><Error><Code>NotFound</Code></Error>"
+                                       "</ErrorResponse>"),
+               aws_xml_error);
+  EXPECT_THROW((void)parse_sns_publish("<html>proxy</html>"), aws_xml_error);
+}
+
+}  // namespace
+}  // namespace tandem::ctl::cloud
