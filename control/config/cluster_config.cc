@@ -53,6 +53,78 @@ bool node_overrides::empty() const noexcept {
          !on_loss_action && !fence_command && !api_http_address && !api_http_port;
 }
 
+bool is_aws_region(std::string_view region) noexcept {
+  // Words of a-z joined by '-', the last part a number: us-east-1, us-gov-west-1, cn-north-1.
+  if (region.empty() || region.size() > 32) return false;
+  size_t words = 0;
+  size_t start = 0;
+  while (true) {
+    const size_t dash = region.find('-', start);
+    const std::string_view part = region.substr(
+        start, dash == std::string_view::npos ? std::string_view::npos : dash - start);
+    if (part.empty()) return false;
+    const bool last = dash == std::string_view::npos;
+    const bool ok =
+        last ? std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })
+             : std::all_of(part.begin(), part.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+    if (!ok) return false;
+    if (last) return words >= 2;
+    ++words;
+    start = dash + 1;
+  }
+}
+
+std::string_view aws_partition_of(std::string_view region) noexcept {
+  if (region.starts_with("cn-")) return "aws-cn";
+  if (region.starts_with("us-gov-")) return "aws-us-gov";
+  return "aws";
+}
+
+std::optional<sns_arn> parse_sns_arn(std::string_view arn, std::string* why) {
+  auto fail = [&](std::string reason) -> std::optional<sns_arn> {
+    if (why != nullptr) *why = std::move(reason);
+    return std::nullopt;
+  };
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (size_t i = 0; i < 5; ++i) {
+    const size_t colon = arn.find(':', start);
+    if (colon == std::string_view::npos) break;
+    parts.push_back(arn.substr(start, colon - start));
+    start = colon + 1;
+  }
+  if (parts.size() != 5 || parts[0] != "arn")
+    return fail("an SNS topic ARN has the form arn:aws:sns:<region>:<account>:<topic>");
+  sns_arn a{std::string(parts[1]), std::string(parts[3]), std::string(parts[4]),
+            std::string(arn.substr(start))};
+  if (a.partition != "aws" && a.partition != "aws-cn" && a.partition != "aws-us-gov")
+    return fail("partition " + in_quotes(a.partition) + " is not aws, aws-cn or aws-us-gov");
+  if (parts[2] != "sns")
+    return fail("service " + in_quotes(parts[2]) +
+                " is not sns (an SNS topic ARN has the form "
+                "arn:aws:sns:<region>:<account>:<topic>)");
+  if (!is_aws_region(a.region))
+    return fail("region " + in_quotes(a.region) + " is not an AWS region (such as us-east-1)");
+  if (aws_partition_of(a.region) != a.partition)
+    return fail("region " + a.region + " belongs to partition " +
+                std::string(aws_partition_of(a.region)) + ", not " + a.partition);
+  if (a.account.size() != 12 ||
+      !std::all_of(a.account.begin(), a.account.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return fail("account " + in_quotes(a.account) + " is not a 12-digit AWS account id");
+  std::string_view name = a.topic;
+  if (name.ends_with(".fifo")) name.remove_suffix(5);
+  const bool name_ok =
+      !name.empty() && a.topic.size() <= 256 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+      });
+  if (!name_ok)
+    return fail("topic name " + in_quotes(a.topic) +
+                " is not 1 to 256 of A-Z, a-z, 0-9, '_' and '-' (and \".fifo\" last for a FIFO "
+                "topic)");
+  return a;
+}
+
 const node_config* cluster_config::find_node(std::string_view n) const noexcept {
   for (const node_config& x : nodes)
     if (x.name == n) return &x;
@@ -90,6 +162,7 @@ namespace {
 constexpr size_t max_nodes = 32;  // node ids are 0..31 on the heartbeat wire
 constexpr size_t max_interconnects = 8;
 constexpr size_t max_webhooks = 32;
+constexpr size_t max_sns_topics = 32;
 
 std::optional<std::string> read_device(const cursor& c) {
   auto s = c.str();
@@ -305,62 +378,155 @@ void read_api(const cursor& c, api_config& a) {
   }
 }
 
-void read_alerts(const cursor& c, alerts_config& al) {
-  al.loc = c.loc();
-  c.check_keys({"webhooks"});
-  auto hooks = c.get("webhooks");
-  if (!hooks || !hooks->expect_list()) return;
-  al.locs.insert_or_assign("webhooks", hooks->loc());
-  std::vector<cursor> items = hooks->elements();
-  if (items.size() > max_webhooks) {
-    hooks->error("has " + std::to_string(items.size()) + " webhooks; at most " +
-                 std::to_string(max_webhooks) + " are supported");
-    items.erase(items.begin() + static_cast<std::ptrdiff_t>(max_webhooks), items.end());
+std::optional<alert_severity> read_severity(const cursor& x) {
+  auto s = x.one_of({"info", "warning", "error"});
+  if (!s) return std::nullopt;
+  if (*s == "info") return alert_severity::info;
+  if (*s == "error") return alert_severity::error;
+  return alert_severity::warning;
+}
+
+std::optional<std::vector<std::string>> read_event_patterns(const cursor& x) {
+  if (!x.expect_list()) return std::nullopt;
+  std::vector<std::string> out;
+  bool ok = true;
+  for (const cursor& e : x.elements()) {
+    auto s = e.str();
+    if (!s) {
+      ok = false;
+      continue;
+    }
+    const bool valid = s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char ch) {
+                         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                                ch == '.' || ch == '*';
+                       });
+    if (!valid) {
+      e.error(in_quotes(*s) +
+              " is not an event name or pattern (a-z, 0-9, '_', '.', "
+              "'*', e.g. \"group.*\")");
+      ok = false;
+      continue;
+    }
+    out.push_back(std::move(*s));
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> read_region(const cursor& c) {
+  auto s = c.str();
+  if (!s) return std::nullopt;
+  if (!is_aws_region(*s)) {
+    c.error(in_quotes(*s) + " is not an AWS region (such as us-east-1 or eu-central-1)");
+    return std::nullopt;
+  }
+  return s;
+}
+
+// A list of at most `limit` maps under `key`, each read by `one`.
+template <class T, class Read>
+void read_alert_list(const cursor& c, std::string_view key, const char* what, size_t limit,
+                     std::vector<T>& out, field_locs& locs, Read one) {
+  auto list = c.get(key);
+  if (!list || !list->expect_list()) return;
+  locs.insert_or_assign(std::string(key), list->loc());
+  std::vector<cursor> items = list->elements();
+  if (items.size() > limit) {
+    list->error("has " + std::to_string(items.size()) + " " + what + "; at most " +
+                std::to_string(limit) + " are supported");
+    items.erase(items.begin() + static_cast<std::ptrdiff_t>(limit), items.end());
   }
   for (const cursor& item : items) {
-    webhook_config& w = al.webhooks.emplace_back();
-    w.loc = item.loc();
+    T& t = out.emplace_back();
+    t.loc = item.loc();
     if (!item.expect_map()) continue;
-    item.check_keys({"url", "severity", "events", "timeout", "token_file"});
-    item.read("url", w.url, w.locs, read_url, true);
-    item.read("severity", w.min_severity, w.locs,
-              [](const cursor& x) -> std::optional<alert_severity> {
-                auto s = x.one_of({"info", "warning", "error"});
-                if (!s) return std::nullopt;
-                if (*s == "info") return alert_severity::info;
-                if (*s == "error") return alert_severity::error;
-                return alert_severity::warning;
-              });
-    item.read(
-        "events", w.events, w.locs, [](const cursor& x) -> std::optional<std::vector<std::string>> {
-          if (!x.expect_list()) return std::nullopt;
-          std::vector<std::string> out;
-          bool ok = true;
-          for (const cursor& e : x.elements()) {
-            auto s = e.str();
-            if (!s) {
-              ok = false;
-              continue;
-            }
-            const bool valid = s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char ch) {
-                                 return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                                        ch == '_' || ch == '.' || ch == '*';
-                               });
-            if (!valid) {
-              e.error(in_quotes(*s) +
-                      " is not an event name or pattern (a-z, 0-9, '_', '.', "
-                      "'*', e.g. \"group.*\")");
-              ok = false;
-              continue;
-            }
-            out.push_back(std::move(*s));
-          }
-          if (!ok) return std::nullopt;
-          return out;
-        });
-    item.read("timeout", w.timeout, w.locs, &cursor::duration);
-    item.read("token_file", w.token_file, w.locs, read_path);
+    one(item, t);
   }
+}
+
+void read_sns_topic(const cursor& item, sns_topic_config& t) {
+  item.check_keys({"topic_arn", "region", "endpoint", "severity", "events"});
+  std::optional<sns_arn> arn;
+  item.read(
+      "topic_arn", t.topic_arn, t.locs,
+      [&arn](const cursor& x) -> std::optional<std::string> {
+        auto s = x.str();
+        if (!s) return std::nullopt;
+        std::string why;
+        arn = parse_sns_arn(*s, &why);
+        if (!arn) {
+          x.error(in_quotes(*s) + " is not an SNS topic ARN: " + why);
+          return std::nullopt;
+        }
+        return s;
+      },
+      true);
+  const bool region_set = item.read("region", t.region, t.locs, read_region);
+  item.read("endpoint", t.endpoint, t.locs, read_url);
+  item.read("severity", t.min_severity, t.locs, read_severity);
+  item.read("events", t.events, t.locs, read_event_patterns);
+  if (!arn) return;
+  if (!region_set) {
+    t.region = arn->region;
+  } else if (t.region != arn->region) {
+    item.context().diag.warning(loc_of(t.locs, "region", t.loc),
+                                "region " + t.region + " is not the topic's (" + arn->region +
+                                    "): SNS publishes only to topics of the region it is "
+                                    "called in");
+  }
+}
+
+std::optional<std::string> read_metric_namespace(const cursor& c) {
+  auto s = c.str();
+  if (!s) return std::nullopt;
+  const bool chars_ok = s->size() <= 255 && std::all_of(s->begin(), s->end(), [](char ch) {
+                          return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                                 (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' ||
+                                 ch == '/' || ch == '#' || ch == ':' || ch == ' ';
+                        });
+  if (!chars_ok || s->find_first_not_of(' ') == std::string::npos) {
+    c.error(in_quotes(*s) +
+            " is not a CloudWatch namespace (1 to 255 of A-Z, a-z, 0-9, '.', '-', '_', '/', "
+            "'#', ':' and spaces)");
+    return std::nullopt;
+  }
+  if (s->starts_with("AWS/")) {
+    c.error(in_quotes(*s) + ": namespaces starting with AWS/ are reserved for AWS services");
+    return std::nullopt;
+  }
+  return s;
+}
+
+void read_cloudwatch(const cursor& c, cloudwatch_config& cw) {
+  cw.present = true;
+  cw.loc = c.loc();
+  c.check_keys({"namespace", "region", "endpoint", "interval"});
+  c.read("namespace", cw.metric_namespace, cw.locs, read_metric_namespace);
+  c.read("region", cw.region, cw.locs, read_region);
+  c.read("endpoint", cw.endpoint, cw.locs, read_url);
+  if (c.read("interval", cw.interval, cw.locs, &cursor::duration) &&
+      cw.interval < std::chrono::seconds(1)) {
+    c.context().diag.error(loc_of(cw.locs, "interval", cw.loc),
+                           format_duration(cw.interval) +
+                               " is too short: CloudWatch metrics are sent at most every second "
+                               "(interval is at least 1s)");
+  }
+}
+
+void read_alerts(const cursor& c, alerts_config& al) {
+  al.loc = c.loc();
+  c.check_keys({"webhooks", "sns", "cloudwatch"});
+  read_alert_list(c, "webhooks", "webhooks", max_webhooks, al.webhooks, al.locs,
+                  [](const cursor& item, webhook_config& w) {
+                    item.check_keys({"url", "severity", "events", "timeout", "token_file"});
+                    item.read("url", w.url, w.locs, read_url, true);
+                    item.read("severity", w.min_severity, w.locs, read_severity);
+                    item.read("events", w.events, w.locs, read_event_patterns);
+                    item.read("timeout", w.timeout, w.locs, &cursor::duration);
+                    item.read("token_file", w.token_file, w.locs, read_path);
+                  });
+  read_alert_list(c, "sns", "SNS topics", max_sns_topics, al.sns, al.locs, read_sns_topic);
+  if (auto cw = section(c, "cloudwatch", al.locs)) read_cloudwatch(*cw, al.cloudwatch);
 }
 
 void read_cluster(const cursor& root, cluster_config& cfg) {

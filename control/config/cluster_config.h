@@ -119,11 +119,50 @@ struct webhook_config {
   field_locs locs;
 };
 
-struct alerts_config {
-  std::vector<webhook_config> webhooks;
+// An Amazon SNS topic that gets alerts (docs/alerts.md#amazon-sns): each matching event is
+// published to it with the webhooks' JSON payload as the message.
+struct sns_topic_config {
+  std::string topic_arn;  // arn:aws[-cn|-us-gov]:sns:<region>:<account>:<name>
+  std::string region;     // the signing region; default: the ARN's
+  std::string endpoint;   // scheme://host[:port]; empty: the region's public endpoint
+  alert_severity min_severity = alert_severity::warning;
+  std::vector<std::string> events;  // as webhook_config::events
   source_loc loc;
   field_locs locs;
 };
+
+// Monitor check times sent to Amazon CloudWatch (docs/alerts.md#amazon-cloudwatch).
+struct cloudwatch_config {
+  bool present = false;  // the section is written: the times are sent
+  std::string metric_namespace = "Tandem";
+  std::string region;                          // empty: resolved as the AWS SDKs do
+  std::string endpoint;                        // scheme://host[:port]; empty: the public endpoint
+  std::chrono::milliseconds interval{60'000};  // how often the buffered times are sent
+  source_loc loc;
+  field_locs locs;
+};
+
+struct alerts_config {
+  std::vector<webhook_config> webhooks;
+  std::vector<sns_topic_config> sns;
+  cloudwatch_config cloudwatch;
+  source_loc loc;
+  field_locs locs;
+};
+
+// SNS topic ARNs and AWS region names as the alerts section accepts them.
+struct sns_arn {
+  std::string partition;  // aws | aws-cn | aws-us-gov
+  std::string region;
+  std::string account;  // 12 digits
+  std::string topic;    // [A-Za-z0-9_-]{1,256}, or such a name ending in ".fifo"
+};
+// The parts of `arn`, or nullopt with `why` saying what is wrong with it.
+std::optional<sns_arn> parse_sns_arn(std::string_view arn, std::string* why = nullptr);
+// "us-east-1", "cn-north-1", "us-gov-west-1": lower-case words joined by '-', a number last.
+bool is_aws_region(std::string_view region) noexcept;
+// The partition a region belongs to: aws-cn for cn-*, aws-us-gov for us-gov-*, else aws.
+std::string_view aws_partition_of(std::string_view region) noexcept;
 
 // What one node sets differently from the cluster-wide values (nodes[].overrides). Only these
 // keys may be overridden; docs/configuration.md says why.

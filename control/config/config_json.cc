@@ -236,7 +236,26 @@ json to_json(const cluster_config& cfg) {
     put_if(wj, "token_file", w.token_file);
     hooks.push_back(wj);
   }
-  j["alerts"] = {{"webhooks", hooks}};
+  json topics = json::array();
+  for (const sns_topic_config& t : cfg.alerts.sns) {
+    json tj;
+    tj["topic_arn"] = t.topic_arn;
+    tj["region"] = t.region;
+    put_if(tj, "endpoint", t.endpoint);
+    tj["severity"] = to_string(t.min_severity);
+    tj["events"] = strings(t.events);
+    topics.push_back(tj);
+  }
+  j["alerts"] = {{"webhooks", hooks}, {"sns", topics}};
+  if (cfg.alerts.cloudwatch.present) {
+    const cloudwatch_config& cw = cfg.alerts.cloudwatch;
+    json cj;
+    cj["namespace"] = cw.metric_namespace;
+    put_if(cj, "region", cw.region);
+    put_if(cj, "endpoint", cw.endpoint);
+    cj["interval"] = dur(cw.interval);
+    j["alerts"]["cloudwatch"] = cj;
+  }
   json aj;
   aj["socket"] = cfg.api.socket;
   if (cfg.api.http) {

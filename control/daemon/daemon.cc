@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "control/alerts/aws_sinks.h"
 #include "control/alerts/webhook.h"
 #include "control/api/jsonl_socket.h"
 #include "control/api/log_line.h"
@@ -216,9 +217,13 @@ struct cluster_daemon::impl {
   std::unique_ptr<quorum::lease_runner> runner;
   std::unique_ptr<quorum::prober> probes;
   std::unique_ptr<alerts::webhook_dispatcher> webhooks;
+  std::unique_ptr<alerts::sns_dispatcher> sns;
+  std::unique_ptr<alerts::cloudwatch_publisher> cloudwatch;
   // Replaced by a reload: retired at once, stopped (joined) at shutdown.
   std::vector<std::unique_ptr<quorum::prober>> retired_probes;
   std::vector<std::unique_ptr<alerts::webhook_dispatcher>> retired_webhooks;
+  std::vector<std::unique_ptr<alerts::sns_dispatcher>> retired_sns;
+  std::vector<std::unique_ptr<alerts::cloudwatch_publisher>> retired_cloudwatch;
   std::vector<std::unique_ptr<link>> links;
   // peer_endpoints[node][link]
   std::vector<std::vector<asio::ip::udp::endpoint>> peer_endpoints;
@@ -261,8 +266,9 @@ struct cluster_daemon::impl {
     r.link = e.link;
     const event_record& rec = events.add(std::move(r));
     opts.log(std::string(cluster::to_string(rec.level)) + " " + rec.name + ": " + rec.message);
-    // A failed alert is not itself sent as an alert: the webhook that failed would loop on it.
-    if (webhooks && !(rec.module == daemon_module && rec.id == daemon_events::alert_failed)) {
+    // A failed alert is not itself sent as an alert: the target that failed would loop on it.
+    if ((webhooks || sns) &&
+        !(rec.module == daemon_module && rec.id == daemon_events::alert_failed)) {
       alerts::alert a;
       a.serial = rec.serial;
       a.cluster = cfg.name;
@@ -275,7 +281,8 @@ struct cluster_daemon::impl {
       a.time = rfc3339_ms(rec.wall);
       a.about = rec.about;
       a.link = rec.link;
-      (void)webhooks->post(a);
+      if (webhooks) (void)webhooks->post(a);
+      if (sns) (void)sns->post(a);
     }
   }
 
@@ -287,6 +294,28 @@ struct cluster_daemon::impl {
     e.message = std::move(message);
     e.time = clock::now();
     on_event(e);
+  }
+
+  // The SNS topics of `ac` (none: nullptr), reporting alerts given up as events.
+  std::unique_ptr<alerts::sns_dispatcher> make_sns(const config::alerts_config& ac) {
+    if (ac.sns.empty()) return nullptr;
+    auto d = std::make_unique<alerts::sns_dispatcher>(io.get_executor(), ac);
+    d->on_failure([this](const alerts::sns_failure& f) {
+      emit(daemon_events::alert_failed, cluster::severity::warning,
+           "alert " + std::to_string(f.serial) + " (" + f.name +
+               ") could not be published to SNS topic " + f.topic_arn + " after " +
+               std::to_string(f.attempts) + " attempt(s): " + f.error);
+    });
+    return d;
+  }
+
+  // The CloudWatch publisher of `ac` (not configured: nullptr), not yet started.
+  std::unique_ptr<alerts::cloudwatch_publisher> make_cloudwatch(const config::alerts_config& ac) {
+    if (!ac.cloudwatch.present) return nullptr;
+    auto p = std::make_unique<alerts::cloudwatch_publisher>(io.get_executor(), ac.cloudwatch,
+                                                            cfg.name, opts.node);
+    p->on_log([this](const std::string& line) { opts.log(line); });
+    return p;
   }
 
   // ---- set-up ----
@@ -432,6 +461,8 @@ struct cluster_daemon::impl {
                  f.url + " after " + std::to_string(f.attempts) + " attempts: " + f.error);
       });
     }
+    sns = make_sns(cfg.alerts);
+    cloudwatch = make_cloudwatch(cfg.alerts);
 
     groups::manager_hooks gh;
     gh.emit = [this](const cluster::event& e) { on_event(e); };
@@ -439,6 +470,9 @@ struct cluster_daemon::impl {
       if (joined && !shutting_down) leave(clock::now(), "final action: " + why);
     };
     gh.fence = [this](const std::string& why) { run_fence(why, cfg.quorum.stop_timeout); };
+    gh.check_timed = [this](const std::string& monitor, std::chrono::nanoseconds took) {
+      if (cloudwatch) cloudwatch->record(monitor, took);
+    };
     gh.changed = [this] {
       // A group changed state here: tell the peers now rather than at the next round.
       if (!joined) return;
@@ -756,6 +790,10 @@ struct cluster_daemon::impl {
       for (const alerts::webhook_stats& w : webhooks->stats())
         alerting |= w.queued > 0;
     }
+    if (sns) {
+      for (const alerts::sns_stats& topic : sns->stats())
+        alerting |= topic.queued > 0;
+    }
     if ((releasing || alerting) && n < deadline) {
       t->expires_after(milliseconds(20));
       t->async_wait([this, deadline, t, done = std::move(done)](const std::error_code&) mutable {
@@ -767,10 +805,16 @@ struct cluster_daemon::impl {
     if (runner) runner->stop();
     if (probes) probes->stop();
     if (webhooks) webhooks->stop();
+    if (sns) sns->stop();
+    if (cloudwatch) cloudwatch->stop();
     for (auto& p : retired_probes)
       p->stop();
     for (auto& w : retired_webhooks)
       w->stop();
+    for (auto& d : retired_sns)
+      d->stop();
+    for (auto& c : retired_cloudwatch)
+      c->stop();
     for (auto& lk : links) {
       std::error_code ec;
       lk->socket.close(ec);
@@ -867,6 +911,8 @@ struct cluster_daemon::impl {
               {"links", lks},
               {"unattributed", counters_json(members->unattributed_counters())},
               {"webhooks", webhooks_json()},
+              {"sns", sns_json()},
+              {"cloudwatch", cloudwatch_json()},
               {"last_event", events.last_serial()}};
     return j;
   }
@@ -886,6 +932,34 @@ struct cluster_daemon::impl {
       out.push_back(j);
     }
     return out;
+  }
+
+  json sns_json() const {
+    json out = json::array();
+    if (!sns) return out;
+    for (const alerts::sns_stats& t : sns->stats()) {
+      json j = {{"topic_arn", t.topic_arn},
+                {"sent", t.sent},
+                {"failed", t.failed},
+                {"dropped", t.dropped},
+                {"queued", t.queued}};
+      if (!t.last_message_id.empty()) j["last_message_id"] = t.last_message_id;
+      if (!t.last_error.empty()) j["last_error"] = t.last_error;
+      out.push_back(j);
+    }
+    return out;
+  }
+
+  // null when CloudWatch is not configured.
+  json cloudwatch_json() const {
+    if (!cloudwatch) return nullptr;
+    const alerts::cloudwatch_stats s = cloudwatch->stats();
+    json j = {{"namespace", s.metric_namespace},  {"datums_sent", s.datums_sent},
+              {"datums_failed", s.datums_failed}, {"datums_dropped", s.datums_dropped},
+              {"buffered", s.buffered},           {"calls", s.calls},
+              {"failed_calls", s.failed_calls}};
+    if (!s.last_error.empty()) j["last_error"] = s.last_error;
+    return j;
   }
 
   std::string metrics_text() const {
@@ -1064,10 +1138,20 @@ struct cluster_daemon::impl {
     const bool targets = next.quorum.resolution.ping != cfg.quorum.resolution.ping ||
                          next.quorum.resolution.http != cfg.quorum.resolution.http ||
                          next.quorum.resolution.timeout != cfg.quorum.resolution.timeout;
-    const bool hooks = config::to_json(next).at("alerts") != config::to_json(cfg).at("alerts");
+    const nlohmann::ordered_json next_alerts = config::to_json(next).at("alerts");
+    const nlohmann::ordered_json cur_alerts = config::to_json(cfg).at("alerts");
+    auto changed = [&](const char* key) {
+      return next_alerts.value(key, nlohmann::ordered_json()) !=
+             cur_alerts.value(key, nlohmann::ordered_json());
+    };
+    const bool hooks = changed("webhooks");
+    const bool topics = changed("sns");
+    const bool metrics = changed("cloudwatch");
     // Everything that can fail happens before anything changes: all or nothing.
     uint32_t next_digest = 0;
     std::unique_ptr<alerts::webhook_dispatcher> new_hooks;
+    std::unique_ptr<alerts::sns_dispatcher> new_sns;
+    std::unique_ptr<alerts::cloudwatch_publisher> new_cloudwatch;
     std::unique_ptr<quorum::prober> new_probes;
     const quorum::partition_config pc = partition_of(next.quorum);
     try {
@@ -1104,6 +1188,8 @@ struct cluster_daemon::impl {
       }
       if (hooks && !next.alerts.webhooks.empty())
         new_hooks = std::make_unique<alerts::webhook_dispatcher>(io.get_executor(), next.alerts);
+      if (topics) new_sns = make_sns(next.alerts);
+      if (metrics) new_cloudwatch = make_cloudwatch(next.alerts);
     } catch (const std::exception& e) {
       emit(daemon_events::reload_refused, cluster::severity::warning,
            "reload of " + opts.config_file + " refused: " + e.what());
@@ -1135,6 +1221,21 @@ struct cluster_daemon::impl {
                    " attempts: " + f.error);
         });
       }
+    }
+    if (topics) {
+      if (sns) {
+        sns->retire();
+        retired_sns.push_back(std::move(sns));
+      }
+      sns = std::move(new_sns);
+    }
+    if (metrics) {
+      if (cloudwatch) {
+        cloudwatch->retire();
+        retired_cloudwatch.push_back(std::move(cloudwatch));
+      }
+      cloudwatch = std::move(new_cloudwatch);
+      if (cloudwatch) cloudwatch->start();
     }
     cfg = std::move(next);
     file_cfg = std::move(loaded.config);
@@ -1238,10 +1339,16 @@ cluster_daemon::~cluster_daemon() {
   if (d_->runner) d_->runner->stop();
   if (d_->probes) d_->probes->stop();
   if (d_->webhooks) d_->webhooks->stop();
+  if (d_->sns) d_->sns->stop();
+  if (d_->cloudwatch) d_->cloudwatch->stop();
   for (auto& p : d_->retired_probes)
     p->stop();
   for (auto& w : d_->retired_webhooks)
     w->stop();
+  for (auto& t : d_->retired_sns)
+    t->stop();
+  for (auto& c : d_->retired_cloudwatch)
+    c->stop();
   d_->fence_worker.join();
 }
 
@@ -1251,6 +1358,7 @@ void cluster_daemon::start() {
     d_->receive_on(*lk);
   if (d_->runner) d_->runner->start();
   if (d_->probes) d_->probes->start();
+  if (d_->cloudwatch) d_->cloudwatch->start();
   if (d_->http) d_->http->start();
   d_->emit(daemon_events::started, cluster::severity::info,
            "tandemd started: node " + d_->opts.node + " (id " + std::to_string(d_->self) +

@@ -806,12 +806,14 @@ struct group_manager::impl {
     const milliseconds timeout = m.conf.timeout;
     asio::post(*m.strand, [this, &m, mon, timeout, token = std::weak_ptr<bool>(alive)] {
       check_result r;
+      const time_point began = clock::now();
       try {
         r = mon->check(timeout);
       } catch (const std::exception& e) {
         r = {false, e.what()};
       }
-      asio::post(io, [this, &m, r, token] {
+      const std::chrono::nanoseconds took = clock::now() - began;
+      asio::post(io, [this, &m, r, took, token] {
         auto a = token.lock();
         if (!a || !*a) return;
         m.in_flight = false;
@@ -820,6 +822,7 @@ struct group_manager::impl {
           return;
         }
         on_check(m, r);
+        if (hooks.check_timed) hooks.check_timed(m.conf.name, took);
         if (m.wake_pending) {
           m.wake_pending = false;
           tick(m);

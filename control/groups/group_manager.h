@@ -70,6 +70,9 @@ struct manager_hooks {
   std::function<void(const std::string&)> stop_cluster;  // final action stop_cluster
   std::function<void(const std::string&)> fence;         // final action fence
   std::function<void()> changed;  // this node's group reports changed: heartbeat soon
+  // A monitor's check is over, whatever its result: its name and how long check() took (the
+  // CloudWatch check times). Called after the result was handled; optional.
+  std::function<void(const std::string& monitor, std::chrono::nanoseconds took)> check_timed;
 };
 
 struct manager_options {

@@ -27,11 +27,12 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/awscli_conformance.XXXXXX")
 fake_pid=
 r53_pid=
+query_pid=
 cleanup() {
-  if [[ -n $r53_pid ]]; then
-    kill "$r53_pid" 2>/dev/null
-    wait "$r53_pid" 2>/dev/null
-  fi
+  for pid in $r53_pid $query_pid; do
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
   if [[ -n $fake_pid ]]; then
     kill "$fake_pid" 2>/dev/null
     wait "$fake_pid" 2>/dev/null
@@ -40,8 +41,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Route 53 checks run beside the EC2 ones (the CLI's start-up dominates the run time), so each
-# section has its own scratch files (suffix sfx) and results file; the totals are counted at the end.
+# Route 53 and the SNS / CloudWatch checks run beside the EC2 ones (the CLI's start-up dominates
+# the run time), so each section has its own scratch files (suffix sfx) and results file; the
+# totals are counted at the end.
 sfx=.main
 ok() {
   echo "ok    $*"
@@ -68,6 +70,7 @@ ENI_B=eni-0bbbbbbbbbbbbbbb1
 ALLOC=eipalloc-0e1e1e1e1e1e1e1e1
 ZONE=Z0TANDEMCONFORM
 VIP=10.0.100.10/32
+TOPIC=arn:aws:sns:$REGION:111122223333:tandem-alerts
 
 "$here/make_test_ca.sh" "$tmp/ca" || { echo "FAIL  make_test_ca.sh"; exit 1; }
 : >"$tmp/empty"
@@ -113,7 +116,8 @@ EOF
     {"name": "example.test.", "type": "TXT", "ttl": 300, "values": ["\"v=spf1 -all\""]},
     {"name": "db.example.test.", "type": "A", "ttl": 300, "values": ["10.0.1.20"]},
     {"name": "vip.example.test.", "type": "A", "ttl": 60, "values": ["10.0.1.10"]}]}},
-  "insync_after_polls": 1
+  "insync_after_polls": 1,
+  "sns_topics": ["$TOPIC"]
 }
 EOF
 } >"$tmp/state.json"
@@ -360,6 +364,99 @@ EOF
 
 sfx=.r53 route53_checks >"$tmp/route53.log" 2>&1 &
 r53_pid=$!
+
+# ---- SNS and CloudWatch (beside the EC2 checks) ----------------------------------------------
+
+# query_raw SERVICE FORM_PARAMS [REGION]: one SNS or CloudWatch Query call signed by curl; sets
+# status and body.
+query_raw() {
+  body=$("$CURL" -sS --cacert "$tmp/ca/ca.pem" --aws-sigv4 "aws:amz:${3:-$REGION}:$1" \
+    --user "$AKID:$SECRET" -w '\n%{http_code}' -d "$2" \
+    -H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8' "$endpoint/" 2>&1)
+  status=${body##*$'\n'}
+  body=${body%$'\n'*}
+}
+
+# expect_query_error WHAT SERVICE STATUS TYPE CODE MESSAGE FORM_PARAMS: the <ErrorResponse> shape
+# of SNS and CloudWatch, in the service's namespace.
+expect_query_error() {
+  local what=$1 service=$2 want_status=$3 type=$4 code=$5 message=$6 ns
+  ns=http://sns.amazonaws.com/doc/2010-03-31/
+  [[ $service == monitoring ]] && ns=http://monitoring.amazonaws.com/doc/2010-08-01/
+  query_raw "$service" "$7"
+  if [[ $status == "$want_status" &&
+        $body == '<ErrorResponse xmlns="'"$ns"'"><Error><Type>'"$type</Type><Code>$code</Code><Message>"*"$message"*'</Message></Error><RequestId>'*'</RequestId></ErrorResponse>' ]]; then
+    ok "$what: $status $code ($message)"
+  else
+    bad "$what: want $want_status $code '$message', got $status $body"
+  fi
+}
+
+sns_cloudwatch_checks() {
+  local got message_id
+  aws_run -- sns publish --region "$REGION" --topic-arn "$TOPIC" --subject "tandem alpha: test" \
+    --message '{"name": "heartbeat.node_down"}' --query MessageId
+  message_id=$out
+  got=$(state_get '[(m["topic_arn"], m["subject"], m["message"], m["message_id"]) for m in s["sns_messages"]]')
+  if [[ $rc -eq 0 && $message_id =~ ^[0-9a-f-]{36}$ &&
+        $got == "[('$TOPIC', 'tandem alpha: test', '{\"name\": \"heartbeat.node_down\"}', '$message_id')]" ]]; then
+    ok "sns publish: MessageId $message_id, stored in sns_messages"
+  else
+    bad "sns publish: rc $rc, '$out', stored $got: $err"
+  fi
+  expect_error "sns publish to an unknown topic" NotFound "Topic does not exist" -- \
+    sns publish --region "$REGION" --topic-arn "arn:aws:sns:$REGION:111122223333:nope" --message x
+
+  aws_run -- cloudwatch put-metric-data --region "$REGION" --namespace Tandem --metric-data \
+    'MetricName=MonitorCheckTime,Dimensions=[{Name=Cluster,Value=alpha},{Name=Node,Value=n1},{Name=Monitor,Value=web}],Value=12.5,Unit=Milliseconds'
+  got=$(state_get '[(m["namespace"], m["metric_name"], m["dimensions"], m["value"], m["unit"]) for m in s["metrics"]]')
+  if [[ $rc -eq 0 &&
+        $got == "[('Tandem', 'MonitorCheckTime', {'Cluster': 'alpha', 'Node': 'n1', 'Monitor': 'web'}, 12.5, 'Milliseconds')]" ]]; then
+    ok "cloudwatch put-metric-data: the datum is stored in metrics"
+  else
+    bad "cloudwatch put-metric-data: rc $rc, stored $got: $err"
+  fi
+  expect_error "cloudwatch put-metric-data to a reserved namespace" InvalidParameterValue \
+    "The value AWS/EC2 for parameter Namespace is invalid." -- \
+    cloudwatch put-metric-data --region "$REGION" --namespace AWS/EC2 --metric-name X --value 1
+
+  # The same port serves every Query service: the signing scope picks one.
+  local publish="Action=Publish&Version=2010-03-31&TopicArn=$TOPIC&Message=hello"
+  expect_query_error "Publish to an unknown topic" sns 404 Sender NotFound "Topic does not exist" \
+    "Action=Publish&Version=2010-03-31&TopicArn=arn:aws:sns:$REGION:111122223333:nope&Message=x"
+  expect_query_error "Publish with a 100-character Subject" sns 400 Sender InvalidParameter \
+    "Invalid parameter: Subject" "$publish&Subject=$(printf 's%.0s' {1..100})"
+  expect_query_error "Publish to a FIFO topic without MessageGroupId" sns 400 Sender \
+    InvalidParameter "Invalid parameter: The MessageGroupId parameter is required for FIFO topics" \
+    "Action=Publish&Version=2010-03-31&TopicArn=arn:aws:sns:$REGION:111122223333:t.fifo&Message=x"
+  expect_query_error "Publish to a topic of another region" sns 400 Sender InvalidParameter \
+    "Invalid parameter: TopicArn" \
+    "Action=Publish&Version=2010-03-31&TopicArn=arn:aws:sns:us-west-2:111122223333:t&Message=x"
+  # (Not signed for ec2 here: the EC2 checks beside this install faults for every EC2 action.)
+  expect_query_error "an EC2 action signed for sns goes to SNS" sns 400 Sender InvalidAction \
+    "Could not find operation DescribeVpcs for version 2016-11-15" \
+    "Action=DescribeVpcs&Version=2016-11-15"
+  fault '{"service":"sns","action":"Publish","kind":"unauthorized","count":1}'
+  expect_query_error "sns unauthorized fault" sns 403 Sender AuthorizationError \
+    "User: arn:aws:iam::111122223333:user/tandem-ci is not authorized to perform: SNS:Publish on resource: $TOPIC" \
+    "$publish"
+  fault '{"service":"monitoring","action":"PutMetricData","kind":"throttle","count":1}'
+  expect_query_error "cloudwatch throttle fault" monitoring 400 Sender Throttling "Rate exceeded" \
+    "Action=PutMetricData&Version=2010-08-01&Namespace=T&MetricData.member.1.MetricName=m&MetricData.member.1.Value=1"
+  local many="Action=PutMetricData&Version=2010-08-01&Namespace=T" i
+  for i in $(seq 1001); do
+    many+="&MetricData.member.$i.MetricName=m&MetricData.member.$i.Value=$i"
+  done
+  expect_query_error "PutMetricData with 1001 datums" monitoring 400 Sender InvalidParameterValue \
+    "The collection MetricData must not have a size greater than 1000." "$many"
+  query_raw monitoring "Action=PutMetricData&Version=2010-08-01&Namespace=T" us-west-2
+  [[ $status == 403 && $body == *"<Code>SignatureDoesNotMatch</Code>"*"scoped to a valid region"* ]] &&
+    ok "PutMetricData signed for us-west-2: 403 SignatureDoesNotMatch" ||
+    bad "PutMetricData signed for us-west-2: $status $body"
+}
+
+sfx=.query sns_cloudwatch_checks >"$tmp/query.log" 2>&1 &
+query_pid=$!
 
 # ---- EC2 route tables ----------------------------------------------------------------------
 
@@ -634,8 +731,12 @@ fake_pid=
 
 wait "$r53_pid"
 r53_pid=
+wait "$query_pid"
+query_pid=
 echo "--- Route 53 (run beside the EC2 checks) ---"
 cat "$tmp/route53.log"
+echo "--- SNS and CloudWatch (run beside the EC2 checks) ---"
+cat "$tmp/query.log"
 passed=$(cat "$tmp"/results.* | grep -c '^ok')
 failed=$(cat "$tmp"/results.* | grep -c '^FAIL')
 echo

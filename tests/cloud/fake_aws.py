@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""Fake EC2 (Query), Route 53 (REST-XML) and IMDSv2 endpoints for tandem's cloud-routing tests.
+"""Fake EC2, SNS and CloudWatch (Query), Route 53 (REST-XML) and IMDSv2 endpoints for tandem's tests.
 
 The shapes follow shared/cloud/API_SHAPES.md; README.md beside this file documents the state file,
-the error table and the /_fake/ control API. Every EC2 and Route 53 request is checked with
-botocore's SigV4 signer (not tandem's), so a client that passes here signs as AWS expects.
+the error table and the /_fake/ control API. Every EC2, SNS, CloudWatch and Route 53 request is
+checked with botocore's SigV4 signer (not tandem's), so a client that passes here signs as AWS
+expects.
 Run with Debian's /usr/bin/python3 (stdlib + python3-botocore only).
 """
 
@@ -41,6 +42,19 @@ from botocore.credentials import Credentials
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
+SNS_NS = "http://sns.amazonaws.com/doc/2010-03-31/"
+CW_NS = "http://monitoring.amazonaws.com/doc/2010-08-01/"
+SNS_VERSION = "2010-03-31"
+CW_VERSION = "2010-08-01"
+SNS_MAX_MESSAGE = 262144  # bytes
+CW_MAX_DATUMS = 1000
+CW_UNITS = (
+    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
+    "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
+    "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second",
+    "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second",
+    "Terabits/Second", "Count/Second", "None")
+SNS_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov)?:sns:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,256}(\.fifo)?)$")
 R53_REGION = "us-east-1"  # Route 53 is global and always signed for us-east-1
 MAX_SKEW_S = 300  # AWS refuses requests whose timestamp is more than 5 minutes off
 MAX_BODY = 1 << 20
@@ -48,7 +62,10 @@ IMDS_MAX_TTL = 21600
 DEFAULT_OWNER = "111122223333"
 
 FAULT_KINDS = ("throttle", "server_error", "unauthorized", "delay", "drop")
-SERVICES = ("ec2", "route53", "imds")
+SERVICES = ("ec2", "route53", "sns", "monitoring", "imds")
+# The Query-protocol services on the HTTPS port, told apart by the signing scope's service (the
+# Action when a request is not signed).
+QUERY_SERVICES = {"sns": ("Publish",), "monitoring": ("PutMetricData",)}
 
 
 def log(msg):
@@ -159,6 +176,11 @@ AUTH_ERRORS = {
         "route53": (403, "SignatureDoesNotMatch", "Signature expired"),
     },
 }
+
+
+for _kind, _by_service in AUTH_ERRORS.items():
+    for _svc in ("sns", "monitoring"):
+        _by_service[_svc] = _by_service["route53"]
 
 
 def auth_api_error(err, service):
@@ -385,6 +407,15 @@ def normalize_state(state):
     state.setdefault("insync_after_polls", 1)
     if not isinstance(state["insync_after_polls"], int) or state["insync_after_polls"] < 0:
         raise ValueError("insync_after_polls: expected an integer >= 0")
+
+    topics = state.setdefault("sns_topics", [])
+    if not isinstance(topics, list):
+        raise ValueError("sns_topics: expected a list of topic ARNs")
+    for i, arn in enumerate(topics):
+        if not isinstance(arn, str) or not SNS_ARN_RE.match(arn):
+            raise ValueError(f"sns_topics[{i}]: not an SNS topic ARN: {arn!r}")
+    _list_of_dicts(state, "sns_messages")
+    _list_of_dicts(state, "metrics")
     return state
 
 
@@ -1190,6 +1221,159 @@ class Fake:
         return (f'<?xml version="1.0" encoding="UTF-8"?>\n<ListResourceRecordSetsResponse '
                 f'xmlns="{R53_NS}">{"".join(parts)}</ListResourceRecordSetsResponse>')
 
+    # ---- SNS -------------------------------------------------------------------------------
+
+    def sns_call(self, action, params, akid):
+        """Returns the response XML of an SNS action; raises ApiError otherwise."""
+        version = params.get("Version")
+        if not version:
+            raise ApiError(400, "MissingParameter", "The request must contain the parameter Version")
+        if action != "Publish" or version != SNS_VERSION:
+            raise ApiError(400, "InvalidAction", f"Could not find operation {action} for version "
+                                                 f"{version}")
+        arn = params.get("TopicArn") or params.get("TargetArn")
+        if not arn:
+            raise ApiError(400, "InvalidParameter", "Invalid parameter: TopicArn or TargetArn "
+                                                    "Reason: no value for required parameter")
+        m = SNS_ARN_RE.match(arn)
+        if not m or m.group(2) != self.state["region"]:
+            raise ApiError(400, "InvalidParameter", "Invalid parameter: TopicArn")
+        message = params.get("Message")
+        if not message:
+            raise ApiError(400, "InvalidParameter", "Invalid parameter: Empty message")
+        if len(message.encode("utf-8")) > SNS_MAX_MESSAGE:
+            raise ApiError(400, "InvalidParameter", "Invalid parameter: Message too long")
+        subject = params.get("Subject")
+        if subject is not None and (not subject or len(subject) >= 100 or
+                                    any(not " " <= ch <= "~" for ch in subject)):
+            # The API reference: ASCII, no line breaks or control characters, under 100.
+            raise ApiError(400, "InvalidParameter", "Invalid parameter: Subject")
+        group = params.get("MessageGroupId")
+        dedup = params.get("MessageDeduplicationId")
+        if arn.endswith(".fifo"):
+            if not group:
+                raise ApiError(400, "InvalidParameter", "Invalid parameter: The MessageGroupId "
+                                                        "parameter is required for FIFO topics")
+            if not dedup:
+                raise ApiError(400, "InvalidParameter",
+                               "Invalid parameter: The topic should either have "
+                               "ContentBasedDeduplication enabled or MessageDeduplicationId "
+                               "provided explicitly")
+        elif group or dedup:
+            name = "MessageGroupId" if group else "MessageDeduplicationId"
+            raise ApiError(400, "InvalidParameter",
+                           f"Invalid parameter: {name} Reason: The request includes {name} "
+                           f"parameter that is not valid for this topic type")
+        with self.lock:
+            if arn not in self.state["sns_topics"]:
+                raise ApiError(404, "NotFound", "Topic does not exist")
+            message_id = str(uuid.uuid4())
+            entry = {"message_id": message_id, "topic_arn": arn, "message": message,
+                     "time": iso_millis(utcnow()), "access_key": akid}
+            if subject is not None:
+                entry["subject"] = subject
+            if group:
+                entry["message_group_id"] = group
+                entry["message_deduplication_id"] = dedup
+            self.state["sns_messages"].append(entry)
+        return (f'<PublishResponse xmlns="{SNS_NS}"><PublishResult>{txt("MessageId", message_id)}'
+                f'</PublishResult><ResponseMetadata>{txt("RequestId", uuid.uuid4())}'
+                f"</ResponseMetadata></PublishResponse>")
+
+    # ---- CloudWatch --------------------------------------------------------------------------
+
+    @staticmethod
+    def cw_members(params, prefix):
+        """{N: {rest: value}} for the keys prefix.member.N.rest, N counted from 1."""
+        out = {}
+        head = prefix + ".member."
+        for key, value in params.items():
+            if not key.startswith(head):
+                continue
+            index, _, rest = key[len(head):].partition(".")
+            if not index.isdigit() or int(index) < 1:
+                raise ApiError(400, "InvalidParameterValue",
+                               f"The parameter {key} is not a valid member index.")
+            out.setdefault(int(index), {})[rest] = value
+        return out
+
+    def cw_datum(self, n, fields, namespace, now):
+        where = f"MetricData.member.{n}"
+
+        def invalid(name, value):
+            return ApiError(400, "InvalidParameterValue",
+                            f"The value {value} for parameter {where}.{name} is invalid.")
+
+        name = fields.get("MetricName")
+        if not name:
+            raise ApiError(400, "MissingParameter", f"The parameter {where}.MetricName is required.")
+        if "Value" not in fields:
+            raise ApiError(400, "MissingParameter", f"The parameter {where}.Value is required.")
+        try:
+            value = float(fields["Value"])
+        except ValueError:
+            raise invalid("Value", fields["Value"]) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise invalid("Value", fields["Value"])
+        unit = fields.get("Unit", "None")
+        if unit not in CW_UNITS:
+            raise invalid("Unit", unit)
+        when = now
+        if "Timestamp" in fields:
+            try:
+                when = parse_iso(fields["Timestamp"], "Timestamp")
+            except ValueError:
+                raise invalid("Timestamp", fields["Timestamp"]) from None
+            if when < now - datetime.timedelta(days=14) or when > now + datetime.timedelta(hours=2):
+                raise ApiError(400, "InvalidParameterValue",
+                               f"The parameter {where}.Timestamp must specify a time no more "
+                               f"than two weeks in the past and no more than two hours in the "
+                               f"future.")
+        dims = {}
+        members = self.cw_members(fields, "Dimensions")
+        if len(members) > 30:
+            raise ApiError(400, "InvalidParameterValue",
+                           f"The collection {where}.Dimensions must not have a size greater "
+                           f"than 30.")
+        for m in sorted(members):
+            dname, dvalue = members[m].get("Name"), members[m].get("Value")
+            if not dname or dvalue is None or dvalue == "":
+                missing = "Name" if not dname else "Value"
+                raise ApiError(400, "MissingParameter",
+                               f"The parameter {where}.Dimensions.member.{m}.{missing} is "
+                               f"required.")
+            dims[dname] = dvalue
+        return {"namespace": namespace, "metric_name": name, "dimensions": dims, "value": value,
+                "unit": unit, "timestamp": iso_millis(when)}
+
+    def cloudwatch_call(self, action, params):
+        """Returns the response XML of a CloudWatch action; raises ApiError otherwise."""
+        version = params.get("Version")
+        if not version:
+            raise ApiError(400, "MissingParameter", "The request must contain the parameter Version")
+        if action != "PutMetricData" or version != CW_VERSION:
+            raise ApiError(400, "InvalidAction", f"Could not find operation {action} for version "
+                                                 f"{version}")
+        namespace = params.get("Namespace")
+        if not namespace:
+            raise ApiError(400, "MissingParameter", "The parameter Namespace is required.")
+        if namespace.startswith("AWS/"):
+            raise ApiError(400, "InvalidParameterValue",
+                           f"The value {namespace} for parameter Namespace is invalid.")
+        members = self.cw_members(params, "MetricData")
+        if not members:
+            raise ApiError(400, "MissingParameter", "The parameter MetricData is required.")
+        if len(members) > CW_MAX_DATUMS:
+            raise ApiError(400, "InvalidParameterValue",
+                           f"The collection MetricData must not have a size greater than "
+                           f"{CW_MAX_DATUMS}.")
+        now = utcnow()
+        datums = [self.cw_datum(n, members[n], namespace, now) for n in sorted(members)]
+        with self.lock:
+            self.state["metrics"].extend(datums)  # all or nothing: every datum was checked
+        return (f'<PutMetricDataResponse xmlns="{CW_NS}"><ResponseMetadata>'
+                f'{txt("RequestId", uuid.uuid4())}</ResponseMetadata></PutMetricDataResponse>')
+
     # ---- IMDS ------------------------------------------------------------------------------
 
     def imds_new_token(self, ttl):
@@ -1379,13 +1563,44 @@ class AwsHandler(BaseHandler):
         except (DropConnection, ValueError):
             self.drop()
             return
+        self.body = body
         path = self.path.split("?", 1)[0]
         if path.startswith("/_fake/"):
             self.control(path, body)
         elif path.startswith("/2013-04-01/"):
             self.route53(body)
         else:
-            self.ec2(body)
+            params = self.query_params(body)
+            service = self.query_service(params)
+            if service == "ec2":
+                self.ec2(params)
+            else:
+                self.query_api(service, params)
+
+    def query_params(self, body):
+        """A Query-protocol request's parameters: the query string, then the form body."""
+        query = self.path.partition("?")[2]
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        if self.command == "POST" and body:
+            try:
+                params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                                     strict_parsing=False))
+            except UnicodeDecodeError:
+                pass
+        return params
+
+    def query_service(self, params):
+        """ec2, sns or monitoring: the service the request is signed for (as AWS routes by
+        host name, which the fake's one port cannot), else the service of its Action."""
+        m = re.search(r"Credential=[^/,\s]*/[^/,\s]*/[^/,\s]*/([^/,\s]+)/",
+                      self.headers.get("Authorization") or "")
+        if m and m.group(1) in QUERY_SERVICES:
+            return m.group(1)
+        if not m:
+            for service, actions in QUERY_SERVICES.items():
+                if params.get("Action") in actions:
+                    return service
+        return "ec2"
 
     # ---- EC2 -------------------------------------------------------------------------------
 
@@ -1397,15 +1612,8 @@ class AwsHandler(BaseHandler):
         self.fake.record_call("ec2", action, err.status, akid, fault)
         self.log_request_line(f"ec2:{action} {err.code}", err.status)
 
-    def ec2(self, body):
-        query = self.path.partition("?")[2]
-        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
-        if self.command == "POST" and body:
-            try:
-                params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                                                     strict_parsing=False))
-            except UnicodeDecodeError:
-                pass
+    def ec2(self, params):
+        body = self.body
         action = params.get("Action") or "?"
         try:
             akid = self.fake.verify(self.command, self.path, self.headers, body, "ec2",
@@ -1444,6 +1652,64 @@ class AwsHandler(BaseHandler):
         self.send(200, xml, "text/xml;charset=UTF-8")
         self.fake.record_call("ec2", action, 200, akid, kind)
         self.log_request_line(f"ec2:{action}", 200)
+
+    # ---- SNS and CloudWatch ------------------------------------------------------------------
+
+    def query_error(self, service, err, action, akid=None, fault=None):
+        ns = SNS_NS if service == "sns" else CW_NS
+        xml = (f'<ErrorResponse xmlns="{ns}"><Error>'
+               f"{txt('Type', 'Sender' if err.sender else 'Receiver')}"
+               f"{txt('Code', err.code)}{txt('Message', err.message)}</Error>"
+               f"{txt('RequestId', uuid.uuid4())}</ErrorResponse>")
+        self.send(err.status, xml, "text/xml", [("x-amzn-RequestId", str(uuid.uuid4()))])
+        self.fake.record_call(service, action, err.status, akid, fault)
+        self.log_request_line(f"{service}:{action} {err.code}", err.status)
+
+    def query_api(self, service, params):
+        action = params.get("Action") or "?"
+        try:
+            akid = self.fake.verify(self.command, self.path, self.headers, self.body, service,
+                                    self.fake.state["region"])
+        except AuthError as e:
+            self.query_error(service, auth_api_error(e, service), action)
+            return
+        fault = self.fake.take_fault(service, action)
+        if self.apply_fault(fault):
+            self.fake.record_call(service, action, 0, akid, "drop")
+            self.log_request_line(f"{service}:{action} dropped", 0)
+            return
+        kind = fault["kind"] if fault else None
+        err = None
+        if kind == "throttle":
+            err = ApiError(400, "Throttling", "Rate exceeded")
+        elif kind == "server_error":
+            err = ApiError(500, "InternalError", "An internal error has occurred", sender=False)
+        elif kind == "unauthorized":
+            user = self.fake.state["accounts"].get(akid, {}).get("user", "tandem-test")
+            who = f"arn:aws:iam::{self.fake.state['owner_id']}:user/{user}"
+            if service == "sns":
+                err = ApiError(403, "AuthorizationError",
+                               f"User: {who} is not authorized to perform: SNS:{action} on "
+                               f"resource: {params.get('TopicArn', '')}")
+            else:
+                err = ApiError(403, "AccessDenied",
+                               f"User: {who} is not authorized to perform: cloudwatch:{action} "
+                               f"because no identity-based policy allows the cloudwatch:{action} "
+                               f"action")
+        if err is None:
+            try:
+                if service == "sns":
+                    xml = self.fake.sns_call(action, params, akid)
+                else:
+                    xml = self.fake.cloudwatch_call(action, params)
+            except ApiError as e:
+                err = e
+        if err is not None:
+            self.query_error(service, err, action, akid, kind)
+            return
+        self.send(200, xml, "text/xml", [("x-amzn-RequestId", str(uuid.uuid4()))])
+        self.fake.record_call(service, action, 200, akid, kind)
+        self.log_request_line(f"{service}:{action}", 200)
 
     # ---- Route 53 --------------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ json fake_aws::default_state() {
       {"hosted_zones",
        {{"Z0FAKE000000000000001", {{"name", "example.com."}, {"records", json::array()}}}}},
       {"insync_after_polls", 1},
+      {"sns_topics", json::array({"arn:aws:sns:us-east-1:123456789012:tandem-alerts"})},
   };
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The fake AWS endpoints (tests/cloud/fake_aws.py: EC2, Route 53 and IMDSv2 with every
-// signature checked by botocore) as a test fixture: its own CA and certificate in a temporary
-// directory, the process, and its control API (state, faults, the calls it saw).
+// The fake AWS endpoints (tests/cloud/fake_aws.py: EC2, Route 53, SNS, CloudWatch and IMDSv2
+// with every signature checked by botocore) as a test fixture: its own CA and certificate in a
+// temporary directory, the process, and its control API (state, faults, the calls it saw).
 #pragma once
 
 #include <memory>
@@ -45,8 +45,9 @@ class fake_endpoints {
   void fault(const nlohmann::json& f);
   nlohmann::json calls();
   void reset_calls();
-  // How many calls of `action` the fake answered: an EC2 action ("ReplaceRoute"), a Route 53
-  // operation, an IMDS path below /latest/ ("api/token"), a Google or Azure action
+  // How many calls of `action` the fake answered: an EC2, SNS or CloudWatch action
+  // ("ReplaceRoute", "Publish", "PutMetricData"), a Route 53 operation, an IMDS path below
+  // /latest/ ("api/token"), a Google or Azure action
   // ("changes.create", "recordsets.put", "gce.token").
   int count(const std::string& action);
 
@@ -68,7 +69,8 @@ class fake_endpoints {
   std::unique_ptr<ctl::cloud::http_client> http_;
 };
 
-// tests/cloud/fake_aws.py: EC2, Route 53 and IMDSv2 with every signature checked by botocore.
+// tests/cloud/fake_aws.py: EC2, Route 53, SNS, CloudWatch and IMDSv2 with every signature checked
+// by botocore.
 class fake_aws final : public fake_endpoints {
  public:
   explicit fake_aws(fake_aws_options opts = {});
@@ -77,7 +79,8 @@ class fake_aws final : public fake_endpoints {
   // 10.200.0.10/32 (to eni-0aaa...), one does not; ENIs eni-0aaaaaaaaaaaaaaaa (node1) and
   // eni-0bbbbbbbbbbbbbbbb (node2); an Elastic IP eipalloc-0fake00000000001 (198.51.100.7),
   // unassociated; zones us-east-1a (available) and us-east-1b (impaired); a hosted zone
-  // Z0FAKE000000000000001 for example.com. Region us-east-1.
+  // Z0FAKE000000000000001 for example.com; an SNS topic
+  // arn:aws:sns:us-east-1:123456789012:tandem-alerts. Region us-east-1.
   static nlohmann::json default_state();
 
   [[nodiscard]] std::string imds_endpoint() const { return second_endpoint(); }

@@ -546,5 +546,178 @@ TEST(cluster_config, the_examples_are_valid) {
             std::vector<std::string>{"10.0.0.254"});
 }
 
+// ---- alerts: SNS topics and CloudWatch ----------------------------------------------------------
+
+TEST(cluster_config, sns_topics_take_their_region_from_the_arn) {
+  auto r =
+      load(with("alerts:\n"
+                "  sns:\n"
+                "    - topic_arn: arn:aws:sns:eu-west-1:123456789012:tandem-alerts\n"
+                "    - topic_arn: arn:aws-cn:sns:cn-north-1:123456789012:ops.fifo\n"
+                "      region: cn-north-1\n"
+                "      endpoint: https://sns.example.test:8443\n"
+                "      severity: error\n"
+                "      events: [\"heartbeat.*\", quorum.lost]\n"));
+  ASSERT_TRUE(r.ok()) << r.diag.to_string();
+  EXPECT_TRUE(r.diag.all().empty()) << r.diag.to_string();
+  const alerts_config& a = r.config.alerts;
+  ASSERT_EQ(a.sns.size(), 2u);
+  EXPECT_EQ(a.sns[0].topic_arn, "arn:aws:sns:eu-west-1:123456789012:tandem-alerts");
+  EXPECT_EQ(a.sns[0].region, "eu-west-1");
+  EXPECT_EQ(a.sns[0].endpoint, "");
+  EXPECT_EQ(a.sns[0].min_severity, alert_severity::warning);
+  EXPECT_TRUE(a.sns[0].events.empty());
+  EXPECT_EQ(a.sns[1].region, "cn-north-1");
+  EXPECT_EQ(a.sns[1].endpoint, "https://sns.example.test:8443");
+  EXPECT_EQ(a.sns[1].min_severity, alert_severity::error);
+  EXPECT_EQ(a.sns[1].events, (std::vector<std::string>{"heartbeat.*", "quorum.lost"}));
+  EXPECT_FALSE(a.cloudwatch.present);
+}
+
+TEST(cluster_config, sns_topic_arns_are_checked_part_by_part) {
+  auto bad = [](std::string_view arn) {
+    return load(with("alerts:\n  sns:\n    - topic_arn: \"" + std::string(arn) + "\"\n"));
+  };
+  const std::string at = "cluster.yaml:16:18: alerts.sns[0].topic_arn: ";
+  EXPECT_TRUE(only_error(bad("tandem-alerts").diag,
+                         at + "\"tandem-alerts\" is not an SNS topic ARN: an SNS topic ARN has the "
+                              "form arn:aws:sns:<region>:<account>:<topic>"));
+  EXPECT_TRUE(only_error(bad("arn:aws:sqs:us-east-1:123456789012:q").diag,
+                         at + "\"arn:aws:sqs:us-east-1:123456789012:q\" is not an SNS topic ARN: "
+                              "service \"sqs\" is not sns (an SNS topic ARN has the form "
+                              "arn:aws:sns:<region>:<account>:<topic>)"));
+  EXPECT_TRUE(only_error(bad("arn:aws-iso:sns:us-east-1:123456789012:t").diag,
+                         at + "\"arn:aws-iso:sns:us-east-1:123456789012:t\" is not an SNS topic "
+                              "ARN: partition \"aws-iso\" is not aws, aws-cn or aws-us-gov"));
+  EXPECT_TRUE(only_error(bad("arn:aws:sns:US-EAST-1:123456789012:t").diag,
+                         at + "\"arn:aws:sns:US-EAST-1:123456789012:t\" is not an SNS topic ARN: "
+                              "region \"US-EAST-1\" is not an AWS region (such as us-east-1)"));
+  EXPECT_TRUE(only_error(bad("arn:aws:sns:cn-north-1:123456789012:t").diag,
+                         at + "\"arn:aws:sns:cn-north-1:123456789012:t\" is not an SNS topic ARN: "
+                              "region cn-north-1 belongs to partition aws-cn, not aws"));
+  EXPECT_TRUE(only_error(bad("arn:aws:sns:us-east-1:12345:t").diag,
+                         at + "\"arn:aws:sns:us-east-1:12345:t\" is not an SNS topic ARN: account "
+                              "\"12345\" is not a 12-digit AWS account id"));
+  EXPECT_TRUE(only_error(bad("arn:aws:sns:us-east-1:123456789012:a:b").diag,
+                         at + "\"arn:aws:sns:us-east-1:123456789012:a:b\" is not an SNS topic "
+                              "ARN: topic name \"a:b\" is not 1 to 256 of A-Z, a-z, 0-9, '_' and "
+                              "'-' (and \".fifo\" last for a FIFO topic)"));
+  EXPECT_FALSE(bad("arn:aws:sns:us-east-1:123456789012:" + std::string(257, 'x')).ok());
+  EXPECT_FALSE(bad("arn:aws:sns:us-east-1:123456789012:.fifo").ok());
+  EXPECT_TRUE(bad("arn:aws:sns:us-east-1:123456789012:" + std::string(256, 'x')).ok());
+  EXPECT_TRUE(bad("arn:aws-us-gov:sns:us-gov-west-1:123456789012:Alerts_1.fifo").ok());
+
+  auto missing = load(with("alerts:\n  sns:\n    - {severity: info}\n"));
+  EXPECT_TRUE(only_error(missing.diag,
+                         "cluster.yaml:16:7: alerts.sns[0]: missing required key \"topic_arn\""));
+}
+
+TEST(cluster_config, sns_topic_settings_are_checked) {
+  auto r =
+      load(with("alerts:\n"
+                "  sns:\n"
+                "    - topic_arn: arn:aws:sns:us-east-1:123456789012:t\n"
+                "      region: us_east_1\n"
+                "      endpoint: sns.example.test\n"
+                "      severity: fatal\n"
+                "      events: [Heartbeat]\n"
+                "      topic: x\n"));
+  EXPECT_EQ(r.diag.error_count(), 5u) << r.diag.to_string();
+  EXPECT_TRUE(has_problem(r.diag,
+                          "cluster.yaml:17:15: alerts.sns[0].region: \"us_east_1\" is not an AWS "
+                          "region (such as us-east-1 or eu-central-1)"));
+  EXPECT_TRUE(has_problem(r.diag,
+                          "cluster.yaml:20:16: alerts.sns[0].events[0]: \"Heartbeat\" is not an "
+                          "event name or pattern (a-z, 0-9, '_', '.', '*', e.g. \"group.*\")"));
+  for (const char* key : {"alerts.sns[0].endpoint", "alerts.sns[0].severity", "topic"})
+    EXPECT_NE(r.diag.to_string().find(key), std::string::npos) << key << "\n" << r.diag.to_string();
+
+  // Another region than the topic's is allowed (a VPC endpoint, FIPS), with a warning.
+  auto other =
+      load(with("alerts:\n"
+                "  sns:\n"
+                "    - topic_arn: arn:aws:sns:us-east-1:123456789012:t\n"
+                "      region: us-west-2\n"));
+  EXPECT_TRUE(other.ok()) << other.diag.to_string();
+  EXPECT_TRUE(has_problem(other.diag,
+                          "cluster.yaml:17:15: warning: alerts.sns[0].region: region us-west-2 is "
+                          "not the topic's (us-east-1): SNS publishes only to topics of the "
+                          "region it is called in"));
+  EXPECT_EQ(other.config.alerts.sns[0].region, "us-west-2");
+
+  std::string many = "alerts:\n  sns:\n";
+  for (int i = 0; i < 33; ++i)
+    many += "    - topic_arn: arn:aws:sns:us-east-1:123456789012:t" + std::to_string(i) + "\n";
+  EXPECT_TRUE(only_error(load(with(many)).diag,
+                         "cluster.yaml:16:5: alerts.sns: has 33 SNS topics; at most 32 are "
+                         "supported"));
+}
+
+TEST(cluster_config, cloudwatch_defaults_and_settings) {
+  auto d = load(with("alerts:\n  cloudwatch: {}\n"));
+  ASSERT_TRUE(d.ok()) << d.diag.to_string();
+  const cloudwatch_config& cw = d.config.alerts.cloudwatch;
+  EXPECT_TRUE(cw.present);
+  EXPECT_EQ(cw.metric_namespace, "Tandem");
+  EXPECT_EQ(cw.region, "");
+  EXPECT_EQ(cw.endpoint, "");
+  EXPECT_EQ(cw.interval, 60s);
+
+  auto s =
+      load(with("alerts:\n"
+                "  cloudwatch:\n"
+                "    namespace: \"Acme/HA cluster#1:prod\"\n"
+                "    region: ap-southeast-2\n"
+                "    endpoint: https://monitoring.example.test\n"
+                "    interval: 1s\n"));
+  ASSERT_TRUE(s.ok()) << s.diag.to_string();
+  EXPECT_EQ(s.config.alerts.cloudwatch.metric_namespace, "Acme/HA cluster#1:prod");
+  EXPECT_EQ(s.config.alerts.cloudwatch.region, "ap-southeast-2");
+  EXPECT_EQ(s.config.alerts.cloudwatch.endpoint, "https://monitoring.example.test");
+  EXPECT_EQ(s.config.alerts.cloudwatch.interval, 1s);
+}
+
+TEST(cluster_config, cloudwatch_settings_are_checked) {
+  auto cw = [](std::string_view body) {
+    return load(with("alerts:\n  cloudwatch:\n" + std::string(body)));
+  };
+  EXPECT_TRUE(only_error(cw("    interval: 500ms\n").diag,
+                         "cluster.yaml:16:15: alerts.cloudwatch.interval: 500ms is too short: "
+                         "CloudWatch metrics are sent at most every second (interval is at least "
+                         "1s)"));
+  EXPECT_TRUE(only_error(cw("    namespace: AWS/EC2\n").diag,
+                         "cluster.yaml:16:16: alerts.cloudwatch.namespace: \"AWS/EC2\": namespaces "
+                         "starting with AWS/ are reserved for AWS services"));
+  EXPECT_TRUE(only_error(cw("    namespace: \"tandem\\tprod\"\n").diag,
+                         "cluster.yaml:16:16: alerts.cloudwatch.namespace: \"tandem\\tprod\" is "
+                         "not a CloudWatch namespace (1 to 255 of A-Z, a-z, 0-9, '.', '-', '_', "
+                         "'/', '#', ':' and spaces)"));
+  EXPECT_FALSE(cw("    namespace: \"" + std::string(256, 'n') + "\"\n").ok());
+  EXPECT_TRUE(only_error(cw("    region: moon-base\n").diag,
+                         "cluster.yaml:16:13: alerts.cloudwatch.region: \"moon-base\" is not an "
+                         "AWS region (such as us-east-1 or eu-central-1)"));
+  EXPECT_TRUE(only_error(cw("    intervall: 5s\n").diag,
+                         "cluster.yaml:16:5: alerts.cloudwatch: unknown key \"intervall\" (did "
+                         "you mean \"interval\"?)"));
+}
+
+TEST(cluster_config, aws_region_names) {
+  for (const char* r : {"us-east-1", "eu-central-2", "us-gov-west-1", "cn-northwest-1",
+                        "ap-southeast-5", "il-central-1"})
+    EXPECT_TRUE(is_aws_region(r)) << r;
+  for (const char* r : {"", "us-east", "us-east-", "-us-east-1", "us--east-1", "US-EAST-1",
+                        "us-east-1a", "east-1", "us-east-1-"})
+    EXPECT_FALSE(is_aws_region(r)) << r;
+  EXPECT_EQ(aws_partition_of("cn-north-1"), "aws-cn");
+  EXPECT_EQ(aws_partition_of("us-gov-east-1"), "aws-us-gov");
+  EXPECT_EQ(aws_partition_of("us-east-1"), "aws");
+  const auto a = parse_sns_arn("arn:aws:sns:us-east-1:123456789012:tandem-alerts");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->partition, "aws");
+  EXPECT_EQ(a->region, "us-east-1");
+  EXPECT_EQ(a->account, "123456789012");
+  EXPECT_EQ(a->topic, "tandem-alerts");
+}
+
 }  // namespace
 }  // namespace tandem::ctl::config

@@ -77,5 +77,26 @@ TEST(config_json, yaml_output_keeps_null_like_text_as_text) {
   EXPECT_EQ(to_yaml(j), "a: \"null\"\nb: \"~\"\nc: [x, y]\nd: true\n");
 }
 
+TEST(config_json, sns_and_cloudwatch_round_trip_with_their_defaults) {
+  const std::string text = std::string(test::minimal_cluster) +
+                           "alerts:\n"
+                           "  sns:\n"
+                           "    - topic_arn: arn:aws:sns:eu-west-1:123456789012:tandem-alerts\n"
+                           "    - topic_arn: arn:aws:sns:us-east-1:123456789012:pager\n"
+                           "      endpoint: https://10.0.0.9:8443\n"
+                           "      severity: error\n"
+                           "      events: [quorum.lost]\n"
+                           "  cloudwatch: {interval: 90s}\n";
+  expect_round_trip(text, "alerts");
+  auto r = test::load(text);
+  const json a = to_json(r.config)["alerts"];
+  EXPECT_EQ(a["sns"][0],
+            json::parse(R"({"topic_arn": "arn:aws:sns:eu-west-1:123456789012:tandem-alerts",
+      "region": "eu-west-1", "severity": "warning", "events": []})"));
+  EXPECT_EQ(a["sns"][1]["endpoint"], "https://10.0.0.9:8443");
+  EXPECT_EQ(a["cloudwatch"], json::parse(R"({"namespace": "Tandem", "interval": "90s"})"));
+  EXPECT_FALSE(to_json(test::load(test::minimal_cluster).config)["alerts"].contains("cloudwatch"));
+}
+
 }  // namespace
 }  // namespace tandem::ctl::config
