@@ -9,7 +9,6 @@ expects.
 Run with Debian's /usr/bin/python3 (stdlib + python3-botocore only).
 """
 
-import argparse
 import base64
 import copy
 import datetime
@@ -17,18 +16,13 @@ import email.utils
 import fnmatch
 import hashlib
 import hmac
-import http.server
 import ipaddress
 import json
 import os
 import re
 import secrets
-import signal
-import socket
-import ssl
 import string
 import sys
-import threading
 import time
 import urllib.parse
 import uuid
@@ -39,6 +33,15 @@ from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
+
+# fake_common.py, the server machinery both fakes share, sits beside this script (run as a script,
+# not from a package); importing it must not leave a __pycache__ in the source tree.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+import fake_common  # noqa: E402
+from fake_common import DROPPED, FakeBase, iso_millis, log, tree_entries, utcnow  # noqa: E402
+
+fake_common.PROGRAM = "fake_aws"
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 R53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
@@ -57,32 +60,16 @@ CW_UNITS = (
 SNS_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov)?:sns:([a-z0-9-]+):(\d{12}):([A-Za-z0-9_-]{1,256}(\.fifo)?)$")
 R53_REGION = "us-east-1"  # Route 53 is global and always signed for us-east-1
 MAX_SKEW_S = 300  # AWS refuses requests whose timestamp is more than 5 minutes off
-MAX_BODY = 1 << 20
 IMDS_MAX_TTL = 21600
 DEFAULT_OWNER = "111122223333"
 
-FAULT_KINDS = ("throttle", "server_error", "unauthorized", "delay", "drop")
-SERVICES = ("ec2", "route53", "sns", "monitoring", "imds")
 # The Query-protocol services on the HTTPS port, told apart by the signing scope's service (the
 # Action when a request is not signed).
 QUERY_SERVICES = {"sns": ("Publish",), "monitoring": ("PutMetricData",)}
 
 
-def log(msg):
-    sys.stderr.write(f"fake_aws: {msg}\n")
-    sys.stderr.flush()
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 def iso_seconds(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_millis(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def parse_iso(value, key):
@@ -475,81 +462,25 @@ def is_true(value):
     return str(value).lower() == "true"
 
 
-class Fake:
+class Fake(FakeBase):
+    SERVICES = ("ec2", "route53", "sns", "monitoring", "imds")  # what a fault may name
+
     def __init__(self, state):
-        self.lock = threading.RLock()
-        self.state = normalize_state(state)
-        self.faults = []
-        self.calls = []
+        super().__init__(state)
         self.imds_tokens = {}  # token -> monotonic expiry
         self.changes = {}  # change id -> {submitted_at, comment, polls}
 
-    # ---- bookkeeping -----------------------------------------------------------------------
+    def normalize(self, state):
+        return normalize_state(state)
 
-    def record_call(self, service, action, status, access_key=None, fault=None):
-        entry = {"service": service, "action": action, "status": status, "time": time.time()}
-        if access_key:
-            entry["access_key"] = access_key
-        if fault:
-            entry["fault"] = fault
-        with self.lock:
-            self.calls.append(entry)
-
-    def take_fault(self, service, action):
-        with self.lock:
-            for f in self.faults:
-                if f["service"] != service or f["count"] == 0:
-                    continue
-                if not fnmatch.fnmatchcase(action, f["action"]):
-                    continue
-                if f["count"] > 0:
-                    f["count"] -= 1
-                return dict(f)
-        return None
-
-    def add_faults(self, spec):
-        specs = spec if isinstance(spec, list) else [spec]
-        parsed = []
-        for s in specs:
-            if not isinstance(s, dict):
-                raise ValueError("fault: expected an object")
-            service = s.get("service")
-            kind = s.get("kind")
-            if service not in SERVICES:
-                raise ValueError(f"fault.service: one of {', '.join(SERVICES)}")
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"fault.kind: one of {', '.join(FAULT_KINDS)}")
-            count = s.get("count", 1)
-            delay = s.get("delay_ms", 0)
-            if not isinstance(count, int) or count < -1 or count == 0:
-                raise ValueError("fault.count: a positive integer, or -1 for every matching request")
-            if not isinstance(delay, int) or delay < 0:
-                raise ValueError("fault.delay_ms: a non-negative integer")
-            action = s.get("action", "*")
-            if not isinstance(action, str):
-                raise ValueError("fault.action: a string (an action name, a glob or *)")
-            parsed.append({"service": service, "action": action, "kind": kind, "count": count,
-                           "delay_ms": delay})
-        with self.lock:
-            self.faults.extend(parsed)
-            return [f for f in self.faults if f["count"] != 0]
-
-    def merge_state(self, patch):
-        if not isinstance(patch, dict):
-            raise ValueError("state patch: expected a JSON object")
-        with self.lock:
-            new = copy.deepcopy(self.state)
-            for key, value in patch.items():
-                new[key] = copy.deepcopy(value)
-            # A new imds object without credentials keeps the role's current ones: a test that
-            # moves the instance or changes the expiry should not silently rotate the keys a
-            # client has cached. Rotation is explicit: give imds.credentials.
-            if isinstance(patch.get("imds"), dict):
-                for keep in ("credentials", "expiration", "last_updated"):
-                    if keep not in patch["imds"]:
-                        new["imds"][keep] = copy.deepcopy(self.state["imds"][keep])
-            self.state = normalize_state(new)
-            return self.state
+    def patch_state(self, new, patch):
+        # A new imds object without credentials keeps the role's current ones: a test that
+        # moves the instance or changes the expiry should not silently rotate the keys a
+        # client has cached. Rotation is explicit: give imds.credentials.
+        if isinstance(patch.get("imds"), dict):
+            for keep in ("credentials", "expiration", "last_updated"):
+                if keep not in patch["imds"]:
+                    new["imds"][keep] = copy.deepcopy(self.state["imds"][keep])
 
     # ---- credentials -----------------------------------------------------------------------
 
@@ -1433,15 +1364,8 @@ class Fake:
         path = path.rstrip("/") if path.endswith("/") and path.rstrip("/") in tree else path
         if path in tree:
             return tree[path]
-        # A directory: list its direct children, sub-directories with a trailing slash.
         prefix = path.rstrip("/") + "/"
-        entries = []
-        for key in tree:
-            if key.startswith(prefix):
-                head, sep, _ = key[len(prefix):].partition("/")
-                entry = head + ("/" if sep else "")
-                if entry not in entries:
-                    entries.append(entry)
+        entries = tree_entries(tree, prefix)
         if not entries:
             return None
         if prefix == "meta-data/iam/security-credentials/":
@@ -1474,97 +1398,14 @@ def imds_error_body(status):
             f" <body>\n  <h1>{title}</h1>\n </body>\n</html>\n")
 
 
-class DropConnection(Exception):
-    pass
-
-
-class BaseHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
-    sys_version = ""
-    timeout = 120  # idle keep-alive connections are closed after this
-    fake = None  # set on the subclass
-
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
-        pass  # one line per request is written by log_request_line()
-
-    def log_request_line(self, what, status):
-        log(f"{self.client_address[0]} {self.command} {what} -> {status}")
-
-    def read_body(self):
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > MAX_BODY:
-                    raise DropConnection()
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY:
-            raise DropConnection()
-        return self.rfile.read(length) if length else b""
-
-    def send(self, status, body, content_type, headers=()):
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def drop(self):
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def apply_fault(self, fault):
-        """Sleeps for delay faults; returns True when the caller must answer nothing."""
-        if fault is None:
-            return False
-        if fault["kind"] == "delay":
-            time.sleep(fault["delay_ms"] / 1000.0)
-            return False
-        if fault["kind"] == "drop":
-            self.drop()
-            return True
-        return False
-
-
-class AwsHandler(BaseHandler):
+class AwsHandler(fake_common.BaseHandler):
     server_version = "AmazonEC2"
-
-    def do_GET(self):
-        self.dispatch()
-
-    def do_POST(self):
-        self.dispatch()
-
-    def do_PUT(self):
-        self.dispatch()
 
     def do_DELETE(self):
         self.dispatch()
 
-    def dispatch(self):
-        try:
-            body = self.read_body()
-        except (DropConnection, ValueError):
-            self.drop()
-            return
+    def serve(self, path, body):
         self.body = body
-        path = self.path.split("?", 1)[0]
         if path.startswith("/_fake/"):
             self.control(path, body)
         elif path.startswith("/2013-04-01/"):
@@ -1608,8 +1449,8 @@ class AwsHandler(BaseHandler):
         xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
                f"{txt('Code', err.code)}{txt('Message', err.message)}</Error></Errors>"
                f"{txt('RequestID', uuid.uuid4())}</Response>")
+        self.fake.record_call("ec2", action, err.status, fault, access_key=akid)
         self.send(err.status, xml, "text/xml;charset=UTF-8")
-        self.fake.record_call("ec2", action, err.status, akid, fault)
         self.log_request_line(f"ec2:{action} {err.code}", err.status)
 
     def ec2(self, params):
@@ -1621,10 +1462,8 @@ class AwsHandler(BaseHandler):
         except AuthError as e:
             self.ec2_error(auth_api_error(e, "ec2"), action)
             return
-        fault = self.fake.take_fault("ec2", action)
-        if self.apply_fault(fault):
-            self.fake.record_call("ec2", action, 0, akid, "drop")
-            self.log_request_line(f"ec2:{action} dropped", 0)
+        fault = self.fault_for("ec2", action, access_key=akid)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         if kind == "throttle":
@@ -1649,8 +1488,8 @@ class AwsHandler(BaseHandler):
         if err is not None:
             self.ec2_error(err, action, akid, kind)
             return
+        self.fake.record_call("ec2", action, 200, kind, access_key=akid)
         self.send(200, xml, "text/xml;charset=UTF-8")
-        self.fake.record_call("ec2", action, 200, akid, kind)
         self.log_request_line(f"ec2:{action}", 200)
 
     # ---- SNS and CloudWatch ------------------------------------------------------------------
@@ -1661,8 +1500,8 @@ class AwsHandler(BaseHandler):
                f"{txt('Type', 'Sender' if err.sender else 'Receiver')}"
                f"{txt('Code', err.code)}{txt('Message', err.message)}</Error>"
                f"{txt('RequestId', uuid.uuid4())}</ErrorResponse>")
+        self.fake.record_call(service, action, err.status, fault, access_key=akid)
         self.send(err.status, xml, "text/xml", [("x-amzn-RequestId", str(uuid.uuid4()))])
-        self.fake.record_call(service, action, err.status, akid, fault)
         self.log_request_line(f"{service}:{action} {err.code}", err.status)
 
     def query_api(self, service, params):
@@ -1673,10 +1512,8 @@ class AwsHandler(BaseHandler):
         except AuthError as e:
             self.query_error(service, auth_api_error(e, service), action)
             return
-        fault = self.fake.take_fault(service, action)
-        if self.apply_fault(fault):
-            self.fake.record_call(service, action, 0, akid, "drop")
-            self.log_request_line(f"{service}:{action} dropped", 0)
+        fault = self.fault_for(service, action, access_key=akid)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         err = None
@@ -1707,8 +1544,8 @@ class AwsHandler(BaseHandler):
         if err is not None:
             self.query_error(service, err, action, akid, kind)
             return
+        self.fake.record_call(service, action, 200, kind, access_key=akid)
         self.send(200, xml, "text/xml", [("x-amzn-RequestId", str(uuid.uuid4()))])
-        self.fake.record_call(service, action, 200, akid, kind)
         self.log_request_line(f"{service}:{action}", 200)
 
     # ---- Route 53 --------------------------------------------------------------------------
@@ -1724,8 +1561,8 @@ class AwsHandler(BaseHandler):
                f"{txt('Type', 'Sender' if err.sender else 'Receiver')}"
                f"{txt('Code', err.code)}{txt('Message', err.message)}</Error>"
                f"{txt('RequestId', uuid.uuid4())}</ErrorResponse>")
+        self.fake.record_call("route53", action, err.status, fault, access_key=akid)
         self.send(err.status, xml, "text/xml", [("x-amzn-RequestId", str(uuid.uuid4()))])
-        self.fake.record_call("route53", action, err.status, akid, fault)
         self.log_request_line(f"route53:{action} {err.code}", err.status)
 
     def route53(self, body):
@@ -1742,10 +1579,8 @@ class AwsHandler(BaseHandler):
         except AuthError as e:
             self.r53_error(auth_api_error(e, "route53"), action)
             return
-        fault = self.fake.take_fault("route53", action)
-        if self.apply_fault(fault):
-            self.fake.record_call("route53", action, 0, akid, "drop")
-            self.log_request_line(f"route53:{action} dropped", 0)
+        fault = self.fault_for("route53", action, access_key=akid)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         err = None
@@ -1774,86 +1609,33 @@ class AwsHandler(BaseHandler):
         if err is not None:
             self.r53_error(err, action, akid, kind)
             return
+        self.fake.record_call("route53", action, 200, kind, access_key=akid)
         self.send(200, xml, "text/xml", [("x-amzn-RequestId", str(uuid.uuid4()))])
-        self.fake.record_call("route53", action, 200, akid, kind)
         self.log_request_line(f"route53:{action}", 200)
 
     # ---- control ---------------------------------------------------------------------------
 
-    def control(self, path, body):
-        def reply(status, obj):
-            self.send(status, json.dumps(obj, indent=1) + "\n", "application/json")
-            self.log_request_line(f"control {path}", status)
-
-        try:
-            payload = json.loads(body) if body.strip() else None
-        except ValueError as e:
-            reply(400, {"error": f"invalid JSON: {e}"})
-            return
-        fake = self.fake
-        route = (self.command, path.rstrip("/"))
-        try:
-            if route == ("POST", "/_fake/faults"):
-                reply(200, {"faults": fake.add_faults(payload)})
-            elif route == ("GET", "/_fake/faults"):
-                with fake.lock:
-                    reply(200, {"faults": [f for f in fake.faults if f["count"] != 0]})
-            elif route in (("DELETE", "/_fake/faults"), ("POST", "/_fake/faults/clear")):
-                with fake.lock:
-                    fake.faults = []
-                reply(200, {"faults": []})
-            elif route == ("GET", "/_fake/state"):
-                with fake.lock:
-                    reply(200, fake.state)
-            elif route == ("POST", "/_fake/state"):
-                reply(200, fake.merge_state(payload))
-            elif route == ("POST", "/_fake/imds/expire_tokens"):
-                with fake.lock:
-                    n = len(fake.imds_tokens)
-                    fake.imds_tokens = {}
-                reply(200, {"expired": n})
-            elif route == ("GET", "/_fake/calls"):
-                with fake.lock:
-                    reply(200, list(fake.calls))
-            elif route == ("POST", "/_fake/reset_calls"):
-                with fake.lock:
-                    fake.calls = []
-                reply(200, [])
-            else:
-                reply(404, {"error": f"no control endpoint {self.command} {path}"})
-        except ValueError as e:
-            reply(400, {"error": str(e)})
+    def control_extra(self, route, payload):
+        if route == ("POST", "/_fake/imds/expire_tokens"):
+            with self.fake.lock:
+                n = len(self.fake.imds_tokens)
+                self.fake.imds_tokens = {}
+            return {"expired": n}
+        return None
 
 
-class ImdsHandler(BaseHandler):
+class ImdsHandler(fake_common.BaseHandler):
     server_version = "EC2ws"
 
-    def do_GET(self):
-        self.dispatch()
-
-    def do_PUT(self):
-        self.dispatch()
-
-    def do_POST(self):
-        self.dispatch()
-
     def error(self, status, action, fault=None):
-        self.send(status, imds_error_body(status), "text/html")
         self.fake.record_call("imds", action, status, fault=fault)
+        self.send(status, imds_error_body(status), "text/html")
         self.log_request_line(f"imds:{action}", status)
 
-    def dispatch(self):
-        try:
-            self.read_body()
-        except (DropConnection, ValueError):
-            self.drop()
-            return
-        path = self.path.split("?", 1)[0]
+    def serve(self, path, body):
         action = path[len("/latest/"):] if path.startswith("/latest/") else path.lstrip("/")
-        fault = self.fake.take_fault("imds", action)
-        if self.apply_fault(fault):
-            self.fake.record_call("imds", action, 0, fault="drop")
-            self.log_request_line(f"imds:{action} dropped", 0)
+        fault = self.fault_for("imds", action)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         fault_status = {"throttle": 429, "server_error": 500, "unauthorized": 401}.get(kind)
@@ -1876,9 +1658,9 @@ class ImdsHandler(BaseHandler):
                 self.error(400, action, kind)
                 return
             token = self.fake.imds_new_token(ttl)
+            self.fake.record_call("imds", action, 200, fault=kind)
             self.send(200, token, "text/plain",
                       [("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))])
-            self.fake.record_call("imds", action, 200, fault=kind)
             self.log_request_line(f"imds:{action}", 200)
             return
         if self.command != "GET":
@@ -1895,100 +1677,18 @@ class ImdsHandler(BaseHandler):
             self.error(404, action, kind)
             return
         ctype = "application/json" if text.startswith("{") else "text/plain"
-        self.send(200, text, ctype)
         self.fake.record_call("imds", action, 200, fault=kind)
+        self.send(200, text, ctype)
         self.log_request_line(f"imds:{action}", 200)
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, addr, handler, tls_context=None):
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
-        self.tls_context = tls_context
-        super().__init__(addr, handler)
-
-    def finish_request(self, request, client_address):
-        # The TLS handshake runs here, in the connection's own thread, so a slow or broken
-        # client cannot stall accept() for everyone else.
-        if self.tls_context is None:
-            super().finish_request(request, client_address)
-            return
-        request.settimeout(30)
-        try:
-            tls = self.tls_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            log(f"{client_address[0]} TLS handshake failed: {e}")
-            return
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            try:
-                tls.close()
-            except OSError:
-                pass
-
-
-def write_ready(path, info):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, path)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cert", required=True, help="server certificate (PEM)")
-    ap.add_argument("--key", required=True, help="server private key (PEM)")
-    ap.add_argument("--state", required=True, help="initial state JSON (README.md)")
-    ap.add_argument("--listen", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0, help="HTTPS port for EC2, Route 53, /_fake/")
-    ap.add_argument("--imds-port", type=int, default=0, help="plain HTTP port for IMDSv2")
-    ap.add_argument("--ready-file", help="written atomically once both ports listen")
-    args = ap.parse_args()
-
-    try:
-        with open(args.state, encoding="utf-8") as f:
-            state = json.load(f)
-        fake = Fake(state)
-    except (OSError, ValueError) as e:
-        log(f"{args.state}: {e}")
-        return 2
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(args.cert, args.key)
-
-    aws_handler = type("BoundAwsHandler", (AwsHandler,), {"fake": fake})
-    imds_handler = type("BoundImdsHandler", (ImdsHandler,), {"fake": fake})
-    https = Server((args.listen, args.port), aws_handler, ctx)
-    imds = Server((args.listen, args.imds_port), imds_handler)
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-               for s in (https, imds)]
-    for t in threads:
-        t.start()
-
-    info = {"https_port": https.server_address[1], "imds_port": imds.server_address[1]}
-    if args.ready_file:
-        write_ready(args.ready_file, info)
-    print(json.dumps(info), flush=True)
-    log(f"listening on {args.listen}: https {info['https_port']}, imds {info['imds_port']}, "
-        f"region {fake.state['region']}")
-
-    while not stop.wait(1.0):
-        pass
-    for s in (https, imds):
-        s.shutdown()
-        s.server_close()
-    log("stopped")
-    return 0
+    return fake_common.main(
+        __doc__, make_fake=Fake,
+        https_handler=AwsHandler, https_help="HTTPS port for EC2, Route 53, /_fake/",
+        second_flag="--imds-port", second_handler=ImdsHandler,
+        second_help="plain HTTP port for IMDSv2",
+        describe=lambda fake: f"region {fake.state['region']}")
 
 
 if __name__ == "__main__":

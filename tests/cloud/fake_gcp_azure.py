@@ -9,30 +9,29 @@ issued, so a client that passes here got its token the way it must on a real VM.
 Debian's /usr/bin/python3 (stdlib only).
 """
 
-import argparse
 import base64
 import copy
 import datetime
-import fnmatch
 import hashlib
-import http.server
 import ipaddress
 import json
 import os
 import re
 import secrets
-import signal
-import socket
-import ssl
 import sys
-import threading
 import time
 import urllib.parse
 import uuid
 
-MAX_BODY = 1 << 20
-FAULT_KINDS = ("throttle", "server_error", "unauthorized", "delay", "drop")
-SERVICES = ("gcp", "azure", "gce_metadata", "azure_imds")
+# fake_common.py, the server machinery both fakes share, sits beside this script (run as a script,
+# not from a package); importing it must not leave a __pycache__ in the source tree.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True
+import fake_common  # noqa: E402
+from fake_common import DROPPED, FakeBase, iso_millis, tree_entries, utcnow  # noqa: E402
+
+fake_common.PROGRAM = "fake_gcp_azure"
+
 RECORD_TYPES = ("A", "AAAA")
 ARM_DNS_API_VERSIONS = ("2016-04-01", "2017-09-01", "2017-10-01", "2018-05-01",
                         "2023-07-01-preview")
@@ -49,19 +48,6 @@ ARM_AUDIENCES = ("https://management.azure.com/", "https://management.azure.com"
                  "https://management.core.windows.net/", "https://management.core.windows.net")
 GOOGLE_JSON = "application/json; charset=UTF-8"
 AZURE_JSON = "application/json; charset=utf-8"
-
-
-def log(msg):
-    sys.stderr.write(f"fake_gcp_azure: {msg}\n")
-    sys.stderr.flush()
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def iso_millis(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def dotnet_time(epoch):
@@ -297,82 +283,22 @@ def google_rrset(rec):
             "ttl": rec["ttl"], "rrdatas": list(rec["rrdatas"])}
 
 
-class Fake:
+class Fake(FakeBase):
+    SERVICES = ("gcp", "azure", "gce_metadata", "azure_imds")  # what a fault may name
+
     def __init__(self, state):
-        self.lock = threading.RLock()
-        self.state = normalize_state(state)
-        self.faults = []
-        self.calls = []
+        super().__init__(state)
         self.tokens = {}  # token -> {"kind": "gce"|"azure", "expires": epoch, "resource": str}
         self.changes = {}  # (project, zone) -> {change id: change}
 
-    # ---- bookkeeping -----------------------------------------------------------------------
+    def normalize(self, state):
+        return normalize_state(state)
 
-    def record_call(self, service, action, status, code=None, fault=None):
-        entry = {"service": service, "action": action, "status": status, "time": time.time()}
-        if code:
-            entry["code"] = code
-        if fault:
-            entry["fault"] = fault
-        with self.lock:
-            self.calls.append(entry)
-
-    def take_fault(self, service, action):
-        with self.lock:
-            for f in self.faults:
-                if f["service"] != service or f["count"] == 0:
-                    continue
-                if not fnmatch.fnmatchcase(action, f["action"]):
-                    continue
-                if f["count"] > 0:
-                    f["count"] -= 1
-                return dict(f)
-        return None
-
-    def add_faults(self, spec):
-        specs = spec if isinstance(spec, list) else [spec]
-        parsed = []
-        for s in specs:
-            if not isinstance(s, dict):
-                raise ValueError("fault: expected an object")
-            service = s.get("service")
-            kind = s.get("kind")
-            if service not in SERVICES:
-                raise ValueError(f"fault.service: one of {', '.join(SERVICES)}")
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"fault.kind: one of {', '.join(FAULT_KINDS)}")
-            count = s.get("count", 1)
-            delay = s.get("delay_ms", 0)
-            status = s.get("status", 500)
-            if isinstance(count, bool) or not isinstance(count, int) or count < -1 or count == 0:
-                raise ValueError("fault.count: a positive integer, or -1 for every matching "
-                                 "request")
-            if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-                raise ValueError("fault.delay_ms: a non-negative integer")
-            if status not in (500, 503):
-                raise ValueError("fault.status: 500 or 503 (used by server_error)")
-            action = s.get("action", "*")
-            if not isinstance(action, str):
-                raise ValueError("fault.action: a string (an action name, a glob or *)")
-            parsed.append({"service": service, "action": action, "kind": kind, "count": count,
-                           "delay_ms": delay, "status": status})
-        with self.lock:
-            self.faults.extend(parsed)
-            return self.active_faults()
-
-    def active_faults(self):
-        with self.lock:
-            return [f for f in self.faults if f["count"] != 0]
-
-    def merge_state(self, patch):
-        if not isinstance(patch, dict):
-            raise ValueError("state patch: expected a JSON object")
-        with self.lock:
-            new = copy.deepcopy(self.state)
-            for key, value in patch.items():
-                new[key] = copy.deepcopy(value)
-            self.state = normalize_state(new)
-            return self.state
+    def fault_extra(self, spec):
+        status = spec.get("status", 500)
+        if status not in (500, 503):
+            raise ValueError("fault.status: 500 or 503 (used by server_error)")
+        return {"status": status}
 
     # ---- tokens ----------------------------------------------------------------------------
 
@@ -761,103 +687,21 @@ def check_preconditions(rec, if_match, if_none_match):
 # HTTP plumbing.
 
 
-class DropConnection(Exception):
-    pass
-
-
-class BaseHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: every response with a body has Content-Length
-    sys_version = ""
-    timeout = 120  # idle keep-alive connections are closed after this
-    # Headers and body leave in one write (handle_one_request flushes after each request) and
-    # without Nagle: otherwise every answer waits ~40 ms for the client's delayed ACK.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-    fake = None  # set on the subclass
-
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
-        pass  # one line per request is written by log_request_line()
+class BaseHandler(fake_common.BaseHandler):
+    """Both ports answer DELETE and PATCH too, and name themselves without a Python version."""
 
     def version_string(self):
         return self.server_version
 
-    def log_request_line(self, what, status):
-        log(f"{self.client_address[0]} {self.command} {what} -> {status}")
-
-    def read_body(self):
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > MAX_BODY:
-                    raise DropConnection()
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY:
-            raise DropConnection()
-        return self.rfile.read(length) if length else b""
-
-    def send(self, status, body, content_type, headers=()):
-        data = body.encode("utf-8") if isinstance(body, str) else (body or b"")
-        self.send_response(status)
-        # A 204 has no body by definition and RFC 9110 forbids a Content-Length on it.
-        if status != 204:
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        if status != 204 and self.command != "HEAD":
-            self.wfile.write(data)
-
     def send_json(self, status, obj, content_type, headers=()):
         body = "" if obj is None else json.dumps(obj, indent=2) + "\n"
         self.send(status, body, content_type, headers)
-
-    def drop(self):
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def apply_fault(self, fault):
-        """Sleeps for delay faults; returns True when the caller must answer nothing."""
-        if fault is None:
-            return False
-        if fault["kind"] == "delay":
-            time.sleep(fault["delay_ms"] / 1000.0)
-            return False
-        if fault["kind"] == "drop":
-            self.drop()
-            return True
-        return False
-
-    def do_GET(self):
-        self.dispatch()
-
-    def do_POST(self):
-        self.dispatch()
-
-    def do_PUT(self):
-        self.dispatch()
 
     def do_DELETE(self):
         self.dispatch()
 
     def do_PATCH(self):
         self.dispatch()
-
-    def dispatch(self):
-        raise NotImplementedError
 
 
 GOOGLE_ROUTES = [
@@ -882,13 +726,7 @@ class DnsHandler(BaseHandler):
 
     server_version = "ESF"
 
-    def dispatch(self):
-        try:
-            body = self.read_body()
-        except (DropConnection, ValueError):
-            self.drop()
-            return
-        path = self.path.split("?", 1)[0]
+    def serve(self, path, body):
         if path.startswith("/_fake/"):
             self.control(path, body)
         elif path.startswith("/dns/"):
@@ -904,9 +742,9 @@ class DnsHandler(BaseHandler):
             code = obj.code
             headers = list(headers) + obj.headers
             obj = google_error_body(obj)
+        self.fake.record_call("gcp", action, status, fault, code=code)
         self.send_json(status, obj, GOOGLE_JSON, [("Vary", "Origin, X-Origin, Referer")] +
                        list(headers))
-        self.fake.record_call("gcp", action, status, code, fault)
         self.log_request_line(f"gcp:{action}{' ' + code if code else ''}", status)
 
     def google(self, body):
@@ -927,10 +765,8 @@ class DnsHandler(BaseHandler):
                 www += ', error="invalid_token"'
             self.google_reply(401, err, action, headers=[("WWW-Authenticate", www)])
             return
-        fault = self.fake.take_fault("gcp", action)
-        if self.apply_fault(fault):
-            self.fake.record_call("gcp", action, 0, fault="drop")
-            self.log_request_line(f"gcp:{action} dropped", 0)
+        fault = self.fault_for("gcp", action)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         err = None
@@ -973,10 +809,10 @@ class DnsHandler(BaseHandler):
             headers = list(headers) + obj.headers
             obj = {"error": {"code": obj.code, "message": obj.message}}
         rid = str(uuid.uuid4())
+        self.fake.record_call("azure", action, status, fault, code=code)
         self.send_json(status, obj, AZURE_JSON,
                        [("x-ms-request-id", rid), ("x-ms-correlation-request-id", rid),
                         ("Cache-Control", "private")] + list(headers))
-        self.fake.record_call("azure", action, status, code, fault)
         self.log_request_line(f"azure:{action}{' ' + code if code else ''}", status)
 
     def azure_action(self, path):
@@ -1020,10 +856,8 @@ class DnsHandler(BaseHandler):
         if not ok:
             self.azure_reply(401, self.azure_auth_error(reason, info), action)
             return
-        fault = self.fake.take_fault("azure", action)
-        if self.apply_fault(fault):
-            self.fake.record_call("azure", action, 0, fault="drop")
-            self.log_request_line(f"azure:{action} dropped", 0)
+        fault = self.fault_for("azure", action)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         err = None
@@ -1121,50 +955,15 @@ class DnsHandler(BaseHandler):
 
     # ---- control ---------------------------------------------------------------------------
 
-    def control(self, path, body):
-        def reply(status, obj):
-            self.send(status, json.dumps(obj, indent=1) + "\n", "application/json")
-            self.log_request_line(f"control {path}", status)
-
-        try:
-            payload = json.loads(body) if body.strip() else None
-        except ValueError as e:
-            reply(400, {"error": f"invalid JSON: {e}"})
-            return
-        fake = self.fake
-        route = (self.command, path.rstrip("/"))
-        try:
-            if route == ("POST", "/_fake/faults"):
-                reply(200, {"faults": fake.add_faults(payload)})
-            elif route == ("GET", "/_fake/faults"):
-                reply(200, {"faults": fake.active_faults()})
-            elif route in (("DELETE", "/_fake/faults"), ("POST", "/_fake/faults/clear")):
-                with fake.lock:
-                    fake.faults = []
-                reply(200, {"faults": []})
-            elif route == ("GET", "/_fake/state"):
-                with fake.lock:
-                    reply(200, fake.state)
-            elif route == ("POST", "/_fake/state"):
-                reply(200, fake.merge_state(payload))
-            elif route == ("POST", "/_fake/expire_tokens"):
-                which = (payload or {}).get("service") if isinstance(payload, dict) else None
-                kinds = {None: None, "gcp": "gce", "gce_metadata": "gce", "azure": "azure",
-                         "azure_imds": "azure"}
-                if which not in kinds:
-                    raise ValueError("expire_tokens.service: gcp or azure (or absent for both)")
-                reply(200, {"expired": fake.expire_tokens(kinds[which])})
-            elif route == ("GET", "/_fake/calls"):
-                with fake.lock:
-                    reply(200, list(fake.calls))
-            elif route == ("POST", "/_fake/reset_calls"):
-                with fake.lock:
-                    fake.calls = []
-                reply(200, [])
-            else:
-                reply(404, {"error": f"no control endpoint {self.command} {path}"})
-        except ValueError as e:
-            reply(400, {"error": str(e)})
+    def control_extra(self, route, payload):
+        if route == ("POST", "/_fake/expire_tokens"):
+            which = (payload or {}).get("service") if isinstance(payload, dict) else None
+            kinds = {None: None, "gcp": "gce", "gce_metadata": "gce", "azure": "azure",
+                     "azure_imds": "azure"}
+            if which not in kinds:
+                raise ValueError("expire_tokens.service: gcp or azure (or absent for both)")
+            return {"expired": self.fake.expire_tokens(kinds[which])}
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1183,38 +982,23 @@ def google_html_error(status, text):
 class MetadataHandler(BaseHandler):
     server_version = "Metadata Server for VM"
 
-    def dispatch(self):
-        try:
-            self.read_body()
-        except (DropConnection, ValueError):
-            self.drop()
-            return
-        path = self.path.split("?", 1)[0]
+    def serve(self, path, body):
         if path.startswith("/computeMetadata/"):
             self.gce(path)
         elif path.startswith("/metadata/"):
             self.imds(path)
         else:
+            self.fake.record_call("metadata", "?", 404)
             self.send(404, google_html_error(404, f"The requested URL <code>{path}</code> was "
                                                   f"not found on this server."),
                       "text/html; charset=UTF-8")
-            self.fake.record_call("metadata", "?", 404)
             self.log_request_line(f"metadata:{path}", 404)
-
-    def take(self, service, action):
-        """The fault for this request; None, or 'done' when the request was dropped."""
-        fault = self.fake.take_fault(service, action)
-        if self.apply_fault(fault):
-            self.fake.record_call(service, action, 0, fault="drop")
-            self.log_request_line(f"{service}:{action} dropped", 0)
-            return "done"
-        return fault
 
     # ---- GCE -------------------------------------------------------------------------------
 
     def gce_reply(self, status, body, ctype, action, code=None, fault=None, headers=()):
+        self.fake.record_call("gce_metadata", action, status, fault, code=code)
         self.send(status, body, ctype, [("Metadata-Flavor", "Google")] + list(headers))
-        self.fake.record_call("gce_metadata", action, status, code, fault)
         self.log_request_line(f"gce_metadata:{action}", status)
 
     def gce_tree(self):
@@ -1244,8 +1028,8 @@ class MetadataHandler(BaseHandler):
         is_token = rel is not None and re.fullmatch(r"instance/service-accounts/[^/]+/token",
                                                     rel) is not None
         action = "gce.token" if is_token else "gce.metadata"
-        fault = self.take("gce_metadata", action)
-        if fault == "done":
+        fault = self.fault_for("gce_metadata", action)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
         html = "text/html; charset=UTF-8"
@@ -1286,14 +1070,7 @@ class MetadataHandler(BaseHandler):
             if rel in tree and tree[rel] is not None:
                 text = tree[rel]
             else:
-                prefix = rel.rstrip("/") + "/" if rel else ""
-                entries = []
-                for key in tree:
-                    if key.startswith(prefix):
-                        head, sep, _ = key[len(prefix):].partition("/")
-                        entry = head + ("/" if sep else "")
-                        if entry not in entries:
-                            entries.append(entry)
+                entries = tree_entries(tree, rel.rstrip("/") + "/" if rel else "")
                 if entries:
                     text = "\n".join(entries) + "\n"
         if text is None:
@@ -1306,10 +1083,10 @@ class MetadataHandler(BaseHandler):
     # ---- Azure IMDS ------------------------------------------------------------------------
 
     def imds_reply(self, status, obj, action, code=None, fault=None, headers=()):
+        self.fake.record_call("azure_imds", action, status, fault, code=code)
         self.send_json(status, obj, AZURE_JSON,
                        [("Server", "IMDS/150.870.65.1253"),
                         ("x-ms-request-id", str(uuid.uuid4()))] + list(headers))
-        self.fake.record_call("azure_imds", action, status, code, fault)
         self.log_request_line(f"azure_imds:{action}{' ' + code if code else ''}", status)
 
     def send_response(self, code, message=None):
@@ -1326,8 +1103,8 @@ class MetadataHandler(BaseHandler):
                                              keep_blank_values=True))
         is_token = path.rstrip("/") == "/metadata/identity/oauth2/token"
         action = "azure.token" if is_token else "azure.instance"
-        fault = self.take("azure_imds", action)
-        if fault == "done":
+        fault = self.fault_for("azure_imds", action)
+        if fault is DROPPED:
             return
         kind = fault["kind"] if fault else None
 
@@ -1412,106 +1189,22 @@ class MetadataHandler(BaseHandler):
                 return
             node = node[part]
         if params.get("format") == "text" and not isinstance(node, (dict, list)):
+            self.fake.record_call("azure_imds", action, 200, fault=kind)
             self.send(200, str(node), "text/plain; charset=utf-8",
                       [("Server", "IMDS/150.870.65.1253")])
-            self.fake.record_call("azure_imds", action, 200, fault=kind)
             self.log_request_line(f"azure_imds:{action}", 200)
             return
         self.imds_reply(200, node, action, fault=kind)
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, addr, handler, tls_context=None):
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
-        self.tls_context = tls_context
-        super().__init__(addr, handler)
-
-    def finish_request(self, request, client_address):
-        # The TLS handshake runs here, in the connection's own thread, so a slow or broken
-        # client cannot stall accept() for everyone else.
-        if self.tls_context is None:
-            super().finish_request(request, client_address)
-            return
-        request.settimeout(30)
-        try:
-            tls = self.tls_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            log(f"{client_address[0]} TLS handshake failed: {e}")
-            return
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            try:
-                tls.close()
-            except OSError:
-                pass
-
-
-def write_ready(path, info):
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, path)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cert", required=True, help="server certificate (PEM)")
-    ap.add_argument("--key", required=True, help="server private key (PEM)")
-    ap.add_argument("--state", required=True, help="initial state JSON (README.md)")
-    ap.add_argument("--listen", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0,
-                    help="HTTPS port for Cloud DNS, Azure DNS and /_fake/")
-    ap.add_argument("--metadata-port", type=int, default=0,
-                    help="plain HTTP port for the GCE metadata server and Azure IMDS")
-    ap.add_argument("--ready-file", help="written atomically once both ports listen")
-    args = ap.parse_args()
-
-    try:
-        with open(args.state, encoding="utf-8") as f:
-            state = json.load(f)
-        fake = Fake(state)
-    except (OSError, ValueError) as e:
-        log(f"{args.state}: {e}")
-        return 2
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(args.cert, args.key)
-
-    dns_handler = type("BoundDnsHandler", (DnsHandler,), {"fake": fake})
-    md_handler = type("BoundMetadataHandler", (MetadataHandler,), {"fake": fake})
-    https = Server((args.listen, args.port), dns_handler, ctx)
-    metadata = Server((args.listen, args.metadata_port), md_handler)
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-               for s in (https, metadata)]
-    for t in threads:
-        t.start()
-
-    info = {"https_port": https.server_address[1], "metadata_port": metadata.server_address[1]}
-    if args.ready_file:
-        write_ready(args.ready_file, info)
-    print(json.dumps(info), flush=True)
-    log(f"listening on {args.listen}: https {info['https_port']}, metadata "
-        f"{info['metadata_port']}, gcp project {fake.state['gcp']['project']}, azure "
-        f"subscription {fake.state['azure']['subscription']}")
-
-    while not stop.wait(1.0):
-        pass
-    for s in (https, metadata):
-        s.shutdown()
-        s.server_close()
-    log("stopped")
-    return 0
+    return fake_common.main(
+        __doc__, make_fake=Fake,
+        https_handler=DnsHandler, https_help="HTTPS port for Cloud DNS, Azure DNS and /_fake/",
+        second_flag="--metadata-port", second_handler=MetadataHandler,
+        second_help="plain HTTP port for the GCE metadata server and Azure IMDS",
+        describe=lambda fake: f"gcp project {fake.state['gcp']['project']}, azure subscription "
+                              f"{fake.state['azure']['subscription']}")
 
 
 if __name__ == "__main__":
