@@ -9,6 +9,8 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <ctime>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -427,6 +429,95 @@ TEST_F(aws_netns, route53_access_denied_is_reported_at_once) {
       << s.message;
   EXPECT_TRUE(contains(s.message, "request id ")) << s.message;
   EXPECT_EQ(cloud_->count("ListResourceRecordSets"), 1);
+}
+
+// Every AWS resource, not only aws_vip, against each fault of the issue: throttled twice then
+// through, a missing permission (one call, a clear message), an endpoint that does not answer
+// (bounded by the activation timeout), and instance-role credentials whose metadata token
+// expired in between.
+TEST_F(aws_netns, every_aws_resource_rides_out_throttling_and_reports_refusals_and_silence) {
+  struct kind {
+    const char* name;
+    const char* write_action;  // the call that changes something
+    std::function<config::resource_config(int node)> config;
+  };
+  const kind kinds[] = {
+      {"aws_vip", "ReplaceRoute", [&](int n) { return vip_config(n == 1 ? eni1 : eni2); }},
+      {"aws_eip", "AssociateAddress", [&](int n) { return eip_config(n == 1 ? eni1 : eni2); }},
+      {"aws_dns", "ChangeResourceRecordSets",
+       [&](int n) { return dns_config(n == 1 ? "10.0.1.10" : "10.0.2.10"); }},
+  };
+  int node = 1;
+  for (const kind& k : kinds) {
+    SCOPED_TRACE(k.name);
+    const std::string service = std::string(k.name) == "aws_dns" ? "route53" : "ec2";
+    // Throttled twice, then through.
+    node = 3 - node;
+    cloud_->reset_calls();
+    cloud_->fault(
+        {{"service", service}, {"action", k.write_action}, {"kind", "throttle"}, {"count", 2}});
+    auto r = make("node" + std::to_string(node), k.config(node));
+    const action_result ok = r->start(ctx_for("node" + std::to_string(node)));
+    EXPECT_TRUE(ok.ok) << ok.message;
+    EXPECT_EQ(cloud_->count(k.write_action), 3);  // two throttled, one through
+
+    // Not authorized: one call, AWS's code and the request id.
+    node = 3 - node;
+    cloud_->reset_calls();
+    cloud_->fault(
+        {{"service", service}, {"action", k.write_action}, {"kind", "unauthorized"}, {"count", 5}});
+    auto denied = make("node" + std::to_string(node), k.config(node));
+    const action_result no = denied->start(ctx_for("node" + std::to_string(node)));
+    EXPECT_FALSE(no.ok);
+    EXPECT_TRUE(contains(no.message, "request id ")) << no.message;
+    EXPECT_TRUE(contains(no.message, service == "ec2" ? "UnauthorizedOperation" : "AccessDenied"))
+        << no.message;
+    EXPECT_EQ(cloud_->count(k.write_action), 1);
+    cloud_->clear_faults();
+
+    // No answer: a failure within the activation timeout that says so.
+    cloud_->fault({{"service", service},
+                   {"action", "*"},
+                   {"kind", "delay"},
+                   {"delay_ms", 3000},
+                   {"count", 10}});
+    auto silent = make("node" + std::to_string(node), k.config(node));
+    const auto t0 = std::chrono::steady_clock::now();
+    const action_result late = silent->start(ctx_for("node" + std::to_string(node), 1200ms));
+    EXPECT_FALSE(late.ok);
+    EXPECT_TRUE(contains(late.message, "Timeout occurred")) << late.message;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+    cloud_->clear_faults();
+  }
+}
+
+TEST_F(aws_netns, an_expired_metadata_token_does_not_stop_the_elastic_ip_or_the_record) {
+  // Role credentials that expire in three minutes are fetched again at every call (five
+  // minutes before expiry), so each call meets the metadata token the fake has expired.
+  const std::time_t soon = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() +
+                                                                std::chrono::minutes(3));
+  std::tm tm{};
+  ::gmtime_r(&soon, &tm);
+  char expiration[32];
+  std::strftime(expiration, sizeof expiration, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  json imds = cloud_->state()["imds"];
+  imds["expiration"] = expiration;
+  cloud_->set_state({{"imds", imds}});
+  scoped_env role(cloud_->environment(true));
+
+  auto e = make("node1", eip_config(eni1));
+  auto d = make("node1", dns_config("10.0.1.10"));
+  ASSERT_TRUE(e->start(ctx_for("node1")).ok);
+  ASSERT_TRUE(d->start(ctx_for("node1")).ok);
+  cloud_->expire_imds_tokens();
+  const int tokens = cloud_->count("api/token");
+  const action_result se = e->stop(ctx_for("node1"));
+  EXPECT_TRUE(se.ok) << se.message;
+  const action_result sd = d->stop(ctx_for("node1"));
+  EXPECT_TRUE(sd.ok) << sd.message;
+  EXPECT_GE(cloud_->count("api/token"), tokens + 2);  // one new token for each owner
+  EXPECT_EQ(cloud_->state()["addresses"][0].value("network_interface_id", ""), "");
+  EXPECT_TRUE(www_values().empty());
 }
 
 TEST_F(aws_netns, the_zone_monitor_reports_an_impaired_zone_with_its_message) {

@@ -239,6 +239,9 @@ void fake_endpoints::set_state(const json& keys) {
 void fake_endpoints::fault(const json& f) {
   (void)control("POST", "/_fake/faults", f.dump());
 }
+void fake_endpoints::clear_faults() {
+  (void)control("DELETE", "/_fake/faults", "");
+}
 void fake_aws::expire_imds_tokens() {
   (void)control("POST", "/_fake/imds/expire_tokens", "");
 }

@@ -43,6 +43,7 @@ class fake_endpoints {
   void set_state(const nlohmann::json& top_level_keys);
   // {"service": "ec2", "action": "ReplaceRoute", "kind": "throttle", "count": 2, ...}
   void fault(const nlohmann::json& f);
+  void clear_faults();
   nlohmann::json calls();
   void reset_calls();
   // How many calls of `action` the fake answered: an EC2, SNS or CloudWatch action
