@@ -12,7 +12,7 @@ auto ec2_client::run(std::string_view action, const query_params& params, deadli
     return parse(r.body);
   } catch (const aws_xml_error& e) {
     throw cloud_error(cloud_failure::malformed, r.status, "", std::string(action) + ": " + e.what(),
-                    r.request_id, r.attempts);
+                      r.request_id, r.attempts);
   }
 }
 
@@ -48,7 +48,7 @@ ec2_vpc ec2_client::describe_vpc(std::string_view vpc_id, deadline until) {
     if (vpc.vpc_id == vpc_id) return std::move(vpc);
   // Some EC2-compatible clouds answer an empty set instead of InvalidVpcID.NotFound.
   throw cloud_error(cloud_failure::not_found, 200, "InvalidVpcID.NotFound",
-                  "The vpc ID '" + std::string(vpc_id) + "' does not exist", v.request_id, 1);
+                    "The vpc ID '" + std::string(vpc_id) + "' does not exist", v.request_id, 1);
 }
 
 ec2_association ec2_client::associate_address(std::string_view allocation_id,
@@ -71,8 +71,8 @@ ec2_address ec2_client::describe_address(std::string_view allocation_id, deadlin
   for (ec2_address& addr : a.addresses)
     if (addr.allocation_id == allocation_id) return std::move(addr);
   throw cloud_error(cloud_failure::not_found, 200, "InvalidAllocationID.NotFound",
-                  "The allocation ID '" + std::string(allocation_id) + "' does not exist",
-                  a.request_id, 1);
+                    "The allocation ID '" + std::string(allocation_id) + "' does not exist",
+                    a.request_id, 1);
 }
 
 ec2_zone ec2_client::describe_zone(std::string_view zone_name, deadline until) {
@@ -81,8 +81,8 @@ ec2_zone ec2_client::describe_zone(std::string_view zone_name, deadline until) {
   for (ec2_zone& zone : z.zones)
     if (zone.zone_name == zone_name) return std::move(zone);
   throw cloud_error(cloud_failure::not_found, 200, "InvalidParameterValue",
-                  "The availability zone '" + std::string(zone_name) + "' is not in the answer",
-                  z.request_id, 1);
+                    "The availability zone '" + std::string(zone_name) + "' is not in the answer",
+                    z.request_id, 1);
 }
 
 }  // namespace tandem::ctl::cloud

@@ -40,8 +40,9 @@ struct http_call {
 };
 
 struct http_reply {
-  long status = 0;      // the HTTP status; 0 when no answer came (see error)
-  header_list headers;  // names lower-cased, in arrival order (last response of a redirect-free exchange)
+  long status = 0;  // the HTTP status; 0 when no answer came (see error)
+  header_list
+      headers;  // names lower-cased, in arrival order (last response of a redirect-free exchange)
   std::string body;
   std::string error;  // no answer: why, in libcurl's words ("Connection refused", ...)
   bool timed_out = false;
