@@ -2,6 +2,7 @@
 // `tandemctl mirror ...`: drives tandem-replicator's mirrored volumes over its control socket
 // (docs/replicator.md has the JSON-lines requests each command sends).
 #include <cstdlib>
+#include <initializer_list>
 #include <iomanip>
 #include <sstream>
 
@@ -98,8 +99,9 @@ void print_volume(std::ostream& os, const json& v) {
     const uint64_t done = rs.value("done_bytes", uint64_t{0});
     os << "  resync:     " << bytes(done) << " of " << bytes(total) << " (" << (done * 100 / total)
        << "%), " << bytes(rs.value("rate", uint64_t{0})) << "/s"
-       << (rs.value("full", false) ? ", full" : "") << (rs.value("paused", false) ? ", paused" : "")
-       << "\n";
+       << (rs.value("full", false) ? ", full" : "")
+       << (rs.value("checksum", false) ? ", checksum" : "")
+       << (rs.value("paused", false) ? ", paused" : "") << "\n";
   }
   const json& t = v["transport"];
   os << "  transport:  rtt " << t.value("rtt_us", uint64_t{0}) << " us, "
@@ -135,31 +137,39 @@ int mirror_status(const std::vector<std::string>& args, command_context& ctx) {
   return exit_ok;
 }
 
-// One volume command: `name VOLUME [--FLAG]`, sent as {"cmd":name,"volume":..,FLAG:true}.
+struct command_flag {
+  std::string_view name;  // empty: none
+  std::string_view help;
+};
+
+// One volume command: `name VOLUME [--FLAG]...`, sent as {"cmd":name,"volume":..,FLAG:true}.
 int volume_command(const std::vector<std::string>& args, command_context& ctx,
-                   std::string_view name, std::string_view flag, std::string_view flag_help,
+                   std::string_view name, std::initializer_list<command_flag> flags,
                    std::string_view done) {
   po::options_description options = common_options();
-  if (!flag.empty())
-    options.add_options()(std::string(flag).c_str(), std::string(flag_help).c_str());
+  std::string usage = "tandemctl mirror " + std::string(name) + " VOLUME";
+  for (const command_flag& f : flags) {
+    if (f.name.empty()) continue;
+    options.add_options()(std::string(f.name).c_str(), std::string(f.help).c_str());
+    usage += " [--" + std::string(f.name) + "]";
+  }
   po::options_description hidden;
   hidden.add_options()("volume", po::value<std::string>()->required());
   po::positional_options_description pos;
   pos.add("volume", 1);
-  std::string usage = "tandemctl mirror " + std::string(name) + " VOLUME";
-  if (!flag.empty()) usage += " [--" + std::string(flag) + "]";
   int code = exit_ok;
   const auto vm = parse_args(args, options, hidden, pos, usage, ctx, &code);
   if (!vm) return code;
   const std::string volume = (*vm)["volume"].as<std::string>();
   json request = {{"cmd", std::string(name)}, {"volume", volume}};
-  if (!flag.empty() && vm->contains(std::string(flag))) request[std::string(flag)] = true;
+  for (const command_flag& f : flags)
+    if (!f.name.empty() && vm->contains(std::string(f.name))) request[std::string(f.name)] = true;
   return send(*vm, request, ctx, "volume " + volume + ": " + std::string(done));
 }
 
 #define TANDEM_MIRROR_COMMAND(fn, name, flag, flag_help, done)         \
   int fn(const std::vector<std::string>& args, command_context& ctx) { \
-    return volume_command(args, ctx, name, flag, flag_help, done);     \
+    return volume_command(args, ctx, name, {{flag, flag_help}}, done); \
   }
 TANDEM_MIRROR_COMMAND(mirror_create, "create", "force",
                       "overwrite valid metadata (the volume's history is lost)", "metadata created")
@@ -170,8 +180,13 @@ TANDEM_MIRROR_COMMAND(mirror_promote, "promote", "force",
 TANDEM_MIRROR_COMMAND(mirror_demote, "demote", "", "", "secondary")
 TANDEM_MIRROR_COMMAND(mirror_connect, "connect", "", "", "connecting")
 TANDEM_MIRROR_COMMAND(mirror_disconnect, "disconnect", "", "", "disconnected")
-TANDEM_MIRROR_COMMAND(mirror_resync, "resync", "full", "resynchronise the whole volume",
-                      "resync requested")
+int mirror_resync(const std::vector<std::string>& args, command_context& ctx) {
+  return volume_command(
+      args, ctx, "resync",
+      {{"full", "resynchronise the whole volume"},
+       {"checksum", "compare 4 KiB block digests and send only the blocks that differ"}},
+      "resync requested");
+}
 TANDEM_MIRROR_COMMAND(mirror_pause, "pause", "", "", "resync paused")
 TANDEM_MIRROR_COMMAND(mirror_resume, "resume", "", "", "resync resumed")
 #undef TANDEM_MIRROR_COMMAND
@@ -225,7 +240,10 @@ std::span<const command> mirror_commands() {
       {"demote", "make this node's copy secondary", mirror_demote},
       {"connect", "connect to the peer", mirror_connect},
       {"disconnect", "leave the peer (writes are tracked for a bitmap resync)", mirror_disconnect},
-      {"resync", "resynchronise from the peer's bitmap, or all of it with --full", mirror_resync},
+      {"resync",
+       "resynchronise from the peer's bitmap, or all of it with --full; --checksum sends only "
+       "blocks that differ",
+       mirror_resync},
       {"pause", "pause the resync", mirror_pause},
       {"resume", "resume the resync", mirror_resume},
       {"loop", "bind a loop device over the volume's FUSE file and print its name",

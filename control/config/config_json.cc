@@ -147,7 +147,8 @@ json to_json(const mirrors_config& m) {
     vj["bitmap_granularity"] = format_size(v.bitmap_granularity);
     vj["activity_log"] = {{"extent", format_size(v.al_extent)}, {"slots", v.al_slots}};
     vj["resync"] = {{"rate", format_rate(v.resync_rate)},
-                    {"min_rate", format_rate(v.resync_min_rate)}};
+                    {"min_rate", format_rate(v.resync_min_rate)},
+                    {"checksum", v.resync_checksum}};
     vj["replicas"] = json::array();
     for (const mirror_replica& r : v.replicas) {
       json rj;

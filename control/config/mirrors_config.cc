@@ -173,9 +173,10 @@ void read_volume(const cursor& c, mirror_volume& v) {
   if (auto rs = c.get("resync")) {
     v.locs.insert_or_assign("resync", rs->loc());
     if (rs->expect_map()) {
-      rs->check_keys({"rate", "min_rate"});
+      rs->check_keys({"rate", "min_rate", "checksum"});
       rs->read("rate", v.resync_rate, v.locs, &cursor::rate);
       rs->read("min_rate", v.resync_min_rate, v.locs, &cursor::rate);
+      rs->read("checksum", v.resync_checksum, v.locs, &cursor::boolean);
     }
   }
   if (auto reps = c.require("replicas")) {

@@ -60,6 +60,7 @@ struct mirror_volume {
   uint32_t al_slots = 1000;                // activity log extents kept hot (at most 1012)
   uint64_t resync_rate = 200ull << 20;     // bytes per second; 0: unlimited
   uint64_t resync_min_rate = 10ull << 20;  // bytes per second resync keeps under application load
+  bool resync_checksum = false;  // compare 4 KiB block digests, send only blocks that differ
   std::vector<mirror_replica> replicas;
   source_loc loc;
   field_locs locs;

@@ -535,6 +535,7 @@ json replicator::dispatch(const json& c) {
           }
           vj["dirty_bytes"] = s.dirty_bytes;
           vj["resync"] = {{"full", s.resync_full},
+                          {"checksum", s.resync_checksum},
                           {"paused", s.resync_paused},
                           {"paused_by_peer", s.resync_paused_by_peer},
                           {"total_bytes", s.resync_total_bytes},
@@ -567,6 +568,8 @@ json replicator::dispatch(const json& c) {
                             {"resync_bytes_sent", k.resync_bytes_sent},
                             {"resync_bytes_received", k.resync_bytes_received},
                             {"resyncs_completed", k.resyncs_completed},
+                            {"resync_digest_chunks", k.resync_digest_chunks},
+                            {"resync_bytes_same", k.resync_bytes_same},
                             {"al_commits", k.al_commits},
                             {"al_waits", k.al_waits},
                             {"bitmap_flushes", k.bitmap_flushes},
@@ -690,6 +693,7 @@ json replicator::dispatch(const json& c) {
         vo.node_id = v.node_id;
         vo.resync_rate = v.conf->resync_rate;
         vo.resync_min_rate = v.conf->resync_min_rate;
+        vo.resync_checksum = v.conf->resync_checksum;
         vo.meta_io = v.meta_io.get();
         vo.log = [this, name](std::string_view line) {
           log("volume " + name + ": " + std::string(line));
@@ -805,7 +809,8 @@ json replicator::dispatch(const json& c) {
     if (cmd == "connect") return engine_result(e.connect(), "connect " + name, e);
     if (cmd == "disconnect") return engine_result(e.disconnect(), "disconnect " + name, e);
     if (cmd == "resync")
-      return engine_result(e.request_resync(flag(c, "full")), "resync " + name, e);
+      return engine_result(e.request_resync(flag(c, "full"), flag(c, "checksum")), "resync " + name,
+                           e);
     if (cmd == "pause") {
       e.pause_resync();
       return {{"ok", true}};

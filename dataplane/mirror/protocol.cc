@@ -128,6 +128,10 @@ const char* to_string(msg_type t) noexcept {
       return "resync_finished";
     case msg_type::resync_pause:
       return "resync_pause";
+    case msg_type::resync_digest:
+      return "resync_digest";
+    case msg_type::resync_digest_ack:
+      return "resync_digest_ack";
   }
   return "unknown";
 }
@@ -156,6 +160,10 @@ const char* to_string(decode_status s) noexcept {
 
 uint64_t bitmap_msg::word(uint32_t i) const noexcept {
   return ld64(words.data() + 8 * size_t{i});
+}
+
+bool digest_ack_msg::differs(uint32_t block) const noexcept {
+  return block < count && ((mask[block / 8] >> (block % 8)) & 1) != 0;
 }
 
 decode_status decode(std::span<const uint8_t> in, message& out) noexcept {
@@ -243,6 +251,41 @@ decode_status decode(std::span<const uint8_t> in, message& out) noexcept {
       if ((st = exact(pause_len)) != decode_status::ok) return st;
       out.paused = (p[1] & msg_flag_paused) != 0;
       return decode_status::ok;
+    case msg_type::resync_digest: {
+      if (in.size() < digest_header_len) return decode_status::too_short;
+      digest_msg& m = out.digest;
+      m.seq = ld64(b);
+      m.offset = ld64(b + 8);
+      m.length = ld64(b + 16);
+      const uint32_t count = ld32(b + 24);
+      if (ld32(b + 28) != 0) return decode_status::bad_reserved;
+      if (m.length == 0 || m.length > uint64_t{max_digest_blocks} * digest_block ||
+          m.offset > UINT64_MAX - m.length || count != digest_blocks(m.length)) {
+        return decode_status::bad_field;
+      }
+      if (n != 32 + size_t{count} * digest_len) return decode_status::bad_length;
+      m.digests = {b + 32, size_t{count} * digest_len};
+      return decode_status::ok;
+    }
+    case msg_type::resync_digest_ack: {
+      if (in.size() < digest_ack_header_len) return decode_status::too_short;
+      digest_ack_msg& m = out.digest_ack;
+      m.seq = ld64(b);
+      m.status = static_cast<int32_t>(ld32(b + 8));
+      m.count = ld32(b + 12);
+      if (m.status > 0 || m.status < -4095) return decode_status::bad_field;
+      if (m.status < 0 ? m.count != 0 : (m.count == 0 || m.count > max_digest_blocks)) {
+        return decode_status::bad_field;
+      }
+      const size_t words = (size_t{m.count} + 63) / 64;
+      if (n != 16 + words * 8) return decode_status::bad_length;
+      m.mask = {b + 16, words * 8};
+      // One encoding: no bits past `count`.
+      if (m.count % 64 != 0 && (ld64(b + 16 + (words - 1) * 8) >> (m.count % 64)) != 0) {
+        return decode_status::bad_field;
+      }
+      return decode_status::ok;
+    }
   }
   return decode_status::bad_type;
 }
@@ -344,6 +387,34 @@ int encode_pause(std::span<uint8_t> out, bool paused) noexcept {
   return static_cast<int>(pause_len);
 }
 
+int encode_digest(std::span<uint8_t> out, uint64_t seq, uint64_t offset, uint64_t length,
+                  std::span<const uint8_t> digests) noexcept {
+  const size_t len = digest_header_len + digests.size();
+  if (out.size() < len) return -ENOSPC;
+  uint8_t* p = out.data();
+  put_header(p, msg_type::resync_digest, 0);
+  st64(p + 4, seq);
+  st64(p + 12, offset);
+  st64(p + 20, length);
+  st32(p + 28, static_cast<uint32_t>(digests.size() / digest_len));
+  st32(p + 32, 0);
+  if (!digests.empty()) std::memcpy(p + digest_header_len, digests.data(), digests.size());
+  return static_cast<int>(len);
+}
+
+int encode_digest_ack(std::span<uint8_t> out, uint64_t seq, int32_t status, uint32_t count,
+                      std::span<const uint8_t> mask) noexcept {
+  const size_t len = digest_ack_header_len + mask.size();
+  if (out.size() < len) return -ENOSPC;
+  uint8_t* p = out.data();
+  put_header(p, msg_type::resync_digest_ack, 0);
+  st64(p + 4, seq);
+  st32(p + 12, static_cast<uint32_t>(status));
+  st32(p + 16, count);
+  if (!mask.empty()) std::memcpy(p + digest_ack_header_len, mask.data(), mask.size());
+  return static_cast<int>(len);
+}
+
 int encode(std::span<uint8_t> out, const message& m) noexcept {
   switch (m.type) {
     case msg_type::hello:
@@ -369,6 +440,11 @@ int encode(std::span<uint8_t> out, const message& m) noexcept {
       return encode_gens(out, m.type, m.gen);
     case msg_type::resync_pause:
       return encode_pause(out, m.paused);
+    case msg_type::resync_digest:
+      return encode_digest(out, m.digest.seq, m.digest.offset, m.digest.length, m.digest.digests);
+    case msg_type::resync_digest_ack:
+      return encode_digest_ack(out, m.digest_ack.seq, m.digest_ack.status, m.digest_ack.count,
+                               m.digest_ack.mask);
   }
   return -EINVAL;
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The mirror protocol, version 1: the messages two volume engines exchange over one transport
+// The mirror protocol, version 2: the messages two volume engines exchange over one transport
 // connection. Every message is one transport message with a fixed little-endian layout; the
 // decoder is strict (exact sizes, known flags, zero reserved fields), and each value has exactly
 // one encoding. docs/mirror.md has the table.
@@ -22,7 +22,8 @@
 
 namespace tandem::dp::mirror {
 
-inline constexpr uint16_t protocol_version = 1;
+// 2: resync_digest / resync_digest_ack (checksum-driven resync).
+inline constexpr uint16_t protocol_version = 2;
 inline constexpr size_t msg_header_len = 4;
 
 enum class msg_type : uint8_t {
@@ -40,8 +41,12 @@ enum class msg_type : uint8_t {
   resync_done = 12,      // source -> target: every dirty chunk acked; carries the source's ids
   resync_finished = 13,  // target -> source: the target committed UpToDate; its new ids
   resync_pause = 14,     // both: the sender paused (flag set) or resumed the resync
+  // Checksum-driven resync: the source sends the digests of a chunk's 4 KiB blocks instead of
+  // the chunk; the target answers which blocks differ, and only those follow as resync_data.
+  resync_digest = 15,      // sync source -> target
+  resync_digest_ack = 16,  // target -> source
 };
-inline constexpr uint8_t msg_type_max = 14;
+inline constexpr uint8_t msg_type_max = 16;
 [[nodiscard]] const char* to_string(msg_type t) noexcept;
 
 // Flags in the header byte.
@@ -58,8 +63,12 @@ inline constexpr uint32_t hf_want_full_source = 1u << 4;  // the operator asked 
 // state only: the sender is leaving (a planned disconnect) and every write it acknowledged is
 // durable, so the primary need not mark the extents written since its last peer flush.
 inline constexpr uint32_t hf_leaving = 1u << 5;
+// The sender wants checksum-driven resyncs (its resync.checksum option, or the operator's
+// request): a source uses them when either side says so.
+inline constexpr uint32_t hf_checksum_resync = 1u << 6;
 inline constexpr uint32_t hf_known = hf_crashed_primary | hf_resync_in_progress | hf_auto_resync |
-                                     hf_want_resync | hf_want_full_source | hf_leaving;
+                                     hf_want_resync | hf_want_full_source | hf_leaving |
+                                     hf_checksum_resync;
 
 // Largest payload of one write / resync_data the decoder accepts (engines use less: the peer's
 // advertised max_io).
@@ -68,6 +77,14 @@ inline constexpr uint32_t max_data_len = 16u << 20;
 inline constexpr uint64_t max_zero_len = 1ULL << 40;
 // Words (64 bits each) in one bitmap message: 1 .. this.
 inline constexpr uint32_t max_bitmap_words = 4096;
+// Checksum resync: one digest per digest_block bytes of a chunk (the last block may be shorter),
+// digest_len bytes each, at most max_digest_blocks per message.
+inline constexpr uint32_t digest_block = 4096;
+inline constexpr size_t digest_len = 16;
+inline constexpr uint32_t max_digest_blocks = 1024;
+[[nodiscard]] constexpr uint32_t digest_blocks(uint64_t length) noexcept {
+  return static_cast<uint32_t>((length + digest_block - 1) / digest_block);
+}
 
 struct hello_msg {
   uint16_t version = protocol_version;
@@ -122,6 +139,24 @@ struct state_msg {
   bool operator==(const state_msg&) const = default;
 };
 
+// resync_digest: the source's digests of [offset, offset + length).
+struct digest_msg {
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;               // 1 .. max_digest_blocks * digest_block
+  std::span<const uint8_t> digests;  // digest_blocks(length) * digest_len bytes (a view)
+};
+
+// resync_digest_ack: which blocks of the chunk named by `seq` differ on the target (bit i of
+// the little-endian words: block i). A failed read on the target has status < 0 and no mask.
+struct digest_ack_msg {
+  uint64_t seq = 0;
+  int32_t status = 0;
+  uint32_t count = 0;             // blocks: 1 .. max_digest_blocks (0 with a status < 0)
+  std::span<const uint8_t> mask;  // (count + 63) / 64 words of 8 bytes (a view)
+  [[nodiscard]] bool differs(uint32_t block) const noexcept;
+};
+
 // One decoded message. Only the member named by `type` is meaningful.
 struct message {
   msg_type type = msg_type::hello;
@@ -134,6 +169,8 @@ struct message {
   state_msg state;             // state
   volume::generation_ids gen;  // resync_done, resync_finished
   bool paused = false;         // resync_pause
+  digest_msg digest;           // resync_digest
+  digest_ack_msg digest_ack;   // resync_digest_ack
 };
 
 enum class decode_status : uint8_t {
@@ -163,6 +200,9 @@ inline constexpr size_t bitmap_done_len = msg_header_len + 8;
 inline constexpr size_t state_len = msg_header_len + 40;
 inline constexpr size_t gens_len = msg_header_len + 32;
 inline constexpr size_t pause_len = msg_header_len;
+inline constexpr size_t digest_header_len = msg_header_len + 32;
+inline constexpr size_t digest_ack_header_len = msg_header_len + 16;
+inline constexpr size_t max_digest_len = digest_header_len + size_t{max_digest_blocks} * digest_len;
 inline constexpr size_t max_control_len = hello_len;  // every message but bitmap fits in this
 
 int encode_hello(std::span<uint8_t> out, const hello_msg& m) noexcept;
@@ -180,6 +220,12 @@ int encode_state(std::span<uint8_t> out, const state_msg& m) noexcept;
 // type: resync_done or resync_finished.
 int encode_gens(std::span<uint8_t> out, msg_type type, const volume::generation_ids& g) noexcept;
 int encode_pause(std::span<uint8_t> out, bool paused) noexcept;
+// `digests`: digest_blocks(length) * digest_len bytes.
+int encode_digest(std::span<uint8_t> out, uint64_t seq, uint64_t offset, uint64_t length,
+                  std::span<const uint8_t> digests) noexcept;
+// `mask`: (count + 63) / 64 little-endian words (8 bytes each); empty with a status < 0.
+int encode_digest_ack(std::span<uint8_t> out, uint64_t seq, int32_t status, uint32_t count,
+                      std::span<const uint8_t> mask) noexcept;
 // Re-encodes any decoded message (the fuzz target's canonical-encoding check).
 int encode(std::span<uint8_t> out, const message& m) noexcept;
 

@@ -134,6 +134,8 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
   ext_epoch_.assign(meta.layout().al_extents, 0);
   al_record_ = alloc_aligned(vm::al_record_size, std::max<size_t>(vm::al_record_size, 4096));
   msg_buf_ = alloc_aligned(bitmap_header_len + vm::bitmap_page_size, 64);
+  digest_msg_.resize(digest_header_len + size_t{max_chunk_blocks} * digest_len);
+  digest_tmp_.resize(size_t{max_chunk_blocks} * digest_len);
 }
 
 volume::impl::~impl() {
@@ -824,7 +826,7 @@ void volume::resume_resync() {
   d_->paused_ = false;
 }
 
-int volume::request_resync(bool full) {
+int volume::request_resync(bool full, bool checksum) {
   impl& d = *d_;
   if (d.closed_) return -EBADF;
   if (!d.conn_) {
@@ -841,8 +843,10 @@ int volume::request_resync(bool full) {
   } else {
     d.want_resync_ = true;
   }
+  d.want_checksum_ = d.want_checksum_ || checksum;
   d.restart_pending_ = true;
-  d.log(full ? "full resync requested (this node is the source)" : "resync requested");
+  d.log(std::string(full ? "full " : "") + (checksum ? "checksum " : "") + "resync requested" +
+        (full ? " (this node is the source)" : ""));
   return 0;
 }
 
@@ -892,6 +896,8 @@ volume_status volume::status() const {
   s.dirty_bytes = bm.dirty_bytes();
   s.dirty_bits = bm.count_dirty();
   s.resync_full = d.rs_full_;
+  s.resync_checksum = d.rs_checksum_ &&
+                      (d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target);
   s.resync_paused = d.paused_;
   s.resync_paused_by_peer = d.peer_paused_;
   s.resync_total_bytes = d.rs_total_;

@@ -86,6 +86,12 @@ struct volume_options {
   // max_io_bytes), resync_window of them in flight.
   uint32_t resync_chunk = 256u << 10;
   unsigned resync_window = 8;
+  // Checksum-driven resync: the source sends the SHA-256 digests (16 bytes) of each 4 KiB block
+  // of a chunk, the target compares them with its own data, and only the blocks that differ
+  // travel. It costs a read on both sides and a round trip per chunk, and saves the bandwidth
+  // when the target already holds most of the data (a full resync of a disk that was copied, a
+  // primary crash that marked whole activity-log extents). Used when either node asks for it.
+  bool resync_checksum = false;
   // Rate controller (bytes per second, 0: unlimited): resync_rate while the application is idle,
   // resync_min_rate while it wrote within the last app_active_ns ("yields to application
   // writes"; 0 pauses the resync meanwhile).
@@ -130,6 +136,10 @@ struct volume_counters {
   uint64_t resync_chunks_sent = 0;
   uint64_t resync_bytes_received = 0;  // written resync data, as target
   uint64_t resyncs_completed = 0;
+  // Checksum resync. Source: chunks compared by digest, and the bytes found identical (not
+  // sent). Target: digest requests answered, and the bytes it found identical.
+  uint64_t resync_digest_chunks = 0;
+  uint64_t resync_bytes_same = 0;
   uint64_t al_commits = 0;  // activity-log transactions written
   uint64_t al_waits = 0;    // writes that waited for one
   uint64_t bitmap_flushes = 0;
@@ -159,7 +169,8 @@ struct volume_status {
   uint64_t dirty_bytes = 0;
   uint64_t dirty_bits = 0;
   bool resync_full = false;
-  bool resync_paused = false;  // by this node
+  bool resync_checksum = false;  // this resync compares digests (source and target)
+  bool resync_paused = false;    // by this node
   bool resync_paused_by_peer = false;
   uint64_t resync_total_bytes = 0;  // dirty at resync start (union of both bitmaps)
   uint64_t resync_done_bytes = 0;   // acked (source) / written (target) since then
@@ -229,8 +240,9 @@ class volume {
   void pause_resync();
   void resume_resync();
   // full: become the source of a whole-volume resync; else start a pending resync now. Both
-  // restart the mirror session so that the peers decide again.
-  int request_resync(bool full);
+  // restart the mirror session so that the peers decide again. checksum: the resync compares
+  // block digests and sends only the blocks that differ (as with resync_checksum, for this one).
+  int request_resync(bool full, bool checksum = false);
   // Clean shutdown: disconnects, demotes if primary (needs no requests in flight: -EBUSY), and
   // marks the metadata clean. The volume is unusable afterwards except for destruction.
   int shutdown();

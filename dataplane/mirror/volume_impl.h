@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dataplane/backend/backend.h"
+#include "dataplane/crypto/block_digest.h"
 #include "dataplane/mirror/handshake.h"
 #include "dataplane/mirror/protocol.h"
 #include "dataplane/mirror/volume.h"
@@ -139,12 +140,29 @@ struct rx_req {
   bool used = false;
   enum class stage : uint8_t { wait_data, ready, issued } st = stage::ready;
   uint16_t npages = 0;
-  uint32_t pages[max_io_bytes / recv_page_size];
+  uint32_t pages[max_io_bytes / recv_page_size + 1];  // + 1: a digest request's digests
 };
 
-// A resync chunk (source).
+// Checksum resync: a chunk is at most max_io_bytes, so at most this many digest blocks, and at
+// most half as many runs of differing blocks (parts) to send.
+inline constexpr uint32_t max_chunk_blocks = static_cast<uint32_t>(max_io_bytes / digest_block);
+inline constexpr uint32_t max_chunk_parts = max_chunk_blocks / 2;
+
+// A resync chunk (source). Plain: reading -> read -> sent (the whole chunk as one resync_data).
+// Checksum: reading -> read -> digest_sent (its digests) -> free when the target has it all, or
+// reread_wait -> rereading -> parts (the differing blocks read again, so that no write landed
+// meanwhile is undone, and sent as one resync_data per run of blocks).
 struct rs_chunk {
-  enum class stage : uint8_t { free, reading, read, sent } st = stage::free;
+  enum class stage : uint8_t {
+    free,
+    reading,
+    read,
+    sent,
+    digest_sent,
+    reread_wait,
+    rereading,
+    parts
+  } st = stage::free;
   uint64_t offset = 0;
   uint64_t length = 0;
   uint64_t seq = 0;
@@ -153,6 +171,18 @@ struct rs_chunk {
   uint8_t* buf = nullptr;
   bool acked = false;
   bool released = true;
+  // Checksum resync.
+  bool checksum = false;
+  uint64_t diff[max_chunk_blocks / 64] = {};  // blocks that differ on the target
+  uint32_t blocks = 0;
+  uint32_t next_block = 0;  // parts: the next block to look at
+  uint32_t parts_sent = 0;
+  uint32_t parts_acked = 0;
+  uint32_t refs = 0;    // parts whose data the transport still holds (send_ref)
+  bool failed = false;  // the transport dropped a part: the chunk ends with the session
+  uint64_t part_seq[max_chunk_parts] = {};
+  uint32_t part_len[max_chunk_parts] = {};
+  [[nodiscard]] bool differs(uint32_t b) const noexcept { return (diff[b / 64] >> (b % 64)) & 1; }
 };
 
 struct volume::impl {
@@ -252,6 +282,8 @@ struct volume::impl {
   struct pending_ack {
     msg_type type;
     ack_msg ack;
+    uint32_t count = 0;                         // resync_digest_ack: blocks
+    uint64_t mask[max_chunk_blocks / 64] = {};  // and which differ
   };
   std::vector<pending_ack> acks_;  // ring
   uint32_t acks_head_ = 0;
@@ -263,8 +295,13 @@ struct volume::impl {
   bool rs_bitmap_sent_ = false;  // mine, including bitmap_done
   size_t rs_bitmap_page_ = 0;    // next bitmap page to send
   bool rs_peer_bitmap_done_ = false;
-  bool rs_done_sent_ = false;  // source: resync_done sent
-  bool rs_finishing_ = false;  // target: flushing before it commits
+  bool rs_done_sent_ = false;   // source: resync_done sent
+  bool rs_finishing_ = false;   // target: flushing before it commits
+  bool rs_checksum_ = false;    // this resync compares digests
+  bool want_checksum_ = false;  // the operator asked for a checksum resync (hello flag)
+  block_digest digest_;
+  std::vector<uint8_t> digest_msg_;  // one resync_digest message (source)
+  std::vector<uint8_t> digest_tmp_;  // the target's own digests of one chunk
   vm::generation_ids rs_source_gen_;
   bool paused_ = false;
   bool peer_paused_ = false;
@@ -351,6 +388,17 @@ struct volume::impl {
   void handle_bitmap(const bitmap_msg& b);
   void handle_bitmap_done();
   void handle_resync_ack(const ack_msg& a);
+  void handle_digest(const digest_msg& m);
+  void handle_digest_ack(const digest_ack_msg& a);
+  void queue_digest_ack(uint64_t seq, int status, uint32_t count, const uint64_t* mask);
+  // The target's answer to a digest request whose read completed: which blocks differ.
+  uint32_t compare_digests(const rx_req& r, uint64_t* mask);
+  int send_digest(uint32_t c);  // 1 sent, 0 no room yet
+  int send_parts(uint32_t c);
+  void part_acked(uint32_t c, uint32_t part, const ack_msg& a);
+  // Frees a checksum chunk that is finished (or dead with its session) once the transport gave
+  // back every part; true when it was freed.
+  bool settle_parts(uint32_t c);
   void handle_resync_done(const vm::generation_ids& g);
   void handle_resync_finished(const vm::generation_ids& g);
   void finish_target();

@@ -63,8 +63,8 @@ hello_msg volume::impl::make_hello() const {
   h.bitmap_granularity = gran_;
   h.role = s.role;
   h.disk = s.disk;
-  h.flags =
-      state_flags() | (want_resync_ ? hf_want_resync : 0) | (want_full_ ? hf_want_full_source : 0);
+  h.flags = state_flags() | (want_resync_ ? hf_want_resync : 0) |
+            (want_full_ ? hf_want_full_source : 0) | (want_checksum_ ? hf_checksum_resync : 0);
   h.gen = s.gen;
   h.dirty_bytes = const_cast<vm::metadata_store&>(meta_).bitmap().dirty_bytes();
   h.recv_slots = opt_.recv_slots;
@@ -140,7 +140,14 @@ void volume::impl::abandon_peer_io() {
     }
   }
   for (uint32_t c = 0; c < rs_.size(); ++c) {
-    if (rs_[c].st == rs_chunk::stage::read) free_chunk(c);
+    const rs_chunk::stage s = rs_[c].st;
+    if (s == rs_chunk::stage::read || s == rs_chunk::stage::digest_sent ||
+        s == rs_chunk::stage::reread_wait) {
+      free_chunk(c);
+    } else if (s == rs_chunk::stage::parts) {
+      rs_[c].failed = true;
+      (void)settle_parts(c);  // now, or when the transport gives the last part back
+    }
   }
   peer_slots_ = 0;
   peer_pages_ = 0;
@@ -257,6 +264,12 @@ void volume::impl::on_message(std::span<const uint8_t> bytes) {
     case msg_type::resync_finished:
       handle_resync_finished(m.gen);
       return;
+    case msg_type::resync_digest:
+      handle_digest(m.digest);
+      return;
+    case msg_type::resync_digest_ack:
+      handle_digest_ack(m.digest_ack);
+      return;
     case msg_type::resync_pause:
       peer_paused_ = m.paused;
       log(std::string("the peer ") + (m.paused ? "paused" : "resumed") + " the resync");
@@ -278,8 +291,8 @@ void volume::impl::handle_hello(const message& m) {
   // An operator command changed this node during the handshake: decide again on fresh facts.
   hello_msg now = make_hello();
   now.dirty_bytes = sent_hello_.dirty_bytes;
-  now.flags = (now.flags & ~(hf_want_resync | hf_want_full_source)) |
-              (sent_hello_.flags & (hf_want_resync | hf_want_full_source));
+  constexpr uint32_t wants = hf_want_resync | hf_want_full_source | hf_checksum_resync;
+  now.flags = (now.flags & ~wants) | (sent_hello_.flags & wants);
   if (!(now == sent_hello_)) {
     restart_pending_ = true;
     return;
@@ -288,6 +301,7 @@ void volume::impl::handle_hello(const message& m) {
   last_result_ = r;
   want_resync_ = false;
   want_full_ = false;
+  want_checksum_ = false;
   if (st().peer_node_id != h.node_id) {
     st().peer_node_id = h.node_id;
     (void)commit_meta("peer node id");
@@ -359,6 +373,12 @@ void volume::impl::begin_resync(sync_action a) {
   rs_total_ = 0;
   rs_tokens_ = 0;
   rs_refill_ns_ = now_;
+  rs_checksum_ = ((sent_hello_.flags | peer_hello_.flags) & hf_checksum_resync) != 0;
+  if (rs_checksum_ && rs_source_ &&
+      peer_hello_.recv_pages < opt_.resync_chunk / recv_page_size + 1) {
+    rs_checksum_ = false;  // a digest request needs one page more than the chunk
+    log("checksum resync off: the peer's receive pages do not hold a chunk and its digests");
+  }
   if (rs_full_) meta_.bitmap().set_all();
   if (!rs_source_) {
     st().disk = vm::disk_state::inconsistent;
@@ -367,9 +387,9 @@ void volume::impl::begin_resync(sync_action a) {
     announce();
   }
   state_ = rs_source_ ? conn_state::sync_source : conn_state::sync_target;
-  log(std::string(rs_full_ ? "full" : "bitmap") + " resync started, this node is the " +
-      (rs_source_ ? "source" : "target") + " (peer node " + std::to_string(peer_hello_.node_id) +
-      ")");
+  log(std::string(rs_full_ ? "full" : "bitmap") + (rs_checksum_ ? " checksum" : "") +
+      " resync started, this node is the " + (rs_source_ ? "source" : "target") + " (peer node " +
+      std::to_string(peer_hello_.node_id) + ")");
 }
 
 // ---- Planned disconnect ------------------------------------------------------------------------
@@ -460,7 +480,7 @@ uint32_t volume::impl::state_flags() const {
   const vm::volume_state& s = meta_.state();
   return ((s.flags & vm::flag_crashed_primary) ? hf_crashed_primary : 0) |
          ((s.flags & vm::flag_resync_in_progress) ? hf_resync_in_progress : 0) |
-         (opt_.auto_resync ? hf_auto_resync : 0);
+         (opt_.auto_resync ? hf_auto_resync : 0) | (opt_.resync_checksum ? hf_checksum_resync : 0);
 }
 
 state_msg volume::impl::make_state(uint32_t extra_flags) const {
@@ -623,7 +643,11 @@ void volume::impl::on_release(uint64_t cookie, bool acked) {
       }
       break;
     case ck::rs:
-      if (idx < rs_.size() && rs_[idx].st == rs_chunk::stage::sent) {
+      if (idx < rs_.size() && rs_[idx].st == rs_chunk::stage::parts && rs_[idx].refs > 0) {
+        --rs_[idx].refs;
+        if (!acked) rs_[idx].failed = true;
+        (void)settle_parts(idx);
+      } else if (idx < rs_.size() && rs_[idx].st == rs_chunk::stage::sent) {
         rs_chunk& c = rs_[idx];
         c.released = true;
         if (c.acked || !acked || c.session != session_ || state_ != conn_state::sync_source) {
@@ -716,6 +740,76 @@ void volume::impl::handle_data(std::span<const uint8_t> bytes) {
   rx_dirty_ = true;
 }
 
+// A checksum resync's digest request: read the range (in stream order, like a write, so that it
+// sees every write the source sent before it) and answer which blocks differ. Its digests wait
+// in one page past the ones the read fills.
+void volume::impl::handle_digest(const digest_msg& m) {
+  if (is_primary() || state_ != conn_state::sync_target) {
+    protocol_error(std::string("resync_digest in state ") + to_string(state_));
+    return;
+  }
+  if (m.offset % block_ != 0 || m.length % block_ != 0 || m.offset > size_ ||
+      m.length > size_ - m.offset || m.length > max_io_bytes) {
+    protocol_error("resync_digest outside the volume or misaligned");
+    return;
+  }
+  if (rx_free_.empty()) {
+    protocol_error("the peer exceeded its request credit");
+    return;
+  }
+  const auto pages = static_cast<uint32_t>((m.length + recv_page_size - 1) / recv_page_size) + 1;
+  if (page_free_.size() < pages) {
+    protocol_error("the peer exceeded its data credit");
+    return;
+  }
+  const uint32_t i = rx_free_.back();
+  rx_free_.pop_back();
+  rx_req& r = rx_[i];
+  r.kind = msg_type::resync_digest;
+  r.seq = m.seq;
+  r.offset = m.offset;
+  r.length = m.length;
+  r.fua = false;
+  r.session = session_;
+  r.used = true;
+  r.npages = static_cast<uint16_t>(pages);
+  for (uint32_t k = 0; k < pages; ++k) {
+    r.pages[k] = page_free_.back();
+    page_free_.pop_back();
+  }
+  std::memcpy(pages_mem_.get() + size_t{r.pages[pages - 1]} * recv_page_size, m.digests.data(),
+              m.digests.size());
+  r.st = rx_req::stage::ready;
+  rx_order_.push_back(rx_, i);
+  rx_dirty_ = true;
+  ++ctr_.resync_digest_chunks;
+}
+
+uint32_t volume::impl::compare_digests(const rx_req& r, uint64_t* mask) {
+  const uint32_t blocks = digest_blocks(r.length);
+  std::fill(mask, mask + max_chunk_blocks / 64, 0);
+  // The read filled pages 0 .. npages - 2 (16 KiB each, so whole 4 KiB blocks but the last).
+  uint32_t b = 0;
+  uint64_t left = r.length;
+  for (uint16_t k = 0; k + 1 < r.npages; ++k) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(recv_page_size, left));
+    const size_t got = digest_.digest_blocks(
+        {pages_mem_.get() + size_t{r.pages[k]} * recv_page_size, n}, digest_block,
+        {digest_tmp_.data() + size_t{b} * digest_len, digest_tmp_.size() - size_t{b} * digest_len});
+    b += static_cast<uint32_t>(got);
+    left -= n;
+  }
+  const uint8_t* theirs = pages_mem_.get() + size_t{r.pages[r.npages - 1]} * recv_page_size;
+  for (uint32_t i = 0; i < blocks; ++i) {
+    // A block the digest could not be computed for (b short) counts as different.
+    if (i >= b || std::memcmp(digest_tmp_.data() + size_t{i} * digest_len,
+                              theirs + size_t{i} * digest_len, digest_len) != 0) {
+      mask[i / 64] |= 1ULL << (i % 64);
+    }
+  }
+  return blocks;
+}
+
 // Stream order: a request waits for every earlier one it overlaps; a flush for every earlier one.
 bool volume::impl::rx_blocked(uint32_t i) {
   const rx_req& r = rx_[i];
@@ -750,6 +844,17 @@ int volume::impl::pump_rx() {
         q = be::request::writev(r.offset, iov, r.npages, r.length, cookie, r.fua ? be::req_fua : 0);
         break;
       }
+      case msg_type::resync_digest: {
+        uint64_t left = r.length;
+        const auto n = static_cast<uint16_t>(r.npages - 1);
+        for (uint16_t k = 0; k < n; ++k) {
+          iov[k].iov_base = pages_mem_.get() + size_t{r.pages[k]} * recv_page_size;
+          iov[k].iov_len = static_cast<size_t>(std::min<uint64_t>(recv_page_size, left));
+          left -= iov[k].iov_len;
+        }
+        q = be::request::readv(r.offset, iov, n, r.length, cookie);
+        break;
+      }
       case msg_type::discard:
         q = be::request::discard(r.offset, r.length, cookie);
         break;
@@ -774,11 +879,43 @@ void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
   rx_req& r = rx_[i];
   if (!r.used || r.st != rx_req::stage::issued) return;
   ++rx_completions_;
+  const bool current = r.session == session_ && session_up();
+  const int status = result < 0 ? static_cast<int>(result) : 0;
+  if (r.kind == msg_type::resync_digest) {
+    uint64_t mask[max_chunk_blocks / 64] = {};
+    uint32_t blocks = 0;
+    if (result >= 0) {
+      blocks = compare_digests(r, mask);
+      bool any = false;
+      uint32_t differing = 0;
+      for (const uint64_t w : mask) {
+        any = any || w != 0;
+        differing += static_cast<uint32_t>(__builtin_popcountll(w));
+      }
+      if (current && state_ == conn_state::sync_target) {
+        const uint64_t diff_bytes =
+            std::min<uint64_t>(uint64_t{differing} * digest_block, r.length);
+        ctr_.resync_bytes_same += r.length - diff_bytes;
+        rs_done_bytes_ += r.length - diff_bytes;  // the rest counts as it is written
+        // Nothing to receive for this chunk: it is in sync here.
+        if (!any) (void)meta_.bitmap().clear_range(r.offset, r.length);
+      }
+    } else {
+      ++ctr_.local_errors;
+    }
+    for (uint16_t k = 0; k < r.npages; ++k)
+      page_free_.push_back(r.pages[k]);
+    r.npages = 0;
+    if (current && state_ != conn_state::refused) queue_digest_ack(r.seq, status, blocks, mask);
+    rx_order_.erase(rx_, i);
+    r.used = false;
+    rx_free_.push_back(i);
+    rx_dirty_ = true;
+    return;
+  }
   for (uint16_t k = 0; k < r.npages; ++k)
     page_free_.push_back(r.pages[k]);
   r.npages = 0;
-  const bool current = r.session == session_ && session_up();
-  const int status = result < 0 ? static_cast<int>(result) : 0;
   if (result < 0) {
     ++ctr_.local_errors;
   } else {
@@ -800,6 +937,27 @@ void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
   rx_dirty_ = true;
 }
 
+namespace {
+
+// An ack or a digest ack into `b` (at least digest_ack_header_len + max_chunk_blocks / 8 bytes).
+size_t encode_pending(uint8_t* b, size_t cap, msg_type type, const ack_msg& a, uint32_t count,
+                      const uint64_t* mask) {
+  if (type != msg_type::resync_digest_ack) {
+    return static_cast<size_t>(encode_ack({b, cap}, type, a));
+  }
+  uint8_t words[max_chunk_blocks / 8];
+  const size_t n = a.status < 0 ? 0 : (size_t{count} + 63) / 64;
+  for (size_t w = 0; w < n; ++w)
+    for (size_t k = 0; k < 8; ++k)
+      words[w * 8 + k] = static_cast<uint8_t>(mask[w] >> (8 * k));
+  return static_cast<size_t>(
+      encode_digest_ack({b, cap}, a.seq, a.status, a.status < 0 ? 0 : count, {words, n * 8}));
+}
+
+constexpr size_t pending_max = digest_ack_header_len + max_chunk_blocks / 8;
+
+}  // namespace
+
 void volume::impl::queue_ack(msg_type type, uint64_t seq, int status) {
   const ack_msg a{seq, status};
   if (acks_count_ == 0) {
@@ -807,7 +965,27 @@ void volume::impl::queue_ack(msg_type type, uint64_t seq, int status) {
     if (send_control({b, static_cast<size_t>(encode_ack(b, type, a))})) return;
   }
   if (acks_count_ == acks_.size()) return;  // cannot happen: one ack per receive slot
-  acks_[(acks_head_ + acks_count_) % acks_.size()] = {type, a};
+  pending_ack& p = acks_[(acks_head_ + acks_count_) % acks_.size()];
+  p.type = type;
+  p.ack = a;
+  p.count = 0;
+  ++acks_count_;
+}
+
+void volume::impl::queue_digest_ack(uint64_t seq, int status, uint32_t count,
+                                    const uint64_t* mask) {
+  const ack_msg a{seq, status};
+  if (acks_count_ == 0) {
+    uint8_t b[pending_max];
+    if (send_control({b, encode_pending(b, sizeof b, msg_type::resync_digest_ack, a, count, mask)}))
+      return;
+  }
+  if (acks_count_ == acks_.size()) return;  // cannot happen: one ack per receive slot
+  pending_ack& p = acks_[(acks_head_ + acks_count_) % acks_.size()];
+  p.type = msg_type::resync_digest_ack;
+  p.ack = a;
+  p.count = count;
+  std::copy(mask, mask + max_chunk_blocks / 64, p.mask);
   ++acks_count_;
 }
 
@@ -815,8 +993,8 @@ int volume::impl::flush_acks() {
   int work = 0;
   while (acks_count_ > 0 && session_up()) {
     const pending_ack& p = acks_[acks_head_];
-    uint8_t b[ack_len];
-    if (!send_control({b, static_cast<size_t>(encode_ack(b, p.type, p.ack))})) break;
+    uint8_t b[pending_max];
+    if (!send_control({b, encode_pending(b, sizeof b, p.type, p.ack, p.count, p.mask)})) break;
     acks_head_ = (acks_head_ + 1) % static_cast<uint32_t>(acks_.size());
     --acks_count_;
     ++work;
@@ -953,7 +1131,27 @@ int volume::impl::send_chunks() {
   int work = 0;
   for (uint32_t c = 0; c < rs_.size(); ++c) {
     rs_chunk& k = rs_[c];
+    if (k.st == rs_chunk::stage::parts) {
+      work += send_parts(c);
+      continue;
+    }
+    if (k.st == rs_chunk::stage::reread_wait) {
+      // Read the differing chunk again once no write to it is under way, as pump_resync does
+      // for a first read: what the target applies last is then never older than a write.
+      if (app_write_in_progress(k.offset, k.length)) continue;
+      const be::request q = be::request::read(k.offset, k.buf, k.length, make_cookie(ck::rs, c));
+      if (data_.submit({&q, 1}) != 1) break;
+      k.st = rs_chunk::stage::rereading;
+      ++work;
+      continue;
+    }
     if (k.st != rs_chunk::stage::read) continue;
+    if (k.checksum) {
+      const int sent = send_digest(c);
+      if (sent == 0) break;
+      work += sent;
+      continue;
+    }
     if (!room_for(io_len + k.length)) break;
     io_msg m;
     m.seq = (++seq_counter_ << seq_index_bits) | c;
@@ -1027,7 +1225,9 @@ int volume::impl::pump_resync() {
       continue;
     }
     if (app_write_in_progress(run.offset, run.length)) break;  // read it once the write landed
-    const auto pages = static_cast<uint32_t>((run.length + recv_page_size - 1) / recv_page_size);
+    // A digest request holds the chunk's pages on the target (its read) and one for the digests.
+    const auto pages = static_cast<uint32_t>((run.length + recv_page_size - 1) / recv_page_size) +
+                       (rs_checksum_ ? 1 : 0);
     if (peer_slots_ == 0 || peer_pages_ < pages) break;
     rs_chunk& k = rs_[c];
     const be::request q = be::request::read(run.offset, k.buf, run.length, make_cookie(ck::rs, c));
@@ -1039,6 +1239,7 @@ int volume::impl::pump_resync() {
     k.pages = pages;
     k.acked = false;
     k.released = true;
+    k.checksum = rs_checksum_;
     ++rs_in_flight_;
     --peer_slots_;
     peer_pages_ -= pages;
@@ -1052,7 +1253,7 @@ int volume::impl::pump_resync() {
 
 void volume::impl::on_rs_read(uint32_t c, int64_t result) {
   rs_chunk& k = rs_[c];
-  if (k.st != rs_chunk::stage::reading) return;
+  if (k.st != rs_chunk::stage::reading && k.st != rs_chunk::stage::rereading) return;
   if (k.session != session_ || state_ != conn_state::sync_source) {
     free_chunk(c);
     return;
@@ -1064,11 +1265,21 @@ void volume::impl::on_rs_read(uint32_t c, int64_t result) {
                  std::strerror(static_cast<int>(-result)));
     return;
   }
-  k.st = rs_chunk::stage::read;
+  k.st = k.st == rs_chunk::stage::rereading ? rs_chunk::stage::parts : rs_chunk::stage::read;
 }
 
 void volume::impl::handle_resync_ack(const ack_msg& a) {
   const auto idx = static_cast<uint32_t>(a.seq & seq_index_mask);
+  if (state_ == conn_state::sync_source && idx < rs_.size() &&
+      rs_[idx].st == rs_chunk::stage::parts) {
+    const rs_chunk& k = rs_[idx];
+    for (uint32_t p = 0; p < k.parts_sent; ++p) {
+      if (k.part_seq[p] == a.seq) {
+        part_acked(idx, p, a);
+        return;
+      }
+    }
+  }
   if (state_ != conn_state::sync_source || idx >= rs_.size() ||
       rs_[idx].st != rs_chunk::stage::sent || rs_[idx].seq != a.seq) {
     protocol_error("a resync_ack for a chunk never sent");
@@ -1090,6 +1301,158 @@ void volume::impl::handle_resync_ack(const ack_msg& a) {
   ++ctr_.resync_chunks_sent;
   k.acked = true;
   if (k.released) free_chunk(idx);
+}
+
+// ---- Checksum resync (source) -------------------------------------------------------------------
+
+int volume::impl::send_digest(uint32_t c) {
+  rs_chunk& k = rs_[c];
+  const uint32_t blocks = digest_blocks(k.length);
+  const size_t dlen = size_t{blocks} * digest_len;
+  if (!room_for(digest_header_len + dlen)) return 0;
+  if (digest_.digest_blocks({k.buf, k.length}, digest_block, {digest_tmp_.data(), dlen}) !=
+      blocks) {
+    free_chunk(c);
+    abort_resync("cannot compute the digests of offset " + std::to_string(k.offset));
+    return 0;
+  }
+  const uint64_t seq = (++seq_counter_ << seq_index_bits) | c;
+  const int len = encode_digest(digest_msg_, seq, k.offset, k.length, {digest_tmp_.data(), dlen});
+  if (!send_control({digest_msg_.data(), static_cast<size_t>(len)})) return 0;
+  k.seq = seq;
+  k.blocks = blocks;
+  k.st = rs_chunk::stage::digest_sent;
+  return 1;
+}
+
+void volume::impl::handle_digest_ack(const digest_ack_msg& a) {
+  const auto idx = static_cast<uint32_t>(a.seq & seq_index_mask);
+  if (state_ != conn_state::sync_source || idx >= rs_.size() ||
+      rs_[idx].st != rs_chunk::stage::digest_sent || rs_[idx].seq != a.seq) {
+    protocol_error("a resync_digest_ack for a chunk never sent");
+    return;
+  }
+  rs_chunk& k = rs_[idx];
+  ++peer_slots_;
+  peer_pages_ += k.pages;
+  --peer_in_flight_;
+  if (a.status < 0) {
+    ++ctr_.peer_errors;
+    abort_resync("the sync target failed to read offset " + std::to_string(k.offset) + ": " +
+                 std::strerror(-a.status));
+    return;
+  }
+  if (a.count != k.blocks) {
+    protocol_error("a resync_digest_ack for " + std::to_string(a.count) + " blocks, not " +
+                   std::to_string(k.blocks));
+    return;
+  }
+  ++ctr_.resync_digest_chunks;
+  std::fill(std::begin(k.diff), std::end(k.diff), 0);
+  uint32_t differing = 0;
+  for (uint32_t b = 0; b < k.blocks; ++b) {
+    if (a.differs(b)) {
+      k.diff[b / 64] |= 1ULL << (b % 64);
+      ++differing;
+    }
+  }
+  const uint64_t same = k.length - std::min<uint64_t>(uint64_t{differing} * digest_block, k.length);
+  ctr_.resync_bytes_same += same;
+  rs_done_bytes_ += same;
+  if (differing == 0) {
+    (void)meta_.bitmap().clear_range(k.offset, k.length);
+    free_chunk(idx);
+    return;
+  }
+  k.next_block = 0;
+  k.parts_sent = 0;
+  k.parts_acked = 0;
+  k.refs = 0;
+  k.failed = false;
+  k.st = rs_chunk::stage::reread_wait;
+}
+
+// One resync_data per run of differing blocks, as far as the target's credit and the send buffer
+// allow; the rest on a later poll.
+int volume::impl::send_parts(uint32_t c) {
+  rs_chunk& k = rs_[c];
+  int work = 0;
+  while (k.next_block < k.blocks && !k.failed) {
+    uint32_t b = k.next_block;
+    while (b < k.blocks && !k.differs(b))
+      ++b;
+    if (b == k.blocks) {
+      k.next_block = b;
+      break;
+    }
+    uint32_t e = b;
+    while (e < k.blocks && k.differs(e))
+      ++e;
+    const uint64_t off = uint64_t{b} * digest_block;
+    const uint64_t len = std::min<uint64_t>(uint64_t{e} * digest_block, k.length) - off;
+    const auto pages = static_cast<uint32_t>((len + recv_page_size - 1) / recv_page_size);
+    if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(io_len + len) ||
+        k.parts_sent == max_chunk_parts) {
+      break;
+    }
+    io_msg m;
+    m.seq = (++seq_counter_ << seq_index_bits) | c;
+    m.offset = k.offset + off;
+    m.length = len;
+    uint8_t hdr[io_len];
+    if (conn_->send({hdr, static_cast<size_t>(encode_io(hdr, msg_type::resync_data, m))}) < 0) {
+      break;
+    }
+    if (conn_->send_ref({k.buf + off, static_cast<size_t>(len)}, make_cookie(ck::rs, c)) < 0) {
+      log("cannot queue resync data after its header: the session restarts");
+      restart_pending_ = true;
+      k.failed = true;
+      break;
+    }
+    k.part_seq[k.parts_sent] = m.seq;
+    k.part_len[k.parts_sent] = static_cast<uint32_t>(len);
+    ++k.parts_sent;
+    ++k.refs;
+    --peer_slots_;
+    peer_pages_ -= pages;
+    ++peer_in_flight_;
+    k.next_block = e;
+    ++work;
+  }
+  (void)settle_parts(c);
+  return work;
+}
+
+void volume::impl::part_acked(uint32_t c, uint32_t part, const ack_msg& a) {
+  rs_chunk& k = rs_[c];
+  const uint32_t len = k.part_len[part];
+  k.part_seq[part] = 0;  // acked: a second ack for it is a protocol error
+  ++peer_slots_;
+  peer_pages_ += (len + recv_page_size - 1) / recv_page_size;
+  --peer_in_flight_;
+  if (a.status < 0) {
+    ++ctr_.peer_errors;
+    abort_resync("the sync target failed to write a part of offset " + std::to_string(k.offset) +
+                 ": " + std::strerror(-a.status));
+    return;
+  }
+  ++k.parts_acked;
+  rs_done_bytes_ += len;
+  ctr_.resync_bytes_sent += len;
+  (void)settle_parts(c);
+}
+
+bool volume::impl::settle_parts(uint32_t c) {
+  rs_chunk& k = rs_[c];
+  if (k.st != rs_chunk::stage::parts || k.refs > 0) return false;
+  const bool dead = k.failed || k.session != session_ || state_ != conn_state::sync_source;
+  if (!dead && (k.next_block < k.blocks || k.parts_acked < k.parts_sent)) return false;
+  if (!dead) {
+    (void)meta_.bitmap().clear_range(k.offset, k.length);
+    ++ctr_.resync_chunks_sent;
+  }
+  free_chunk(c);
+  return true;
 }
 
 void volume::impl::handle_resync_done(const vm::generation_ids& g) {

@@ -68,6 +68,7 @@ TEST(mirrors_config, mirrors_only_file_loads_with_defaults) {
   EXPECT_EQ(v.al_slots, 1000u);
   EXPECT_EQ(v.resync_rate, 200u << 20);
   EXPECT_EQ(v.resync_min_rate, 10u << 20);
+  EXPECT_FALSE(v.resync_checksum);
   ASSERT_EQ(v.replicas.size(), 2u);
   EXPECT_EQ(v.replicas[0].port, 7790);
   EXPECT_EQ(v.replicas[1].port, 7791);
@@ -204,11 +205,18 @@ TEST(mirrors_config, sizes_and_geometry) {
   auto ok = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
                               "      meta: /var/lib/tandem/db.meta\n      size: 1.5GiB\n"
                               "      mode: async\n      activity_log: {extent: 1MiB, slots: 257}\n"
-                              "      resync: {rate: 0, min_rate: 1Gbit}\n"));
+                              "      resync: {rate: 0, min_rate: 1Gbit, checksum: true}\n"));
   ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
+  EXPECT_TRUE(ok.config.volumes[0].resync_checksum);
   EXPECT_EQ(ok.config.volumes[0].size, 3ull << 29);
   EXPECT_EQ(ok.config.volumes[0].mode, mirror_mode::async);
   EXPECT_EQ(ok.config.volumes[0].al_slots, 257u);
+  auto bad = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                               "      meta: /var/lib/tandem/db.meta\n"
+                               "      resync: {checksum: sometimes}\n"));
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.diag.to_string().find("mirrors.volumes[0].resync.checksum"), std::string::npos)
+      << bad.diag.to_string();
 }
 
 TEST(mirrors_config, transport_rules) {

@@ -62,11 +62,11 @@ TEST(mirror_protocol, hello_of_another_version_reports_it) {
   auto b = buf();
   hello_msg h = sample_hello();
   const int len = encode_hello(b, h);
-  b[4] = 2;  // version 2
+  b[4] = 3;  // version 3
   message m;
   EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_version);
   EXPECT_EQ(m.type, msg_type::hello);
-  EXPECT_EQ(m.hello.version, 2);
+  EXPECT_EQ(m.hello.version, 3);
   // A future version may be longer: still reported as a version mismatch.
   EXPECT_EQ(decode({b.data(), static_cast<size_t>(len) + 40}, m), decode_status::bad_version);
 }
@@ -84,7 +84,7 @@ TEST(mirror_protocol, hello_field_checks) {
   EXPECT_EQ(with(4 + 40, 2), decode_status::bad_field);  // role
   EXPECT_EQ(with(4 + 41, 4), decode_status::bad_field);  // disk state
   EXPECT_EQ(with(4 + 42, 1), decode_status::bad_reserved);
-  EXPECT_EQ(with(4 + 44, 0x40), decode_status::bad_field);  // unknown hello flag
+  EXPECT_EQ(with(4 + 44, 0x80), decode_status::bad_field);  // unknown hello flag
   EXPECT_EQ(with(1, 1), decode_status::bad_flags);          // header flags
   EXPECT_EQ(with(2, 1), decode_status::bad_reserved);       // header reserved
 }
@@ -262,6 +262,11 @@ TEST(mirror_protocol, generic_encode_is_canonical) {
   add([](std::span<uint8_t> o) { return encode_state(o, {}); });
   add([](std::span<uint8_t> o) { return encode_gens(o, msg_type::resync_done, {1, 2, {3, 4}}); });
   add([](std::span<uint8_t> o) { return encode_pause(o, true); });
+  const std::vector<uint8_t> dg(2 * digest_len, 0x33);
+  add([&](std::span<uint8_t> o) { return encode_digest(o, 11, 8192, 8192, dg); });
+  const std::vector<uint8_t> mk = {0x02, 0, 0, 0, 0, 0, 0, 0};
+  add([&](std::span<uint8_t> o) { return encode_digest_ack(o, 12, 0, 2, mk); });
+  add([&](std::span<uint8_t> o) { return encode_digest_ack(o, 13, -5, 0, {}); });
   for (const auto& b : msgs) {
     message m;
     ASSERT_EQ(decode(b, m), decode_status::ok);
@@ -280,13 +285,13 @@ TEST(mirror_protocol, committed_seeds_decode) {
     seeds[e.path().filename().string()] =
         std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
-  ASSERT_EQ(seeds.size(), 15u);
+  ASSERT_EQ(seeds.size(), 18u);
   message m;
   for (const auto& [name, bytes] : seeds) {
     const decode_status st = decode(bytes, m);
-    if (name == "hello_v2") {
+    if (name == "hello_v1") {
       EXPECT_EQ(st, decode_status::bad_version);
-      EXPECT_EQ(m.hello.version, 2);
+      EXPECT_EQ(m.hello.version, 1);
       continue;
     }
     ASSERT_EQ(st, decode_status::ok) << name;
@@ -311,6 +316,80 @@ TEST(mirror_protocol, committed_seeds_decode) {
   EXPECT_EQ(m.bitmap.word(1), 1ULL << 63);
   ASSERT_EQ(decode(seeds["resync_pause"], m), decode_status::ok);
   EXPECT_TRUE(m.paused);
+  ASSERT_EQ(decode(seeds["resync_digest"], m), decode_status::ok);
+  EXPECT_EQ(m.digest.offset, 65536u);
+  EXPECT_EQ(m.digest.length, 3u * 4096 + 512);
+  EXPECT_EQ(m.digest.digests.size(), 4u * digest_len);
+  EXPECT_EQ(m.digest.digests[17], 7 * 17);
+  ASSERT_EQ(decode(seeds["resync_digest_ack"], m), decode_status::ok);
+  EXPECT_EQ(m.digest_ack.count, 4u);
+  EXPECT_FALSE(m.digest_ack.differs(0));
+  EXPECT_TRUE(m.digest_ack.differs(1));
+  EXPECT_FALSE(m.digest_ack.differs(2));
+  EXPECT_TRUE(m.digest_ack.differs(3));
+  EXPECT_FALSE(m.digest_ack.differs(4));  // past count
+  ASSERT_EQ(decode(seeds["resync_digest_ack_error"], m), decode_status::ok);
+  EXPECT_EQ(m.digest_ack.status, -5);
+  EXPECT_EQ(m.digest_ack.count, 0u);
+}
+
+TEST(mirror_protocol, digest_messages_round_trip_and_checks) {
+  auto b = buf();
+  std::vector<uint8_t> digests(3 * digest_len);
+  for (size_t i = 0; i < digests.size(); ++i)
+    digests[i] = static_cast<uint8_t>(i);
+  const uint64_t length = 2 * digest_block + 512;
+  int len = encode_digest(b, 77, 1 << 20, length, digests);
+  ASSERT_EQ(len, static_cast<int>(digest_header_len + digests.size()));
+  message m;
+  ASSERT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::ok);
+  EXPECT_EQ(m.type, msg_type::resync_digest);
+  EXPECT_EQ(m.digest.seq, 77u);
+  EXPECT_EQ(m.digest.offset, 1u << 20);
+  EXPECT_EQ(m.digest.length, length);
+  ASSERT_EQ(m.digest.digests.size(), digests.size());
+  EXPECT_EQ(std::memcmp(m.digest.digests.data(), digests.data(), digests.size()), 0);
+  // Digests missing or extra, a count that does not match the length, a reserved word, a zero
+  // or too long length.
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len) - 1}, m), decode_status::bad_length);
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len) + 1}, m), decode_status::bad_length);
+  EXPECT_EQ(decode({b.data(), digest_header_len - 1}, m), decode_status::too_short);
+  auto bad = b;
+  bad[28] = 2;  // count 2 for 3 blocks
+  EXPECT_EQ(decode({bad.data(), static_cast<size_t>(len)}, m), decode_status::bad_field);
+  bad = b;
+  bad[32] = 1;
+  EXPECT_EQ(decode({bad.data(), static_cast<size_t>(len)}, m), decode_status::bad_reserved);
+  len = encode_digest(b, 1, 0, uint64_t{max_digest_blocks} * digest_block + 1, {});
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_field);
+
+  // The answer: 70 blocks, blocks 0, 64 and 69 differ.
+  uint8_t mask[16] = {};
+  mask[0] = 1;
+  mask[8] = 1 | (1 << 5);
+  len = encode_digest_ack(b, 78, 0, 70, mask);
+  ASSERT_EQ(len, static_cast<int>(digest_ack_header_len + 16));
+  ASSERT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::ok);
+  EXPECT_EQ(m.digest_ack.seq, 78u);
+  EXPECT_EQ(m.digest_ack.count, 70u);
+  for (uint32_t i = 0; i < 72; ++i)
+    EXPECT_EQ(m.digest_ack.differs(i), i == 0 || i == 64 || i == 69) << i;
+  // A bit past the count has no meaning: refused, so that each answer has one encoding.
+  mask[8] |= 1 << 6;
+  len = encode_digest_ack(b, 78, 0, 70, mask);
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_field);
+  // A mask of the wrong size, an error with a count, a positive status.
+  len = encode_digest_ack(b, 78, 0, 70, {mask, 8});
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_length);
+  len = encode_digest_ack(b, 78, -5, 1, {mask, 8});
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_field);
+  len = encode_digest_ack(b, 78, 3, 0, {});
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_field);
+  len = encode_digest_ack(b, 78, 0, 0, {});
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_field);
+  uint8_t small[8];
+  EXPECT_EQ(encode_digest(small, 1, 0, 4096, {}), -ENOSPC);
+  EXPECT_EQ(encode_digest_ack(small, 1, 0, 1, {mask, 8}), -ENOSPC);
 }
 
 }  // namespace

@@ -885,5 +885,152 @@ TEST(mirror_volume, activity_log_through_meta_io_and_replay) {
   EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
 }
 
+// ---- Checksum resync ------------------------------------------------------------------------
+
+// The disk under B changed behind the engine's back (bit rot, a restored backup): `n` blocks,
+// every `stride`-th from `first`, get other contents.
+void rot_blocks(node& n, uint64_t first, uint64_t stride, uint64_t count) {
+  auto image = n.data->data();
+  auto* bytes = const_cast<uint8_t*>(image.data());
+  for (uint64_t k = 0; k < count; ++k)
+    fill_block(bytes + (first + k * stride) * blk, 0xbad0000 + k, first + k * stride);
+}
+
+TEST(mirror_volume, checksum_resync_of_identical_volumes_sends_only_digests) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 101);
+  workload(c, d, 300, 16);
+  final_flush(d);
+  ASSERT_TRUE(cluster::identical(c.a, c.b));
+  const auto s0 = c.a.vol->status();
+  const auto b0 = c.b.vol->status();
+  ASSERT_EQ(c.a.vol->request_resync(true, true), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::sync_source); }));
+  EXPECT_TRUE(c.a.vol->status().resync_checksum);
+  EXPECT_TRUE(c.b.vol->status().resync_checksum);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs();
+  const auto s = c.a.vol->status();
+  const auto b = c.b.vol->status();
+  EXPECT_EQ(s.counters.resync_bytes_sent - s0.counters.resync_bytes_sent, 0u);
+  EXPECT_EQ(s.counters.resync_bytes_same - s0.counters.resync_bytes_same, vol_size);
+  EXPECT_EQ(s.counters.resync_digest_chunks - s0.counters.resync_digest_chunks,
+            vol_size / (256u << 10));
+  EXPECT_EQ(b.counters.resync_bytes_same - b0.counters.resync_bytes_same, vol_size);
+  EXPECT_EQ(b.counters.resync_bytes_received, b0.counters.resync_bytes_received);
+  // Digests of 16 bytes per 4 KiB block plus headers: well under 1% of the volume on the wire.
+  const uint64_t wire = s.transport.sent_bytes;
+  EXPECT_LT(static_cast<double>(wire), 0.01 * static_cast<double>(vol_size)) << wire;
+  EXPECT_EQ(s.dirty_bits, 0u);
+  EXPECT_EQ(b.disk, dv::disk_state::up_to_date);
+  EXPECT_EQ(s.gen, b.gen);
+  EXPECT_FALSE(s.resync_checksum);  // over
+  EXPECT_TRUE(cluster::identical(c.a, c.b));
+}
+
+TEST(mirror_volume, checksum_resync_repairs_scattered_differences_block_by_block) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 102);
+  workload(c, d, 300, 16);
+  final_flush(d);
+  // 40 single blocks, 7 blocks apart (never adjacent), and one run of 5 adjacent blocks.
+  rot_blocks(c.b, 3, 7, 40);
+  rot_blocks(c.b, 700, 1, 5);
+  ASSERT_FALSE(cluster::identical(c.a, c.b));
+  const auto s0 = c.a.vol->status();
+  ASSERT_EQ(c.a.vol->request_resync(true, true), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::sync_source); }));
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs();
+  const auto s = c.a.vol->status();
+  EXPECT_EQ(s.counters.resync_bytes_sent - s0.counters.resync_bytes_sent, 45u * blk);
+  EXPECT_EQ(s.counters.resync_bytes_same - s0.counters.resync_bytes_same, vol_size - 45u * blk);
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+}
+
+// The checksum option on the target alone is enough; a bitmap resync of chunks in which only a
+// few blocks changed sends those blocks.
+TEST(mirror_volume, checksum_option_on_either_side_makes_a_bitmap_resync_send_changed_blocks) {
+  cluster c;
+  auto ob = c.default_opt(c.b);
+  ob.resync_checksum = true;
+  setup_synced(c, std::nullopt, ob);
+  app_driver d(c, c.a, 103);
+  ASSERT_EQ(c.a.vol->disconnect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.b, conn_state::connecting); }));
+  const uint64_t chunk_blocks = chunk_bytes / blk;
+  for (uint64_t k = 0; k < 10; ++k)
+    ASSERT_TRUE(d.submit(dm::io_op::write, (k * 5 + 3) * chunk_blocks + 1, 2));
+  ASSERT_TRUE(d.drain());
+  EXPECT_EQ(c.a.vol->status().dirty_bytes, 10u * chunk_bytes);
+  const auto s0 = c.a.vol->status();
+  ASSERT_EQ(c.a.vol->connect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); }));
+  const auto s = c.a.vol->status();
+  EXPECT_EQ(s.counters.resync_bytes_sent - s0.counters.resync_bytes_sent, 20u * blk);
+  EXPECT_EQ(s.counters.resync_bytes_same - s0.counters.resync_bytes_same,
+            10u * chunk_bytes - 20u * blk);
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+}
+
+// Writes land on chunks between their digests and their data (the re-read path), over a lossy
+// link and a target whose disk differs in scattered blocks.
+TEST(mirror_volume, writes_during_a_checksum_resync_stay_correct) {
+  cluster c;
+  dp::fault_profile f;
+  f.drop = 0.02;
+  f.reorder = 0.02;
+  f.delay_ns = 50'000;
+  c.with_faults(c.a, f, 31);
+  c.with_faults(c.b, f, 32);
+  auto oa = c.default_opt(c.a);
+  oa.resync_min_rate = 16u << 20;
+  oa.resync_checksum = true;
+  setup_synced(c, oa);
+  app_driver d(c, c.a, 104);
+  workload(c, d, 200, 16);
+  final_flush(d);
+  rot_blocks(c.b, 1, 3, 300);
+  ASSERT_EQ(c.a.vol->request_resync(true), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::sync_source); }));
+  uint64_t during = 0;
+  for (uint64_t k = 0; c.a.vol->connection_state() == conn_state::sync_source; ++k) {
+    if (k % 5 == 0 && d.in_flight() < 16 && d.submit_random()) ++during;
+    d.step();
+  }
+  EXPECT_GT(during, 100u);
+  workload(c, d, 200, 16);
+  final_flush(d);
+  ASSERT_TRUE(c.both_connected()) << c.a.all_logs() << c.b.all_logs();
+  const auto s = c.a.vol->status();
+  EXPECT_GT(s.counters.resync_bytes_same, 0u);
+  EXPECT_GT(s.counters.resync_bytes_sent, 0u);
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+}
+
+// A checksum resync that loses its peer halfway resumes from the bitmaps and converges.
+TEST(mirror_volume, a_checksum_resync_survives_a_lost_peer) {
+  cluster c;
+  auto oa = c.default_opt(c.a);
+  oa.resync_checksum = true;
+  oa.resync_rate = 8u << 20;  // slow enough to cut it halfway
+  setup_synced(c, oa);
+  rot_blocks(c.b, 0, 2, 500);
+  ASSERT_EQ(c.a.vol->request_resync(true), 0);
+  ASSERT_TRUE(c.run_until([&] {
+    return c.in_state(c.a, conn_state::sync_source) &&
+           c.a.vol->status().resync_done_bytes > vol_size / 4;
+  }));
+  c.a.raw.cut = c.b.raw.cut = true;
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::connecting); }));
+  c.a.raw.cut = c.b.raw.cut = false;
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); }, 60'000'000'000ULL))
+      << c.a.all_logs() << c.b.all_logs();
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
 }  // namespace
 }  // namespace tandem::test::mirror
