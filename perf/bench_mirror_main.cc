@@ -11,11 +11,19 @@
 // TANDEM_BENCH_PORTS picks ports (comma-separated, default all three), TANDEM_BENCH_SECONDS each
 // write run's length (default 4), TANDEM_BENCH_IMAGE_DIR where the data images go (default the
 // lab's directory on disk; a tmpfs directory takes the disk out of the comparison).
+// After the write shapes, a checksum resync of the two (identical) volumes: what it sends per
+// volume byte, against the target of 0.01.
+// Every line carries the machine's CPU use over its run (`cpu_busy`, the busy fraction of all
+// cores, and `cpu_s_per_gib`, busy core-seconds per GiB moved): both replicators share this
+// host's cores, so a sync write costs the host both nodes' work, and these say how much.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +39,33 @@ using namespace tandem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
+
+// The host's CPU time from /proc/stat (all cores, in clock ticks): busy and total.
+struct cpu_sample {
+  uint64_t busy = 0, total = 0;
+};
+cpu_sample cpu_now() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {};
+  f >> cpu;
+  for (uint64_t& x : v)
+    f >> x;
+  cpu_sample s;
+  for (const uint64_t x : v)
+    s.total += x;
+  s.busy = s.total - v[3] - v[4];  // less idle and iowait
+  return s;
+}
+// Adds cpu_busy and cpu_s_per_gib (for `bytes` moved) to `line`.
+void add_cpu(json& line, const cpu_sample& a, const cpu_sample& b, uint64_t bytes) {
+  static const double tick = 1.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const double busy_s = static_cast<double>(b.busy - a.busy) * tick;
+  line["cpu_busy"] = b.total > a.total ? static_cast<double>(b.busy - a.busy) /
+                                             static_cast<double>(b.total - a.total)
+                                       : 0.0;
+  line["cpu_s_per_gib"] = bytes ? busy_s / (static_cast<double>(bytes) / (1u << 30)) : 0.0;
+}
 
 double env_double(const char* name, double fallback) {
   const char* v = std::getenv(name);
@@ -58,6 +93,7 @@ double ceiling_gbps(lab::lab& l, const std::string& port, std::string& source) {
 
 // One workload run on the primary; returns its final status.
 json write_run(lab::mirror_pair& m, uint32_t size, unsigned qd, double seconds, uint64_t seed) {
+  const cpu_sample c0 = cpu_now();
   m.ok(0, {{"cmd", "workload"},
            {"volume", "db"},
            {"seed", seed},
@@ -68,8 +104,10 @@ json write_run(lab::mirror_pair& m, uint32_t size, unsigned qd, double seconds, 
   const auto done = [](const json& v) { return !v["workload"]["running"].get<bool>(); };
   if (!m.wait_for(0, done, std::chrono::milliseconds(static_cast<int>(seconds * 1000) + 60000)))
     throw std::runtime_error("the workload did not finish: " + m.volume(0).dump());
+  const cpu_sample c1 = cpu_now();
   json w = m.volume(0)["workload"];
   if (w["failed"].get<uint64_t>() != 0) throw std::runtime_error("writes failed: " + w.dump());
+  add_cpu(w, c0, c1, w["bytes"].get<uint64_t>());
   return w;
 }
 
@@ -125,7 +163,9 @@ void run_port(const std::string& port) {
                              {"p50_us", local["p50_us"]},
                              {"p99_us", local["p99_us"]},
                              {"writes", local["acked"]},
-                             {"dirty_at_disconnect", dirty_at_disconnect}};
+                             {"dirty_at_disconnect", dirty_at_disconnect},
+                             {"cpu_busy", local["cpu_busy"]},
+                             {"cpu_s_per_gib", local["cpu_s_per_gib"]}};
     std::printf("%s\n", line_local.dump().c_str());
 
     // Bitmap resync of what the local run dirtied.
@@ -134,26 +174,28 @@ void run_port(const std::string& port) {
     const uint64_t sent0 = before0["counters"]["resync_bytes_sent"].get<uint64_t>();
     const uint64_t wire0 = before0["transport"]["sent_bytes"].get<uint64_t>();
     const auto t0 = clock_type::now();
+    const cpu_sample c0 = cpu_now();
     m.ok(1, {{"cmd", "connect"}, {"volume", "db"}});
     wait_in_sync(m, 2ms);
+    const cpu_sample c1 = cpu_now();
     const double resync_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     const json after0 = m.volume(0);
     const uint64_t sent = after0["counters"]["resync_bytes_sent"].get<uint64_t>() - sent0;
     const uint64_t wire = after0["transport"]["sent_bytes"].get<uint64_t>() - wire0;
     const double resync_gbps = static_cast<double>(sent) * 8 / resync_s / 1e9;
-    std::printf("%s\n", json({{"bench", "resync"},
-                              {"port", port},
-                              {"kind", "bitmap"},
-                              {"dirty_bytes", dirty},
-                              {"resync_bytes", sent},
-                              {"seconds", resync_s},
-                              {"gbps", resync_gbps},
-                              {"raw_gbps", raw},
-                              {"ratio_to_raw", raw > 0 ? resync_gbps / raw : 0.0},
-                              {"bytes_sent_per_volume_byte",
-                               sent ? static_cast<double>(wire) / static_cast<double>(sent) : 0.0}})
-                            .dump()
-                            .c_str());
+    json line_resync = {{"bench", "resync"},
+                        {"port", port},
+                        {"kind", "bitmap"},
+                        {"dirty_bytes", dirty},
+                        {"resync_bytes", sent},
+                        {"seconds", resync_s},
+                        {"gbps", resync_gbps},
+                        {"raw_gbps", raw},
+                        {"ratio_to_raw", raw > 0 ? resync_gbps / raw : 0.0},
+                        {"bytes_sent_per_volume_byte",
+                         sent ? static_cast<double>(wire) / static_cast<double>(sent) : 0.0}};
+    add_cpu(line_resync, c0, c1, sent);
+    std::printf("%s\n", line_resync.dump().c_str());
 
     // Sync: the same writes, acknowledged once durable on both nodes.
     const json sync = write_run(m, s.size, s.qd, seconds, seed++);
@@ -171,10 +213,62 @@ void run_port(const std::string& port) {
         {"writes", sync["acked"]},
         {"ratio_to_local", lg > 0 ? sync["gbps"].get<double>() / lg : 0.0},
         {"rtt_us", rtt_us},
-        {"p50_over_local_us", sync["p50_us"].get<double>() - local["p50_us"].get<double>()}};
+        {"p50_over_local_us", sync["p50_us"].get<double>() - local["p50_us"].get<double>()},
+        {"cpu_busy", sync["cpu_busy"]},
+        {"cpu_s_per_gib", sync["cpu_s_per_gib"]},
+        // What a replicated byte costs this host (both nodes' work) against a local one.
+        {"cpu_ratio_to_local",
+         local["cpu_s_per_gib"].get<double>() > 0
+             ? sync["cpu_s_per_gib"].get<double>() / local["cpu_s_per_gib"].get<double>()
+             : 0.0}};
     std::printf("%s\n", line_sync.dump().c_str());
     std::fflush(stdout);
     wait_in_sync(m);
+  }
+
+  // Checksum resync of the two volumes, identical after the sync runs: a full resync from node1
+  // that sends each 4 KiB block's digest and no block.
+  {
+    const json before = m.volume(0);
+    const uint64_t wire0 = before["transport"]["sent_bytes"].get<uint64_t>();
+    const uint64_t sent0 = before["counters"]["resync_bytes_sent"].get<uint64_t>();
+    const uint64_t same0 = before["counters"]["resync_bytes_same"].get<uint64_t>();
+    const uint64_t done0 = before["counters"]["resyncs_completed"].get<uint64_t>();
+    const auto t0 = clock_type::now();
+    const cpu_sample c0 = cpu_now();
+    m.ok(0, {{"cmd", "resync"}, {"volume", "db"}, {"full", true}, {"checksum", true}});
+    if (!m.wait_for(
+            0, [&](const json& v) { return v["counters"]["resyncs_completed"] > done0; }, 300s,
+            2ms)) {
+      throw std::runtime_error("the checksum resync did not finish: " + m.volume(0).dump());
+    }
+    wait_in_sync(m, 2ms);
+    const cpu_sample c1 = cpu_now();
+    const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const json after = m.volume(0);
+    const uint64_t vol = m.volume_bytes();
+    // The resync request restarts the mirror session; a new transport connection counts from
+    // zero, and everything it sent (hello, bitmaps, digests) is the resync's cost.
+    const uint64_t wire_now = after["transport"]["sent_bytes"].get<uint64_t>();
+    const bool restarted = after["counters"]["sessions"] != before["counters"]["sessions"];
+    const uint64_t wire = restarted ? wire_now : wire_now - wire0;
+    const double gbps = static_cast<double>(vol) * 8 / s / 1e9;
+    json line = {
+        {"bench", "resync"},
+        {"port", port},
+        {"kind", "checksum"},
+        {"volume_bytes", vol},
+        {"identical", true},
+        {"resync_bytes", after["counters"]["resync_bytes_sent"].get<uint64_t>() - sent0},
+        {"same_bytes", after["counters"]["resync_bytes_same"].get<uint64_t>() - same0},
+        {"seconds", s},
+        {"gbps", gbps},  // volume bytes compared per second
+        {"raw_gbps", raw},
+        {"ratio_to_raw", raw > 0 ? gbps / raw : 0.0},
+        {"bytes_sent_per_volume_byte", static_cast<double>(wire) / static_cast<double>(vol)}};
+    add_cpu(line, c0, c1, vol);
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
   }
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
