@@ -103,6 +103,22 @@ void print_volume(std::ostream& os, const json& v) {
        << (rs.value("checksum", false) ? ", checksum" : "")
        << (rs.value("paused", false) ? ", paused" : "") << "\n";
   }
+  if (v.contains("verify")) {
+    const json& f = v["verify"];
+    const uint64_t vtotal = f.value("total_bytes", uint64_t{0});
+    if (vtotal > 0) {
+      const uint64_t vdone = f.value("done_bytes", uint64_t{0});
+      const char* how = f.value("running", false)
+                            ? (f.value("repair", false) ? ", running, repair" : ", running")
+                            : (f.value("interrupted", false) ? ", interrupted" : ", done");
+      os << "  verify:     " << bytes(vdone) << " of " << bytes(vtotal) << " ("
+         << (vdone * 100 / vtotal) << "%), " << f.value("differing_blocks", uint64_t{0})
+         << " blocks differ" << how << "\n";
+      for (const json& r : f["first_differences"])
+        os << "              differs at " << r.value("offset", uint64_t{0}) << " ("
+           << r.value("length", uint64_t{0}) << " bytes)\n";
+    }
+  }
   const json& t = v["transport"];
   os << "  transport:  rtt " << t.value("rtt_us", uint64_t{0}) << " us, "
      << t.value("retransmitted", uint64_t{0}) << " retransmitted"
@@ -187,6 +203,39 @@ int mirror_resync(const std::vector<std::string>& args, command_context& ctx) {
        {"checksum", "compare 4 KiB block digests and send only the blocks that differ"}},
       "resync requested");
 }
+// `verify VOLUME [--repair] [--start OFFSET] | --stop`.
+int mirror_verify(const std::vector<std::string>& args, command_context& ctx) {
+  po::options_description options = common_options();
+  options.add_options()("repair", "rewrite the differing blocks from this node once it ends")(
+      "start", po::value<uint64_t>(), "first byte to compare (block-aligned; default 0)")(
+      "stop", "end the running verify where it is");
+  po::options_description hidden;
+  hidden.add_options()("volume", po::value<std::string>()->required());
+  po::positional_options_description pos;
+  pos.add("volume", 1);
+  int code = exit_ok;
+  const auto vm = parse_args(args, options, hidden, pos,
+                             "tandemctl mirror verify VOLUME [--repair] [--start OFFSET] | "
+                             "tandemctl mirror verify VOLUME --stop",
+                             ctx, &code);
+  if (!vm) return code;
+  const std::string volume = (*vm)["volume"].as<std::string>();
+  json request = {{"cmd", "verify"}, {"volume", volume}};
+  if (vm->contains("stop")) {
+    if (vm->contains("repair") || vm->contains("start")) {
+      ctx.err << "tandemctl mirror verify: --stop takes no other option\n";
+      return exit_usage;
+    }
+    request["stop"] = true;
+    return send(*vm, request, ctx, "volume " + volume + ": verify stopped");
+  }
+  if (vm->contains("repair")) request["repair"] = true;
+  if (vm->contains("start")) request["start"] = (*vm)["start"].as<uint64_t>();
+  return send(*vm, request, ctx,
+              "volume " + volume + ": verify started (tandemctl mirror status " + volume +
+                  " shows its progress)");
+}
+
 TANDEM_MIRROR_COMMAND(mirror_pause, "pause", "", "", "resync paused")
 TANDEM_MIRROR_COMMAND(mirror_resume, "resume", "", "", "resync resumed")
 #undef TANDEM_MIRROR_COMMAND
@@ -244,6 +293,10 @@ std::span<const command> mirror_commands() {
        "resynchronise from the peer's bitmap, or all of it with --full; --checksum sends only "
        "blocks that differ",
        mirror_resync},
+      {"verify",
+       "compare every block with the peer's by digest and report the differences (--repair "
+       "rewrites them from this node, --stop ends it)",
+       mirror_verify},
       {"pause", "pause the resync", mirror_pause},
       {"resume", "resume the resync", mirror_resume},
       {"loop", "bind a loop device over the volume's FUSE file and print its name",

@@ -497,16 +497,16 @@ json replicator::dispatch(const json& c) {
   if (!c.contains("cmd") || !c["cmd"].is_string()) {
     return fail(
         "\"cmd\" is required (status, create, attach, detach, promote, demote, connect, "
-        "disconnect, resync, pause, resume, workload, loop, unloop)");
+        "disconnect, resync, verify, pause, resume, workload, loop, unloop)");
   }
   const std::string cmd = c["cmd"].get<std::string>();
-  static const char* const known[] = {"status", "create",   "attach",     "detach", "promote",
-                                      "demote", "connect",  "disconnect", "resync", "pause",
-                                      "resume", "workload", "loop",       "unloop"};
+  static const char* const known[] = {"status", "create",  "attach",     "detach", "promote",
+                                      "demote", "connect", "disconnect", "resync", "verify",
+                                      "pause",  "resume",  "workload",   "loop",   "unloop"};
   if (std::find(std::begin(known), std::end(known), cmd) == std::end(known)) {
     return fail("unknown command \"" + cmd +
                 "\" (status, create, attach, detach, promote, demote, connect, disconnect, "
-                "resync, pause, resume, workload, loop, unloop)");
+                "resync, verify, pause, resume, workload, loop, unloop)");
   }
   try {
     if (cmd == "status") {
@@ -542,6 +542,20 @@ json replicator::dispatch(const json& c) {
                           {"done_bytes", s.resync_done_bytes},
                           {"rate", s.resync_rate},
                           {"limit", s.resync_limit}};
+          {
+            const auto& f = s.verify;
+            json ranges = json::array();
+            for (uint32_t i = 0; i < f.ranges; ++i)
+              ranges.push_back({{"offset", f.range_offset[i]}, {"length", f.range_length[i]}});
+            vj["verify"] = {{"running", f.running},
+                            {"repair", f.repair},
+                            {"interrupted", f.interrupted},
+                            {"start", f.start},
+                            {"done_bytes", f.done_bytes},
+                            {"total_bytes", f.total_bytes},
+                            {"differing_blocks", f.differing_blocks},
+                            {"first_differences", ranges}};
+          }
           vj["in_flight"] = {{"application", s.app_in_flight},
                              {"peer", s.peer_in_flight},
                              {"applying", s.applying}};
@@ -570,6 +584,9 @@ json replicator::dispatch(const json& c) {
                             {"resyncs_completed", k.resyncs_completed},
                             {"resync_digest_chunks", k.resync_digest_chunks},
                             {"resync_bytes_same", k.resync_bytes_same},
+                            {"verify_bytes", k.verify_bytes},
+                            {"verify_differing_blocks", k.verify_differing_blocks},
+                            {"verifies_completed", k.verifies_completed},
                             {"al_commits", k.al_commits},
                             {"al_waits", k.al_waits},
                             {"bitmap_flushes", k.bitmap_flushes},
@@ -811,6 +828,17 @@ json replicator::dispatch(const json& c) {
     if (cmd == "resync")
       return engine_result(e.request_resync(flag(c, "full"), flag(c, "checksum")), "resync " + name,
                            e);
+    if (cmd == "verify") {
+      if (flag(c, "stop")) return engine_result(e.stop_verify(), "verify " + name, e);
+      uint64_t start = 0;
+      if (c.contains("start")) {
+        if (!c["start"].is_number_unsigned()) {
+          return fail("verify " + name + ": \"start\" must be a byte offset");
+        }
+        start = c["start"].get<uint64_t>();
+      }
+      return engine_result(e.request_verify(flag(c, "repair"), start), "verify " + name, e);
+    }
     if (cmd == "pause") {
       e.pause_resync();
       return {{"ok", true}};

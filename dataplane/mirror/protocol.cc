@@ -65,6 +65,8 @@ uint8_t allowed_flags(msg_type t) noexcept {
       return msg_flag_fua;
     case msg_type::resync_pause:
       return msg_flag_paused;
+    case msg_type::resync_digest:
+      return msg_flag_verify;
     default:
       return 0;
   }
@@ -265,6 +267,7 @@ decode_status decode(std::span<const uint8_t> in, message& out) noexcept {
       }
       if (n != 32 + size_t{count} * digest_len) return decode_status::bad_length;
       m.digests = {b + 32, size_t{count} * digest_len};
+      m.verify = (p[1] & msg_flag_verify) != 0;
       return decode_status::ok;
     }
     case msg_type::resync_digest_ack: {
@@ -388,11 +391,11 @@ int encode_pause(std::span<uint8_t> out, bool paused) noexcept {
 }
 
 int encode_digest(std::span<uint8_t> out, uint64_t seq, uint64_t offset, uint64_t length,
-                  std::span<const uint8_t> digests) noexcept {
+                  std::span<const uint8_t> digests, bool verify) noexcept {
   const size_t len = digest_header_len + digests.size();
   if (out.size() < len) return -ENOSPC;
   uint8_t* p = out.data();
-  put_header(p, msg_type::resync_digest, 0);
+  put_header(p, msg_type::resync_digest, verify ? msg_flag_verify : 0);
   st64(p + 4, seq);
   st64(p + 12, offset);
   st64(p + 20, length);
@@ -441,7 +444,8 @@ int encode(std::span<uint8_t> out, const message& m) noexcept {
     case msg_type::resync_pause:
       return encode_pause(out, m.paused);
     case msg_type::resync_digest:
-      return encode_digest(out, m.digest.seq, m.digest.offset, m.digest.length, m.digest.digests);
+      return encode_digest(out, m.digest.seq, m.digest.offset, m.digest.length, m.digest.digests,
+                           m.digest.verify);
     case msg_type::resync_digest_ack:
       return encode_digest_ack(out, m.digest_ack.seq, m.digest_ack.status, m.digest_ack.count,
                                m.digest_ack.mask);

@@ -52,6 +52,8 @@ inline constexpr uint8_t msg_type_max = 16;
 // Flags in the header byte.
 inline constexpr uint8_t msg_flag_fua = 1u << 0;     // write: durable on the peer when acked
 inline constexpr uint8_t msg_flag_paused = 1u << 0;  // resync_pause: paused (else resumed)
+// resync_digest: an online verify's request (the target answers and changes nothing).
+inline constexpr uint8_t msg_flag_verify = 1u << 0;
 
 // hello / state flags.
 inline constexpr uint32_t hf_crashed_primary = 1u << 0;  // metadata flag_crashed_primary
@@ -145,6 +147,7 @@ struct digest_msg {
   uint64_t offset = 0;
   uint64_t length = 0;               // 1 .. max_digest_blocks * digest_block
   std::span<const uint8_t> digests;  // digest_blocks(length) * digest_len bytes (a view)
+  bool verify = false;               // msg_flag_verify
 };
 
 // resync_digest_ack: which blocks of the chunk named by `seq` differ on the target (bit i of
@@ -222,7 +225,7 @@ int encode_gens(std::span<uint8_t> out, msg_type type, const volume::generation_
 int encode_pause(std::span<uint8_t> out, bool paused) noexcept;
 // `digests`: digest_blocks(length) * digest_len bytes.
 int encode_digest(std::span<uint8_t> out, uint64_t seq, uint64_t offset, uint64_t length,
-                  std::span<const uint8_t> digests) noexcept;
+                  std::span<const uint8_t> digests, bool verify = false) noexcept;
 // `mask`: (count + 63) / 64 little-endian words (8 bytes each); empty with a status < 0.
 int encode_digest_ack(std::span<uint8_t> out, uint64_t seq, int32_t status, uint32_t count,
                       std::span<const uint8_t> mask) noexcept;

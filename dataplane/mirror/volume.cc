@@ -251,11 +251,14 @@ bool volume::impl::write_blocked(uint32_t i) {
       return true;
     }
   }
+  // A chunk read for the peer whose data (or digests) is not queued yet: a write over it now
+  // would reach the peer first and then be undone by the older data. Checksum parts count until
+  // the last one is queued.
   for (const rs_chunk& c : rs_) {
-    if ((c.st == rs_chunk::stage::reading || c.st == rs_chunk::stage::read) &&
-        overlaps(c.offset, c.length, r.io.offset, r.io.length)) {
-      return true;
-    }
+    const bool unqueued = c.st == rs_chunk::stage::reading || c.st == rs_chunk::stage::read ||
+                          c.st == rs_chunk::stage::rereading ||
+                          (c.st == rs_chunk::stage::parts && c.next_block < c.blocks && !c.failed);
+    if (unqueued && overlaps(c.offset, c.length, r.io.offset, r.io.length)) return true;
   }
   return false;
 }
@@ -662,6 +665,7 @@ int volume::impl::poll(uint64_t now) {
   work += pump_control();
   work += pump_bitmap_send();
   work += pump_resync();
+  work += pump_verify();
   work += pump_leave();
   periodic();
   if (conn_) {
@@ -850,6 +854,50 @@ int volume::request_resync(bool full, bool checksum) {
   return 0;
 }
 
+int volume::request_verify(bool repair, uint64_t start) {
+  impl& d = *d_;
+  if (d.closed_) return -EBADF;
+  if (d.state_ != conn_state::connected) {
+    d.set_error(std::string("verify needs the peer connected and in sync; the connection is ") +
+                to_string(d.state_));
+    return -ENOTCONN;
+  }
+  if (!d.is_primary()) {
+    d.set_error("verify runs on the primary (its data is the reference)");
+    return -EROFS;
+  }
+  if (d.vf_.running) {
+    d.set_error("a verify is running (" + std::to_string(d.vf_.done_bytes) + " of " +
+                std::to_string(d.vf_.total_bytes) + " bytes compared)");
+    return -EBUSY;
+  }
+  if (start % d.block_ != 0 || start >= d.size_) {
+    d.set_error("verify start " + std::to_string(start) +
+                " is not a block-aligned offset inside the volume");
+    return -EINVAL;
+  }
+  d.vf_ = {};
+  d.vf_.running = true;
+  d.vf_.repair = repair;
+  d.vf_.start = start;
+  d.vf_.total_bytes = d.size_ - start;
+  d.vf_cursor_ = start;
+  d.rs_refill_ns_ = d.now_;
+  d.rs_tokens_ = 0;
+  d.log("verify started at offset " + std::to_string(start) + (repair ? " (repair)" : ""));
+  return 0;
+}
+
+int volume::stop_verify() {
+  impl& d = *d_;
+  if (!d.vf_.running) {
+    d.set_error("no verify is running");
+    return -ENOENT;
+  }
+  d.end_verify("stopped by the operator", false);
+  return 0;
+}
+
 int volume::shutdown() {
   impl& d = *d_;
   if (d.closed_) return 0;
@@ -899,6 +947,7 @@ volume_status volume::status() const {
   s.resync_checksum = d.rs_checksum_ &&
                       (d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target);
   s.resync_paused = d.paused_;
+  s.verify = d.vf_;
   s.resync_paused_by_peer = d.peer_paused_;
   s.resync_total_bytes = d.rs_total_;
   s.resync_done_bytes = d.rs_done_bytes_;
@@ -918,7 +967,8 @@ const std::string& volume::last_error() const noexcept {
 bool volume::busy() const noexcept {
   const impl& d = *d_;
   return d.leaving_ || d.app_in_flight_ != 0 || d.peer_in_flight_ != 0 || d.rx_order_.size != 0 ||
-         ((d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target) &&
+         ((d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target ||
+           d.vf_.running) &&
           !d.paused_ && !d.peer_paused_);
 }
 conn_state volume::connection_state() const noexcept {

@@ -140,6 +140,11 @@ struct volume_counters {
   // sent). Target: digest requests answered, and the bytes it found identical.
   uint64_t resync_digest_chunks = 0;
   uint64_t resync_bytes_same = 0;
+  // Online verify (both sides): bytes compared, 4 KiB blocks found different, verifies that ran
+  // to the end.
+  uint64_t verify_bytes = 0;
+  uint64_t verify_differing_blocks = 0;
+  uint64_t verifies_completed = 0;
   uint64_t al_commits = 0;  // activity-log transactions written
   uint64_t al_waits = 0;    // writes that waited for one
   uint64_t bitmap_flushes = 0;
@@ -176,6 +181,20 @@ struct volume_status {
   uint64_t resync_done_bytes = 0;   // acked (source) / written (target) since then
   uint64_t resync_rate = 0;         // measured, bytes per second (last full second)
   uint64_t resync_limit = 0;        // the controller's current limit (0: unlimited)
+  // Online verify (request_verify), on the node that runs it. The figures stay after it ends.
+  struct verify_status {
+    bool running = false;
+    bool repair = false;
+    bool interrupted = false;  // the session ended or it was stopped before the end
+    uint64_t start = 0;        // first byte compared
+    uint64_t done_bytes = 0;   // compared so far
+    uint64_t total_bytes = 0;  // from start to the end of the volume
+    uint64_t differing_blocks = 0;
+    // The first differing ranges (offset, length), at most 8.
+    uint32_t ranges = 0;
+    uint64_t range_offset[8] = {};
+    uint64_t range_length[8] = {};
+  } verify;
   // Queues.
   unsigned app_in_flight = 0;   // accepted, not completed
   unsigned peer_in_flight = 0;  // replicated, not acked
@@ -243,6 +262,15 @@ class volume {
   // restart the mirror session so that the peers decide again. checksum: the resync compares
   // block digests and sends only the blocks that differ (as with resync_checksum, for this one).
   int request_resync(bool full, bool checksum = false);
+  // Online verify: compares every 4 KiB block from `start` to the end with the peer's by digest
+  // (as a checksum resync does), rate-limited like a resync and paused with it. It reports the
+  // differing blocks (status().verify, the log); with `repair`, once it ends, they are marked
+  // out of sync and a checksum resync from this node rewrites them. -ENOTCONN not connected,
+  // -EROFS not primary (the primary's data is the reference), -EBUSY a verify runs, -EINVAL
+  // `start` not block-aligned or past the end.
+  int request_verify(bool repair, uint64_t start = 0);
+  // Ends a running verify where it is (-ENOENT when none runs).
+  int stop_verify();
   // Clean shutdown: disconnects, demotes if primary (needs no requests in flight: -EBUSY), and
   // marks the metadata clean. The volume is unusable afterwards except for destruction.
   int shutdown();

@@ -137,6 +137,7 @@ struct rx_req {
   uint64_t length = 0;
   uint64_t session = 0;
   bool fua = false;
+  bool verify = false;  // resync_digest of an online verify
   bool used = false;
   enum class stage : uint8_t { wait_data, ready, issued } st = stage::ready;
   uint16_t npages = 0;
@@ -171,8 +172,9 @@ struct rs_chunk {
   uint8_t* buf = nullptr;
   bool acked = false;
   bool released = true;
-  // Checksum resync.
+  // Checksum resync, and online verify (checksum set too: digests only, never data).
   bool checksum = false;
+  bool verify = false;
   uint64_t diff[max_chunk_blocks / 64] = {};  // blocks that differ on the target
   uint32_t blocks = 0;
   uint32_t next_block = 0;  // parts: the next block to look at
@@ -302,6 +304,9 @@ struct volume::impl {
   block_digest digest_;
   std::vector<uint8_t> digest_msg_;  // one resync_digest message (source)
   std::vector<uint8_t> digest_tmp_;  // the target's own digests of one chunk
+  // Online verify (source).
+  volume_status::verify_status vf_;
+  uint64_t vf_cursor_ = 0;
   vm::generation_ids rs_source_gen_;
   bool paused_ = false;
   bool peer_paused_ = false;
@@ -399,6 +404,10 @@ struct volume::impl {
   // Frees a checksum chunk that is finished (or dead with its session) once the transport gave
   // back every part; true when it was freed.
   bool settle_parts(uint32_t c);
+  int pump_verify();
+  void verify_answer(uint32_t c, const digest_ack_msg& a);
+  void end_verify(const std::string& how, bool complete);
+  void drop_verify_chunk(uint32_t c);  // frees an unsent verify chunk and returns its credits
   void handle_resync_done(const vm::generation_ids& g);
   void handle_resync_finished(const vm::generation_ids& g);
   void finish_target();

@@ -173,6 +173,7 @@ void volume::impl::session_lost(const char* why) {
     expect_data_ = npos;
   }
   acks_head_ = acks_count_ = 0;
+  if (vf_.running) end_verify("interrupted: the session ended", false);
   rs_finishing_ = false;
   rs_done_sent_ = false;
   peer_paused_ = false;
@@ -744,7 +745,8 @@ void volume::impl::handle_data(std::span<const uint8_t> bytes) {
 // sees every write the source sent before it) and answer which blocks differ. Its digests wait
 // in one page past the ones the read fills.
 void volume::impl::handle_digest(const digest_msg& m) {
-  if (is_primary() || state_ != conn_state::sync_target) {
+  // A verify's request comes from the primary while in sync; a resync's during the resync.
+  if (is_primary() || state_ != (m.verify ? conn_state::connected : conn_state::sync_target)) {
     protocol_error(std::string("resync_digest in state ") + to_string(state_));
     return;
   }
@@ -770,6 +772,7 @@ void volume::impl::handle_digest(const digest_msg& m) {
   r.offset = m.offset;
   r.length = m.length;
   r.fua = false;
+  r.verify = m.verify;
   r.session = session_;
   r.used = true;
   r.npages = static_cast<uint16_t>(pages);
@@ -782,7 +785,7 @@ void volume::impl::handle_digest(const digest_msg& m) {
   r.st = rx_req::stage::ready;
   rx_order_.push_back(rx_, i);
   rx_dirty_ = true;
-  ++ctr_.resync_digest_chunks;
+  if (!m.verify) ++ctr_.resync_digest_chunks;
 }
 
 uint32_t volume::impl::compare_digests(const rx_req& r, uint64_t* mask) {
@@ -892,7 +895,10 @@ void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
         any = any || w != 0;
         differing += static_cast<uint32_t>(__builtin_popcountll(w));
       }
-      if (current && state_ == conn_state::sync_target) {
+      if (r.verify) {
+        ctr_.verify_bytes += r.length;
+        ctr_.verify_differing_blocks += differing;
+      } else if (current && state_ == conn_state::sync_target) {
         const uint64_t diff_bytes =
             std::min<uint64_t>(uint64_t{differing} * digest_block, r.length);
         ctr_.resync_bytes_same += r.length - diff_bytes;
@@ -1120,6 +1126,8 @@ void volume::impl::free_chunk(uint32_t c) {
   k.st = rs_chunk::stage::free;
   k.acked = false;
   k.released = true;
+  k.checksum = false;
+  k.verify = false;
   --rs_in_flight_;
 }
 
@@ -1254,8 +1262,23 @@ int volume::impl::pump_resync() {
 void volume::impl::on_rs_read(uint32_t c, int64_t result) {
   rs_chunk& k = rs_[c];
   if (k.st != rs_chunk::stage::reading && k.st != rs_chunk::stage::rereading) return;
-  if (k.session != session_ || state_ != conn_state::sync_source) {
-    free_chunk(c);
+  const bool live =
+      k.verify ? state_ == conn_state::connected && vf_.running : state_ == conn_state::sync_source;
+  if (k.session != session_ || !live) {
+    if (k.verify && k.session == session_) {
+      drop_verify_chunk(c);  // a stopped verify: its credits go back to this session
+    } else {
+      free_chunk(c);
+    }
+    return;
+  }
+  if (k.verify && result < 0) {
+    ++ctr_.local_errors;
+    const uint64_t at = k.offset;
+    drop_verify_chunk(c);
+    end_verify("interrupted: cannot read offset " + std::to_string(at) + ": " +
+                   std::strerror(static_cast<int>(-result)),
+               false);
     return;
   }
   if (result < 0) {
@@ -1317,7 +1340,8 @@ int volume::impl::send_digest(uint32_t c) {
     return 0;
   }
   const uint64_t seq = (++seq_counter_ << seq_index_bits) | c;
-  const int len = encode_digest(digest_msg_, seq, k.offset, k.length, {digest_tmp_.data(), dlen});
+  const int len =
+      encode_digest(digest_msg_, seq, k.offset, k.length, {digest_tmp_.data(), dlen}, k.verify);
   if (!send_control({digest_msg_.data(), static_cast<size_t>(len)})) return 0;
   k.seq = seq;
   k.blocks = blocks;
@@ -1327,6 +1351,11 @@ int volume::impl::send_digest(uint32_t c) {
 
 void volume::impl::handle_digest_ack(const digest_ack_msg& a) {
   const auto idx = static_cast<uint32_t>(a.seq & seq_index_mask);
+  if (idx < rs_.size() && rs_[idx].verify && rs_[idx].st == rs_chunk::stage::digest_sent &&
+      rs_[idx].seq == a.seq && state_ == conn_state::connected) {
+    verify_answer(idx, a);
+    return;
+  }
   if (state_ != conn_state::sync_source || idx >= rs_.size() ||
       rs_[idx].st != rs_chunk::stage::digest_sent || rs_[idx].seq != a.seq) {
     protocol_error("a resync_digest_ack for a chunk never sent");
@@ -1453,6 +1482,140 @@ bool volume::impl::settle_parts(uint32_t c) {
   }
   free_chunk(c);
   return true;
+}
+
+// ---- Online verify (source: the primary, while connected) ---------------------------------------
+
+int volume::impl::pump_verify() {
+  if (!vf_.running) return 0;
+  if (state_ != conn_state::connected || !is_primary()) {
+    end_verify(std::string("interrupted: the node is ") +
+                   (is_primary() ? "no longer connected" : "no longer primary"),
+               false);
+    return 1;
+  }
+  int work = send_chunks();
+  if (paused_ || peer_paused_) return work;
+  refill_tokens();
+  while (rs_limit_ == 0 || rs_tokens_ > 0) {
+    if (vf_cursor_ >= size_) {
+      if (rs_in_flight_ == 0) {
+        end_verify("done", true);
+        ++work;
+      }
+      break;
+    }
+    uint32_t c = 0;
+    while (c < rs_.size() && rs_[c].st != rs_chunk::stage::free)
+      ++c;
+    if (c == rs_.size()) break;
+    const uint64_t len = std::min<uint64_t>(opt_.resync_chunk, size_ - vf_cursor_);
+    if (app_write_in_progress(vf_cursor_, len)) break;  // read it once the write landed
+    const auto pages = static_cast<uint32_t>((len + recv_page_size - 1) / recv_page_size) + 1;
+    if (peer_slots_ == 0 || peer_pages_ < pages) break;
+    rs_chunk& k = rs_[c];
+    const be::request q = be::request::read(vf_cursor_, k.buf, len, make_cookie(ck::rs, c));
+    if (data_.submit({&q, 1}) != 1) break;
+    k.st = rs_chunk::stage::reading;
+    k.offset = vf_cursor_;
+    k.length = len;
+    k.session = session_;
+    k.pages = pages;
+    k.acked = false;
+    k.released = true;
+    k.checksum = true;
+    k.verify = true;
+    ++rs_in_flight_;
+    --peer_slots_;
+    peer_pages_ -= pages;
+    ++peer_in_flight_;
+    vf_cursor_ += len;
+    if (rs_limit_ != 0) rs_tokens_ -= static_cast<int64_t>(len);
+    ++work;
+  }
+  return work;
+}
+
+void volume::impl::verify_answer(uint32_t c, const digest_ack_msg& a) {
+  rs_chunk& k = rs_[c];
+  ++peer_slots_;
+  peer_pages_ += k.pages;
+  --peer_in_flight_;
+  if (a.status < 0) {
+    ++ctr_.peer_errors;
+    const uint64_t at = k.offset;
+    free_chunk(c);
+    end_verify("interrupted: the peer could not read offset " + std::to_string(at) + ": " +
+                   std::strerror(-a.status),
+               false);
+    return;
+  }
+  if (a.count != k.blocks) {
+    protocol_error("a resync_digest_ack for " + std::to_string(a.count) + " blocks, not " +
+                   std::to_string(k.blocks));
+    return;
+  }
+  ctr_.verify_bytes += k.length;
+  vf_.done_bytes += k.length;
+  for (uint32_t b = 0; b < k.blocks;) {
+    if (!a.differs(b)) {
+      ++b;
+      continue;
+    }
+    uint32_t e = b;
+    while (e < k.blocks && a.differs(e))
+      ++e;
+    const uint64_t off = k.offset + uint64_t{b} * digest_block;
+    const uint64_t len =
+        std::min<uint64_t>(uint64_t{e} * digest_block, k.length) - uint64_t{b} * digest_block;
+    vf_.differing_blocks += e - b;
+    ctr_.verify_differing_blocks += e - b;
+    if (vf_.ranges < std::size(vf_.range_offset)) {
+      vf_.range_offset[vf_.ranges] = off;
+      vf_.range_length[vf_.ranges] = len;
+      ++vf_.ranges;
+      log("verify: the peer's data differs at offset " + std::to_string(off) + ", " +
+          std::to_string(len) + " bytes");
+    }
+    if (vf_.repair) mark_out_of_sync(off, len);
+    b = e;
+  }
+  free_chunk(c);
+}
+
+void volume::impl::drop_verify_chunk(uint32_t c) {
+  ++peer_slots_;
+  peer_pages_ += rs_[c].pages;
+  --peer_in_flight_;
+  free_chunk(c);
+}
+
+void volume::impl::end_verify(const std::string& how, bool complete) {
+  vf_.running = false;
+  // Chunks read but not sent yet hold credits and block writes over them: let them go. Chunks
+  // still reading go when their read completes, answered ones when the answer comes.
+  for (uint32_t c = 0; c < rs_.size(); ++c)
+    if (rs_[c].verify && rs_[c].st == rs_chunk::stage::read) drop_verify_chunk(c);
+  vf_.interrupted = !complete;
+  if (complete) ++ctr_.verifies_completed;
+  log("verify " + how + ": " + std::to_string(vf_.done_bytes) + " of " +
+      std::to_string(vf_.total_bytes) + " bytes compared, " + std::to_string(vf_.differing_blocks) +
+      " blocks of 4 KiB differ");
+  if (vf_.repair && vf_.differing_blocks > 0) {
+    // The differing blocks are marked (a new current id on the first mark): a new session
+    // resyncs them from this node, comparing digests so that only those blocks travel.
+    if (meta_.bitmap().flush() < 0) {
+      ++ctr_.local_errors;
+    } else {
+      ++ctr_.bitmap_flushes;
+    }
+    if (complete || session_up()) {
+      want_resync_ = true;
+      want_checksum_ = true;
+      restart_pending_ = true;
+      log("verify: repairing the differing blocks from this node");
+    }
+  }
 }
 
 void volume::impl::handle_resync_done(const vm::generation_ids& g) {

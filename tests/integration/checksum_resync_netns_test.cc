@@ -3,7 +3,8 @@
 // control socket and tandemctl: the initial full sync of two 1 GiB volumes that already hold the
 // same data sends less than 1% of the volume, and a resync after scattered blocks of the
 // secondary's disk changed behind its back sends exactly those blocks and leaves both images
-// with the same digest.
+// with the same digest. An online verify reports blocks that rotted under the secondary and
+// repairs them on request.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -137,6 +138,59 @@ TEST(checksum_resync_netns, identical_volumes_then_scattered_differences) {
   v0 = m.volume(0);
   EXPECT_EQ(counter(v0, "resync_bytes_sent") - sent0, 340 * block) << v0.dump();
   EXPECT_EQ(counter(v0, "resync_bytes_same") - same0, size - 340 * block) << v0.dump();
+  for (int i = 0; i < 2; ++i)
+    m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
+  EXPECT_EQ(file_digest(m.image(0)), file_digest(m.image(1)));
+}
+
+// Online verify through tandemctl: corruption injected under the secondary is reported with
+// its offsets, nothing changes until a verify with --repair rewrites exactly those blocks.
+TEST(checksum_resync_netns, verify_finds_corruption_and_repairs_it_on_request) {
+  mirror_pair_options o;
+  o.mib = 64;
+  mirror_pair m(o);
+  m.bring_up();
+  const auto synced = mirror_pair::in_sync;
+  ASSERT_TRUE(m.wait_for(1, synced, 60s)) << m.volume(1).dump();
+  m.ok(0, {{"cmd", "workload"}, {"volume", "db"}, {"seed", 3}, {"count", 300}});
+  ASSERT_TRUE(m.wait_for(0, [](const json& v) { return !v["workload"]["running"].get<bool>(); }));
+  // 25 blocks of node2's disk rot under it (it is connected and idle as a secondary).
+  for (uint64_t k = 0; k < 25; ++k)
+    write_pattern(m.image(1), (k * 613 + 5) * block, block, 900 + k);
+  const auto verified = [](const json& v) {
+    return !v["verify"]["running"].get<bool>() && v["verify"]["total_bytes"].get<uint64_t>() > 0;
+  };
+
+  cli_result r = tandemctl({"mirror", "verify", "db", "-r", m.sock(1)});
+  EXPECT_EQ(r.code, 1);  // on the secondary
+  EXPECT_NE(r.err.find("verify runs on the primary"), std::string::npos) << r.err;
+  r = tandemctl({"mirror", "verify", "db", "-r", m.sock(0)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(m.wait_for(0, verified, 60s)) << m.volume(0).dump();
+  json v0 = m.volume(0);
+  EXPECT_EQ(v0["verify"]["differing_blocks"], 25u) << v0.dump();
+  EXPECT_FALSE(v0["verify"]["interrupted"].get<bool>());
+  EXPECT_EQ(v0["verify"]["first_differences"][0]["offset"], 5 * block);
+  EXPECT_EQ(v0["dirty_bytes"], 0u);  // reported only
+  r = tandemctl({"mirror", "status", "db", "-r", m.sock(0)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("25 blocks differ, done"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("differs at 20480 (4096 bytes)"), std::string::npos) << r.out;
+
+  const uint64_t sent0 = counter(v0, "resync_bytes_sent");
+  const uint64_t runs0 = counter(v0, "verifies_completed");
+  r = tandemctl({"mirror", "verify", "db", "--repair", "-r", m.sock(0)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(m.wait_for(
+      0,
+      [&](const json& v) {
+        return counter(v, "verifies_completed") > runs0 && mirror_pair::in_sync(v) &&
+               counter(v, "resync_bytes_sent") > sent0;
+      },
+      120s))
+      << m.volume(0).dump();
+  ASSERT_TRUE(m.wait_for(1, synced, 60s)) << m.volume(1).dump();
+  EXPECT_EQ(counter(m.volume(0), "resync_bytes_sent") - sent0, 25 * block);
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
   EXPECT_EQ(file_digest(m.image(0)), file_digest(m.image(1)));

@@ -264,6 +264,7 @@ TEST(mirror_protocol, generic_encode_is_canonical) {
   add([](std::span<uint8_t> o) { return encode_pause(o, true); });
   const std::vector<uint8_t> dg(2 * digest_len, 0x33);
   add([&](std::span<uint8_t> o) { return encode_digest(o, 11, 8192, 8192, dg); });
+  add([&](std::span<uint8_t> o) { return encode_digest(o, 14, 8192, 8192, dg, true); });
   const std::vector<uint8_t> mk = {0x02, 0, 0, 0, 0, 0, 0, 0};
   add([&](std::span<uint8_t> o) { return encode_digest_ack(o, 12, 0, 2, mk); });
   add([&](std::span<uint8_t> o) { return encode_digest_ack(o, 13, -5, 0, {}); });
@@ -349,6 +350,15 @@ TEST(mirror_protocol, digest_messages_round_trip_and_checks) {
   EXPECT_EQ(m.digest.length, length);
   ASSERT_EQ(m.digest.digests.size(), digests.size());
   EXPECT_EQ(std::memcmp(m.digest.digests.data(), digests.data(), digests.size()), 0);
+  EXPECT_FALSE(m.digest.verify);
+  // An online verify's request carries flag 1; no other flag is defined.
+  len = encode_digest(b, 77, 1 << 20, length, digests, true);
+  ASSERT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::ok);
+  EXPECT_TRUE(m.digest.verify);
+  EXPECT_EQ(b[1], msg_flag_verify);
+  b[1] = 2;
+  EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_flags);
+  len = encode_digest(b, 77, 1 << 20, length, digests);
   // Digests missing or extra, a count that does not match the length, a reserved word, a zero
   // or too long length.
   EXPECT_EQ(decode({b.data(), static_cast<size_t>(len) - 1}, m), decode_status::bad_length);

@@ -1032,5 +1032,138 @@ TEST(mirror_volume, a_checksum_resync_survives_a_lost_peer) {
   EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
 }
 
+// ---- Online verify -------------------------------------------------------------------------
+
+bool verify_running(node& n) {
+  return n.vol->status().verify.running;
+}
+
+// Replicas that match, compared while the application writes: no block is reported, on
+// either side, and nothing changes.
+TEST(mirror_volume, verify_of_matching_replicas_under_writes_reports_nothing) {
+  cluster c;
+  auto oa = c.default_opt(c.a);
+  oa.resync_rate = 16u << 20;  // long enough to overlap the writes
+  setup_synced(c, oa);
+  app_driver d(c, c.a, 111);
+  workload(c, d, 200, 16);
+  final_flush(d);
+  ASSERT_EQ(c.a.vol->request_verify(false), 0) << c.a.vol->last_error();
+  EXPECT_TRUE(verify_running(c.a));
+  uint64_t during = 0;
+  for (uint64_t k = 0; verify_running(c.a); ++k) {
+    if (k % 5 == 0 && d.in_flight() < 16 && d.submit_random()) ++during;
+    d.step();
+  }
+  EXPECT_GT(during, 50u);
+  final_flush(d);
+  const auto s = c.a.vol->status();
+  EXPECT_FALSE(s.verify.interrupted);
+  EXPECT_EQ(s.verify.done_bytes, vol_size);
+  EXPECT_EQ(s.verify.total_bytes, vol_size);
+  EXPECT_EQ(s.verify.differing_blocks, 0u);
+  EXPECT_EQ(s.counters.verifies_completed, 1u);
+  EXPECT_EQ(s.counters.verify_bytes, vol_size);
+  EXPECT_EQ(c.b.vol->status().counters.verify_bytes, vol_size);
+  EXPECT_EQ(c.b.vol->status().counters.verify_differing_blocks, 0u);
+  EXPECT_EQ(s.dirty_bits, 0u);
+  EXPECT_TRUE(c.both_connected());
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
+// Corruption injected on the secondary is found and named; nothing is changed without repair;
+// a verify with repair rewrites exactly those blocks from the primary.
+TEST(mirror_volume, verify_finds_corruption_on_the_secondary_and_repairs_it_on_request) {
+  cluster c;
+  setup_synced(c);
+  app_driver d(c, c.a, 112);
+  workload(c, d, 200, 16);
+  final_flush(d);
+  rot_blocks(c.b, 10, 31, 20);  // 20 single blocks
+  rot_blocks(c.b, 900, 1, 3);   // and a run of 3
+  ASSERT_EQ(c.a.vol->request_verify(false), 0);
+  ASSERT_TRUE(c.run_until([&] { return !verify_running(c.a); }));
+  auto s = c.a.vol->status();
+  EXPECT_EQ(s.verify.differing_blocks, 23u);
+  EXPECT_EQ(c.b.vol->status().counters.verify_differing_blocks, 23u);
+  ASSERT_EQ(s.verify.ranges, 8u);  // the first eight are kept
+  EXPECT_EQ(s.verify.range_offset[0], 10u * blk);
+  EXPECT_EQ(s.verify.range_length[0], blk);
+  EXPECT_EQ(s.verify.range_offset[1], 41u * blk);
+  EXPECT_TRUE(c.a.logged("verify: the peer's data differs at offset 40960, 4096 bytes"))
+      << c.a.all_logs();
+  EXPECT_EQ(s.dirty_bits, 0u);  // reported only
+  EXPECT_FALSE(cluster::identical(c.a, c.b));
+
+  const uint64_t sent0 = s.counters.resync_bytes_sent;
+  ASSERT_EQ(c.a.vol->request_verify(true), 0);
+  ASSERT_TRUE(c.run_until([&] { return !verify_running(c.a); }));
+  EXPECT_EQ(c.a.vol->status().verify.differing_blocks, 23u);
+  ASSERT_TRUE(c.run_until([&] {
+    return c.both_connected() && c.a.vol->status().counters.resync_bytes_sent > sent0;
+  })) << c.a.all_logs();
+  s = c.a.vol->status();
+  EXPECT_EQ(s.counters.resync_bytes_sent - sent0, 23u * blk);  // only the differing blocks
+  EXPECT_EQ(s.dirty_bits, 0u);
+  EXPECT_EQ(c.b.vol->disk(), dv::disk_state::up_to_date);
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+  // A second verify finds nothing.
+  ASSERT_EQ(c.a.vol->request_verify(false), 0);
+  ASSERT_TRUE(c.run_until([&] { return !verify_running(c.a); }));
+  EXPECT_EQ(c.a.vol->status().verify.differing_blocks, 0u);
+}
+
+TEST(mirror_volume, verify_refusals) {
+  cluster c;
+  setup_synced(c);
+  EXPECT_EQ(c.b.vol->request_verify(false), -EROFS);
+  EXPECT_NE(c.b.vol->last_error().find("verify runs on the primary"), std::string::npos);
+  EXPECT_EQ(c.a.vol->request_verify(false, 4097), -EINVAL);
+  EXPECT_EQ(c.a.vol->request_verify(false, vol_size), -EINVAL);
+  EXPECT_EQ(c.a.vol->stop_verify(), -ENOENT);
+  ASSERT_EQ(c.a.vol->request_verify(false, vol_size - 8 * blk), 0);
+  EXPECT_EQ(c.a.vol->request_verify(false), -EBUSY);
+  ASSERT_TRUE(c.run_until([&] { return !verify_running(c.a); }));
+  EXPECT_EQ(c.a.vol->status().verify.done_bytes, 8u * blk);
+  ASSERT_EQ(c.a.vol->disconnect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::standalone); }));
+  EXPECT_EQ(c.a.vol->request_verify(false), -ENOTCONN);
+  EXPECT_NE(c.a.vol->last_error().find("standalone"), std::string::npos) << c.a.vol->last_error();
+}
+
+// Rate-limited like a resync, paused and resumed with it, stopped by the operator; a stopped
+// verify gives back what it held, so replication carries on.
+TEST(mirror_volume, verify_pauses_resumes_stops_and_is_rate_limited) {
+  cluster c;
+  auto oa = c.default_opt(c.a);
+  oa.resync_rate = 2u << 20;  // 2 MiB/s: the 4 MiB volume takes about 2 s
+  setup_synced(c, oa);
+  ASSERT_EQ(c.a.vol->request_verify(false), 0);
+  c.run_for(500'000'000);
+  const uint64_t half_s = c.a.vol->status().verify.done_bytes;
+  EXPECT_GT(half_s, 512u << 10);
+  EXPECT_LT(half_s, 2u << 20);  // not faster than the limit (plus one chunk)
+  c.a.vol->pause_resync();
+  c.run_for(100'000'000);  // what was in flight comes back
+  const uint64_t paused_at = c.a.vol->status().verify.done_bytes;
+  c.run_for(500'000'000);
+  EXPECT_EQ(c.a.vol->status().verify.done_bytes, paused_at);
+  EXPECT_TRUE(verify_running(c.a));
+  c.a.vol->resume_resync();
+  c.run_for(300'000'000);
+  EXPECT_GT(c.a.vol->status().verify.done_bytes, paused_at);
+  ASSERT_EQ(c.a.vol->stop_verify(), 0);
+  EXPECT_TRUE(c.a.vol->status().verify.interrupted);
+  EXPECT_TRUE(c.a.logged("verify stopped by the operator")) << c.a.all_logs();
+  // Replication goes on with its full credit after the stop.
+  app_driver d(c, c.a, 113);
+  workload(c, d, 300, 32);
+  final_flush(d);
+  EXPECT_TRUE(c.both_connected());
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_EQ(c.a.vol->status().peer_in_flight, 0u);
+}
+
 }  // namespace
 }  // namespace tandem::test::mirror
