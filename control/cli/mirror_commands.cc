@@ -93,6 +93,8 @@ void print_volume(std::ostream& os, const json& v) {
        << p.value("role", "") << ", " << p.value("disk", "") << ")";
   }
   os << "\n  dirty:      " << bytes(v.value("dirty_bytes", uint64_t{0})) << "\n";
+  if (v.contains("split_brain"))
+    os << "  split brain: " << v["split_brain"].get<std::string>() << "\n";
   const json& rs = v["resync"];
   const uint64_t total = rs.value("total_bytes", uint64_t{0});
   if (total > 0 && rs.value("done_bytes", uint64_t{0}) < total) {  // a resync under way
@@ -236,6 +238,9 @@ int mirror_verify(const std::vector<std::string>& args, command_context& ctx) {
                   " shows its progress)");
 }
 
+TANDEM_MIRROR_COMMAND(mirror_discard, "discard-changes", "", "",
+                      "this node's changes since the split brain are discarded; it takes the "
+                      "peer's data")
 TANDEM_MIRROR_COMMAND(mirror_pause, "pause", "", "", "resync paused")
 TANDEM_MIRROR_COMMAND(mirror_resume, "resume", "", "", "resync resumed")
 #undef TANDEM_MIRROR_COMMAND
@@ -293,6 +298,9 @@ std::span<const command> mirror_commands() {
        "resynchronise from the peer's bitmap, or all of it with --full; --checksum sends only "
        "blocks that differ",
        mirror_resync},
+      {"discard-changes",
+       "resolve a split brain: discard this node's changes and take the peer's data",
+       mirror_discard},
       {"verify",
        "compare every block with the peer's by digest and report the differences (--repair "
        "rewrites them from this node, --stop ends it)",

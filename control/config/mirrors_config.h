@@ -61,6 +61,9 @@ struct mirror_volume {
   uint64_t resync_rate = 200ull << 20;     // bytes per second; 0: unlimited
   uint64_t resync_min_rate = 10ull << 20;  // bytes per second resync keeps under application load
   bool resync_checksum = false;  // compare 4 KiB block digests, send only blocks that differ
+  // What a detected split brain does: disconnect | discard-zero-changes |
+  // discard-younger-primary | discard-least-changes (both nodes alike).
+  std::string split_brain = "disconnect";
   std::vector<mirror_replica> replicas;
   source_loc loc;
   field_locs locs;

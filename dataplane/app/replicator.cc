@@ -497,16 +497,16 @@ json replicator::dispatch(const json& c) {
   if (!c.contains("cmd") || !c["cmd"].is_string()) {
     return fail(
         "\"cmd\" is required (status, create, attach, detach, promote, demote, connect, "
-        "disconnect, resync, verify, pause, resume, workload, loop, unloop)");
+        "disconnect, resync, verify, discard-changes, pause, resume, workload, loop, unloop)");
   }
   const std::string cmd = c["cmd"].get<std::string>();
-  static const char* const known[] = {"status", "create",  "attach",     "detach", "promote",
-                                      "demote", "connect", "disconnect", "resync", "verify",
-                                      "pause",  "resume",  "workload",   "loop",   "unloop"};
+  static const char* const known[] = {
+      "status", "create", "attach", "detach", "promote",  "demote", "connect", "disconnect",
+      "resync", "verify", "pause",  "resume", "workload", "loop",   "unloop",  "discard-changes"};
   if (std::find(std::begin(known), std::end(known), cmd) == std::end(known)) {
     return fail("unknown command \"" + cmd +
                 "\" (status, create, attach, detach, promote, demote, connect, disconnect, "
-                "resync, verify, pause, resume, workload, loop, unloop)");
+                "resync, verify, discard-changes, pause, resume, workload, loop, unloop)");
   }
   try {
     if (cmd == "status") {
@@ -534,6 +534,7 @@ json replicator::dispatch(const json& c) {
                                 {"generations", gens(s.peer_gen)}};
           }
           vj["dirty_bytes"] = s.dirty_bytes;
+          if (!s.split_brain.empty()) vj["split_brain"] = s.split_brain;
           vj["resync"] = {{"full", s.resync_full},
                           {"checksum", s.resync_checksum},
                           {"paused", s.resync_paused},
@@ -587,6 +588,7 @@ json replicator::dispatch(const json& c) {
                             {"verify_bytes", k.verify_bytes},
                             {"verify_differing_blocks", k.verify_differing_blocks},
                             {"verifies_completed", k.verifies_completed},
+                            {"split_brains", k.split_brains},
                             {"al_commits", k.al_commits},
                             {"al_waits", k.al_waits},
                             {"bitmap_flushes", k.bitmap_flushes},
@@ -711,6 +713,10 @@ json replicator::dispatch(const json& c) {
         vo.resync_rate = v.conf->resync_rate;
         vo.resync_min_rate = v.conf->resync_min_rate;
         vo.resync_checksum = v.conf->resync_checksum;
+        for (uint8_t p = 0; p <= mirror::split_brain_policy_max; ++p) {
+          const auto policy = static_cast<mirror::split_brain_policy>(p);
+          if (v.conf->split_brain == mirror::to_string(policy)) vo.split_brain = policy;
+        }
         vo.meta_io = v.meta_io.get();
         vo.log = [this, name](std::string_view line) {
           log("volume " + name + ": " + std::string(line));
@@ -828,6 +834,9 @@ json replicator::dispatch(const json& c) {
     if (cmd == "resync")
       return engine_result(e.request_resync(flag(c, "full"), flag(c, "checksum")), "resync " + name,
                            e);
+    if (cmd == "discard-changes") {
+      return engine_result(e.discard_my_changes(), "discard-changes " + name, e);
+    }
     if (cmd == "verify") {
       if (flag(c, "stop")) return engine_result(e.stop_verify(), "verify " + name, e);
       uint64_t start = 0;

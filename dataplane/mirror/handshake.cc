@@ -38,6 +38,79 @@ bool mine_wins_tie(const hello_msg& mine, const hello_msg& peer) {
   return mine.node_id > peer.node_id;
 }
 
+// A split brain's outcome under the operator's command or the policy: which side's changes are
+// discarded (it becomes the target of a bitmap resync over the union of both bitmaps, which holds
+// both sides' changes since the split). 1: mine are kept, -1: mine are discarded, 0: undecided,
+// with `why` saying what was decided or why not.
+int resolve_split_brain(const hello_msg& mine, const hello_msg& peer, std::string& why) {
+  const bool md = (mine.flags & hf_discard_my_data) != 0;
+  const bool pd = (peer.flags & hf_discard_my_data) != 0;
+  if (md && pd) {
+    why = "both nodes were told to discard their changes";
+    return 0;
+  }
+  if (md || pd) {
+    why = "the operator discards " + (md ? std::string("this node") : node(peer)) + "'s changes";
+    return md ? -1 : 1;
+  }
+  if (mine.policy != peer.policy) {
+    why = std::string("the split-brain policies differ (ours ") + to_string(mine.policy) + ", " +
+          node(peer) + "'s " + to_string(peer.policy) + "): nothing is discarded";
+    return 0;
+  }
+  const std::string both = "this node changed " + std::to_string(mine.dirty_bytes) + " bytes, " +
+                           node(peer) + " " + std::to_string(peer.dirty_bytes);
+  auto younger = [&](std::string& w) {
+    if (mine.primary_since == 0 || peer.primary_since == 0 ||
+        mine.primary_since == peer.primary_since) {
+      w = "cannot tell which primary is younger";
+      return 0;
+    }
+    const bool mine_younger = mine.primary_since > peer.primary_since;
+    w = (mine_younger ? std::string("this node") : node(peer)) + " became primary last";
+    return mine_younger ? -1 : 1;
+  };
+  switch (mine.policy) {
+    case split_brain_policy::disconnect:
+      why = "policy disconnect: nothing is discarded (" + both + ")";
+      return 0;
+    case split_brain_policy::discard_zero_changes: {
+      const bool mz = mine.dirty_bytes == 0;
+      const bool pz = peer.dirty_bytes == 0;
+      if (mz && pz) {
+        why = "policy discard-zero-changes: neither side changed anything";
+        return mine_wins_tie(mine, peer) ? 1 : -1;
+      }
+      if (mz != pz) {
+        why = "policy discard-zero-changes: " + (mz ? std::string("this node") : node(peer)) +
+              " has no changes (" + both + ")";
+        return mz ? -1 : 1;
+      }
+      why = "policy discard-zero-changes: both sides changed data (" + both + ")";
+      return 0;
+    }
+    case split_brain_policy::discard_younger_primary: {
+      std::string w;
+      const int r = younger(w);
+      why = "policy discard-younger-primary: " + w + " (" + both + ")";
+      return r;
+    }
+    case split_brain_policy::discard_least_changes: {
+      if (mine.dirty_bytes != peer.dirty_bytes) {
+        const bool mine_less = mine.dirty_bytes < peer.dirty_bytes;
+        why = "policy discard-least-changes: " + both;
+        return mine_less ? -1 : 1;
+      }
+      std::string w;
+      const int r = younger(w);
+      why = "policy discard-least-changes: equal changes (" + both + "), " + w;
+      return r;
+    }
+  }
+  why = "unknown split-brain policy";
+  return 0;
+}
+
 }  // namespace
 
 const char* to_string(sync_action a) noexcept {
@@ -154,12 +227,26 @@ handshake_result decide(const hello_msg& mine, const hello_msg& peer) {
       case volume::resync_decision::full_sync_target:
         r.action = sync_action::full_target;
         break;
-      case volume::resync_decision::split_brain:
-        r.action = sync_action::split_brain;
-        r.reason = "split brain: this node and " + node(peer) +
-                   " both changed the data since they last shared it (ours " +
-                   describe_gens(mine.gen) + "; theirs " + describe_gens(peer.gen) + ")";
-        return r;
+      case volume::resync_decision::split_brain: {
+        const std::string what = "split brain: this node and " + node(peer) +
+                                 " both changed the data since they last shared it (ours " +
+                                 describe_gens(mine.gen) + "; theirs " + describe_gens(peer.gen) +
+                                 ")";
+        std::string why;
+        const int keep = resolve_split_brain(mine, peer, why);
+        r.split_brain = true;
+        if (keep == 0) {
+          r.action = sync_action::split_brain;
+          r.reason = what + "; " + why;
+          return r;
+        }
+        // Resolved: a bitmap resync from the side kept, over the union of both bitmaps.
+        r.reason = what + "; resolved: " + why;
+        mine_is_source = keep > 0;
+        r.action = mine_is_source ? sync_action::source : sync_action::target;
+        operator_asked = true;  // the policy (or the operator) decided: start it now
+        break;
+      }
       case volume::resync_decision::unrelated:
         return refuse(node(peer) + " shares no data history with this node (ours " +
                       describe_gens(mine.gen) + "; theirs " + describe_gens(peer.gen) + ")");
@@ -168,6 +255,11 @@ handshake_result decide(const hello_msg& mine, const hello_msg& peer) {
   // Two primaries that diverged are a split brain (reported as such, above); otherwise one of
   // them must go.
   if (mine.role == role::primary && peer.role == role::primary) {
+    if (r.split_brain) {
+      r.action = sync_action::split_brain;
+      r.reason += "; both nodes are primary: demote the one whose changes are discarded";
+      return r;
+    }
     return refuse("both nodes are primary");
   }
   if (r.action == sync_action::none) return r;
@@ -177,6 +269,11 @@ handshake_result decide(const hello_msg& mine, const hello_msg& peer) {
   if (src.disk != disk_state::up_to_date) {
     return refuse("the sync source (" + node(src) + ") is " + volume::to_string(src.disk) +
                   ", not UpToDate");
+  }
+  if (dst.role == role::primary && r.split_brain) {
+    r.action = sync_action::split_brain;
+    r.reason += "; " + node(dst) + " is primary: demote it first";
+    return r;
   }
   if (dst.role == role::primary) {
     return refuse("the primary (" + node(dst) +

@@ -32,8 +32,11 @@ struct handshake_result {
   // A resync starts at once (both allow automatic resync, or an operator asked); otherwise it
   // waits (sync_pending) for request_resync().
   bool start_now = false;
-  // Why: the refusal or split brain in words, naming the peer (empty for none/resync).
+  // Why: the refusal or split brain in words, naming the peer (empty for none/resync). A split
+  // brain a policy or the operator resolved has split_brain set, a resync action, and the
+  // decision here.
   std::string reason;
+  bool split_brain = false;
 };
 
 [[nodiscard]] bool is_resync(sync_action a) noexcept;

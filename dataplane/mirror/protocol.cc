@@ -95,6 +95,10 @@ decode_status decode_hello(const uint8_t* b, size_t n, hello_msg& h) noexcept {
   h.recv_pages = ld32(b + 92);
   h.page_size = ld32(b + 96);
   h.max_io = ld32(b + 100);
+  h.primary_since = ld64(b + 104);
+  if (b[112] > split_brain_policy_max) return decode_status::bad_field;
+  h.policy = static_cast<split_brain_policy>(b[112]);
+  if (b[113] != 0 || ld16(b + 114) != 0 || ld32(b + 116) != 0) return decode_status::bad_reserved;
   return decode_status::ok;
 }
 
@@ -134,6 +138,20 @@ const char* to_string(msg_type t) noexcept {
       return "resync_digest";
     case msg_type::resync_digest_ack:
       return "resync_digest_ack";
+  }
+  return "unknown";
+}
+
+const char* to_string(split_brain_policy p) noexcept {
+  switch (p) {
+    case split_brain_policy::disconnect:
+      return "disconnect";
+    case split_brain_policy::discard_zero_changes:
+      return "discard-zero-changes";
+    case split_brain_policy::discard_younger_primary:
+      return "discard-younger-primary";
+    case split_brain_policy::discard_least_changes:
+      return "discard-least-changes";
   }
   return "unknown";
 }
@@ -315,6 +333,11 @@ int encode_hello(std::span<uint8_t> out, const hello_msg& h) noexcept {
   st32(b + 92, h.recv_pages);
   st32(b + 96, h.page_size);
   st32(b + 100, h.max_io);
+  st64(b + 104, h.primary_since);
+  b[112] = static_cast<uint8_t>(h.policy);
+  b[113] = 0;
+  st16(b + 114, 0);
+  st32(b + 116, 0);
   return static_cast<int>(hello_len);
 }
 

@@ -65,12 +65,15 @@ inline constexpr uint32_t hf_want_full_source = 1u << 4;  // the operator asked 
 // state only: the sender is leaving (a planned disconnect) and every write it acknowledged is
 // durable, so the primary need not mark the extents written since its last peer flush.
 inline constexpr uint32_t hf_leaving = 1u << 5;
+// hello only: the operator asked to discard this node's changes in a split brain (it becomes
+// the target of a resync from the peer).
+inline constexpr uint32_t hf_discard_my_data = 1u << 7;
 // The sender wants checksum-driven resyncs (its resync.checksum option, or the operator's
 // request): a source uses them when either side says so.
 inline constexpr uint32_t hf_checksum_resync = 1u << 6;
 inline constexpr uint32_t hf_known = hf_crashed_primary | hf_resync_in_progress | hf_auto_resync |
                                      hf_want_resync | hf_want_full_source | hf_leaving |
-                                     hf_checksum_resync;
+                                     hf_checksum_resync | hf_discard_my_data;
 
 // Largest payload of one write / resync_data the decoder accepts (engines use less: the peer's
 // advertised max_io).
@@ -87,6 +90,16 @@ inline constexpr uint32_t max_digest_blocks = 1024;
 [[nodiscard]] constexpr uint32_t digest_blocks(uint64_t length) noexcept {
   return static_cast<uint32_t>((length + digest_block - 1) / digest_block);
 }
+
+// What two nodes do with a split brain they detect (both must be configured alike).
+enum class split_brain_policy : uint8_t {
+  disconnect = 0,               // nothing is resynced; the operator decides
+  discard_zero_changes = 1,     // a side without changes since the split takes the other's
+  discard_younger_primary = 2,  // the side that became primary last loses its changes
+  discard_least_changes = 3,    // the side with fewer changed bytes loses them
+};
+inline constexpr uint8_t split_brain_policy_max = 3;
+[[nodiscard]] const char* to_string(split_brain_policy p) noexcept;
 
 struct hello_msg {
   uint16_t version = protocol_version;
@@ -106,6 +119,8 @@ struct hello_msg {
   uint32_t recv_pages = 0;
   uint32_t page_size = 0;
   uint32_t max_io = 0;
+  uint64_t primary_since = 0;  // metadata primary_since (CLOCK_REALTIME ns; 0: never)
+  split_brain_policy policy = split_brain_policy::disconnect;
   bool operator==(const hello_msg&) const = default;
 };
 
@@ -194,7 +209,7 @@ enum class decode_status : uint8_t {
 // Encoders: write the message into `out` and return its length, or -ENOSPC when `out` is too
 // small. Encoders do not validate (the engine builds only valid messages); the unit tests and
 // the fuzz target check that decode(encode(m)) == m.
-inline constexpr size_t hello_len = msg_header_len + 104;
+inline constexpr size_t hello_len = msg_header_len + 120;
 inline constexpr size_t io_len = msg_header_len + 24;
 inline constexpr size_t flush_len = msg_header_len + 8;
 inline constexpr size_t ack_len = msg_header_len + 16;

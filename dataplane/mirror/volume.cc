@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 #include "dataplane/mirror/volume_impl.h"
@@ -732,6 +733,12 @@ int volume::promote(bool force) {
   const vm::volume_state before = s;
   s.role = vm::role::primary;
   s.flags |= vm::flag_primary_active;
+  {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    s.primary_since =
+        static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+  }
   if (!was_good) {
     // Forced: this copy becomes the reference, under a generation id of its own.
     s.disk = vm::disk_state::up_to_date;
@@ -787,6 +794,8 @@ int volume::demote() {
   }
   d.log("demoted to secondary");
   d.announce();
+  // A split brain between two primaries is decided again now that one stepped down.
+  if (d.state_ == conn_state::split_brain) d.restart_pending_ = true;
   return 0;
 }
 
@@ -851,6 +860,25 @@ int volume::request_resync(bool full, bool checksum) {
   d.restart_pending_ = true;
   d.log(std::string(full ? "full " : "") + (checksum ? "checksum " : "") + "resync requested" +
         (full ? " (this node is the source)" : ""));
+  return 0;
+}
+
+int volume::discard_my_changes() {
+  impl& d = *d_;
+  if (d.closed_) return -EBADF;
+  if (!d.conn_) {
+    d.set_error("not connected: connect first, then discard this node's changes");
+    return -ENOTCONN;
+  }
+  if (d.is_primary()) {
+    d.set_error("this node is primary: demote it before discarding its changes");
+    return -EBUSY;
+  }
+  d.want_discard_ = true;
+  d.restart_pending_ = true;
+  d.log(
+      "the operator discards this node's changes: it takes the peer's data at the next "
+      "handshake");
   return 0;
 }
 
@@ -948,6 +976,7 @@ volume_status volume::status() const {
                       (d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target);
   s.resync_paused = d.paused_;
   s.verify = d.vf_;
+  s.split_brain = d.split_brain_;
   s.resync_paused_by_peer = d.peer_paused_;
   s.resync_total_bytes = d.rs_total_;
   s.resync_done_bytes = d.rs_done_bytes_;

@@ -106,6 +106,8 @@ struct volume_options {
   // The peer's hello must arrive within this much of the transport session starting.
   uint64_t handshake_timeout_ns = 5'000'000'000;
   bool auto_resync = true;  // start a resync without an operator when both sides allow it
+  // What a detected split brain does; both nodes must be configured alike (else: disconnect).
+  split_brain_policy split_brain = split_brain_policy::disconnect;
   // This node's receive capacity as a secondary: requests in flight and 16 KiB data pages.
   unsigned recv_slots = 256;
   unsigned recv_pages = 1024;
@@ -145,8 +147,9 @@ struct volume_counters {
   uint64_t verify_bytes = 0;
   uint64_t verify_differing_blocks = 0;
   uint64_t verifies_completed = 0;
-  uint64_t al_commits = 0;  // activity-log transactions written
-  uint64_t al_waits = 0;    // writes that waited for one
+  uint64_t split_brains = 0;  // split brains detected (resolved or not)
+  uint64_t al_commits = 0;    // activity-log transactions written
+  uint64_t al_waits = 0;      // writes that waited for one
   uint64_t bitmap_flushes = 0;
   uint64_t superblock_commits = 0;
   uint64_t sessions = 0;  // mirror sessions (hello exchanged)
@@ -181,6 +184,8 @@ struct volume_status {
   uint64_t resync_done_bytes = 0;   // acked (source) / written (target) since then
   uint64_t resync_rate = 0;         // measured, bytes per second (last full second)
   uint64_t resync_limit = 0;        // the controller's current limit (0: unlimited)
+  // The last split brain: what was detected and decided (empty: none since the engine started).
+  std::string split_brain;
   // Online verify (request_verify), on the node that runs it. The figures stay after it ends.
   struct verify_status {
     bool running = false;
@@ -262,6 +267,10 @@ class volume {
   // restart the mirror session so that the peers decide again. checksum: the resync compares
   // block digests and sends only the blocks that differ (as with resync_checksum, for this one).
   int request_resync(bool full, bool checksum = false);
+  // Split brain resolved by the operator: this node's changes since the split are discarded; it
+  // becomes the target of a resync from the peer (over both nodes' bitmaps) at the next
+  // handshake, which this starts. -EBUSY primary (demote it first), -ENOTCONN no peer attached.
+  int discard_my_changes();
   // Online verify: compares every 4 KiB block from `start` to the end with the peer's by digest
   // (as a checksum resync does), rate-limited like a resync and paused with it. It reports the
   // differing blocks (status().verify, the log); with `repair`, once it ends, they are marked

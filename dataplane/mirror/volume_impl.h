@@ -301,6 +301,8 @@ struct volume::impl {
   bool rs_finishing_ = false;   // target: flushing before it commits
   bool rs_checksum_ = false;    // this resync compares digests
   bool want_checksum_ = false;  // the operator asked for a checksum resync (hello flag)
+  bool want_discard_ = false;   // the operator discards this node's split-brain changes
+  std::string split_brain_;     // the last split-brain decision
   block_digest digest_;
   std::vector<uint8_t> digest_msg_;  // one resync_digest message (source)
   std::vector<uint8_t> digest_tmp_;  // the target's own digests of one chunk

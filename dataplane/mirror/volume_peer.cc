@@ -64,7 +64,10 @@ hello_msg volume::impl::make_hello() const {
   h.role = s.role;
   h.disk = s.disk;
   h.flags = state_flags() | (want_resync_ ? hf_want_resync : 0) |
-            (want_full_ ? hf_want_full_source : 0) | (want_checksum_ ? hf_checksum_resync : 0);
+            (want_full_ ? hf_want_full_source : 0) | (want_checksum_ ? hf_checksum_resync : 0) |
+            (want_discard_ ? hf_discard_my_data : 0);
+  h.primary_since = s.primary_since;
+  h.policy = opt_.split_brain;
   h.gen = s.gen;
   h.dirty_bytes = const_cast<vm::metadata_store&>(meta_).bitmap().dirty_bytes();
   h.recv_slots = opt_.recv_slots;
@@ -292,7 +295,8 @@ void volume::impl::handle_hello(const message& m) {
   // An operator command changed this node during the handshake: decide again on fresh facts.
   hello_msg now = make_hello();
   now.dirty_bytes = sent_hello_.dirty_bytes;
-  constexpr uint32_t wants = hf_want_resync | hf_want_full_source | hf_checksum_resync;
+  constexpr uint32_t wants =
+      hf_want_resync | hf_want_full_source | hf_checksum_resync | hf_discard_my_data;
   now.flags = (now.flags & ~wants) | (sent_hello_.flags & wants);
   if (!(now == sent_hello_)) {
     restart_pending_ = true;
@@ -302,6 +306,13 @@ void volume::impl::handle_hello(const message& m) {
   last_result_ = r;
   want_resync_ = false;
   want_full_ = false;
+  want_discard_ = false;
+  if (r.split_brain) {
+    // Every split-brain decision is an event: the log line, and status().split_brain.
+    split_brain_ = r.reason;
+    ++ctr_.split_brains;
+    if (r.action != sync_action::split_brain) log(r.reason);
+  }
   want_checksum_ = false;
   if (st().peer_node_id != h.node_id) {
     st().peer_node_id = h.node_id;
@@ -352,7 +363,8 @@ void volume::impl::handle_hello(const message& m) {
       state_ = conn_state::split_brain;
       reason_ = r.reason;
       set_error(r.reason);
-      log(r.reason + "; nothing is resynced until the operator acts");
+      log(r.reason + "; nothing is resynced until the operator acts (tandemctl mirror " +
+          "discard-changes on the node whose changes go)");
       return;
     case sync_action::refuse:
       go_refused(r.reason);

@@ -56,7 +56,8 @@ struct sb_raw {
   uint64_t bitmap_offset;
   uint64_t bitmap_bytes;
   uint64_t al_offset;
-  uint8_t reserved[meta_block_size - 144];
+  uint64_t primary_since;  // 0 in metadata written before the field existed
+  uint8_t reserved[meta_block_size - 152];
 };
 static_assert(sizeof(sb_raw) == meta_block_size);
 static_assert(offsetof(sb_raw, version) == 8);
@@ -81,7 +82,8 @@ static_assert(offsetof(sb_raw, gen_history) == 104);
 static_assert(offsetof(sb_raw, bitmap_offset) == 120);
 static_assert(offsetof(sb_raw, bitmap_bytes) == 128);
 static_assert(offsetof(sb_raw, al_offset) == 136);
-static_assert(offsetof(sb_raw, reserved) == 144);
+static_assert(offsetof(sb_raw, primary_since) == 144);
+static_assert(offsetof(sb_raw, reserved) == 152);
 
 template <typename T>
 constexpr T le(T v) noexcept {
@@ -395,6 +397,7 @@ void encode_superblock(const superblock& sb, std::span<uint8_t, meta_block_size>
   r.role = static_cast<uint8_t>(sb.state.role);
   r.disk_state = static_cast<uint8_t>(sb.state.disk);
   r.peer_node_id = le(sb.state.peer_node_id);
+  r.primary_since = le(sb.state.primary_since);
   r.gen_current = le(sb.state.gen.current);
   r.gen_bitmap = le(sb.state.gen.bitmap);
   r.gen_history[0] = le(sb.state.gen.history[0]);
@@ -447,6 +450,7 @@ sb_status decode_superblock(std::span<const uint8_t, meta_block_size> slot, supe
   p.al_ring_records = le(r.al_ring_records);
   sb.state.flags = le(r.flags);
   sb.state.peer_node_id = le(r.peer_node_id);
+  sb.state.primary_since = le(r.primary_since);
   sb.state.gen.current = le(r.gen_current);
   sb.state.gen.bitmap = le(r.gen_bitmap);
   sb.state.gen.history = {le(r.gen_history[0]), le(r.gen_history[1])};

@@ -121,6 +121,9 @@ struct volume_state {
   uint32_t flags = 0;
   uint32_t peer_node_id = 0;  // the peer last connected (0: none yet)
   generation_ids gen;
+  // When this node last became primary (CLOCK_REALTIME, ns; 0: never, or metadata from before
+  // the field): the split-brain policy discard-younger-primary compares it.
+  uint64_t primary_since = 0;
   bool operator==(const volume_state&) const = default;
 };
 

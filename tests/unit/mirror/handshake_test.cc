@@ -3,6 +3,9 @@
 // operator wishes, and symmetry (both sides always agree on who sends).
 #include "dataplane/mirror/handshake.h"
 
+#include <tuple>
+#include <utility>
+
 #include <gtest/gtest.h>
 
 namespace tandem::dp::mirror {
@@ -112,6 +115,95 @@ TEST(mirror_handshake, two_primaries_that_diverged_are_a_split_brain) {
   hello_msg a = node(1, 0x20, 0x10), b = node(2, 0x30, 0x10);
   a.role = b.role = role::primary;
   EXPECT_EQ(both(a, b).action, sync_action::split_brain);
+}
+
+// Two secondaries that diverged (both were promoted and wrote while apart, then demoted), with
+// `a_bytes` / `b_bytes` changed since the split and promoted at `a_since` / `b_since`.
+std::pair<hello_msg, hello_msg> diverged(split_brain_policy p, uint64_t a_bytes, uint64_t b_bytes,
+                                         uint64_t a_since = 100, uint64_t b_since = 200) {
+  hello_msg a = node(1, 0x20, 0x10), b = node(2, 0x30, 0x10);
+  a.policy = b.policy = p;
+  a.dirty_bytes = a_bytes;
+  b.dirty_bytes = b_bytes;
+  a.primary_since = a_since;
+  b.primary_since = b_since;
+  return {a, b};
+}
+
+TEST(mirror_handshake, split_brain_policy_disconnect_discards_nothing) {
+  auto [a, b] = diverged(split_brain_policy::disconnect, 0, 65536);
+  const auto r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::split_brain);
+  EXPECT_TRUE(r.split_brain);
+  EXPECT_NE(r.reason.find("policy disconnect: nothing is discarded"), std::string::npos)
+      << r.reason;
+}
+
+TEST(mirror_handshake, split_brain_policy_discard_zero_changes) {
+  auto [a, b] = diverged(split_brain_policy::discard_zero_changes, 0, 65536);
+  auto r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::target);  // a changed nothing: it takes b's data
+  EXPECT_TRUE(r.start_now);
+  EXPECT_NE(r.reason.find("resolved: policy discard-zero-changes: this node has no changes"),
+            std::string::npos)
+      << r.reason;
+  std::tie(a, b) = diverged(split_brain_policy::discard_zero_changes, 4096, 65536);
+  r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::split_brain);  // both changed: undecided
+  EXPECT_NE(r.reason.find("both sides changed data"), std::string::npos) << r.reason;
+}
+
+TEST(mirror_handshake, split_brain_policy_discard_younger_primary) {
+  auto [a, b] = diverged(split_brain_policy::discard_younger_primary, 4096, 65536, 100, 200);
+  auto r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::source);  // b became primary last: its changes go
+  EXPECT_NE(r.reason.find("node 2 became primary last"), std::string::npos) << r.reason;
+  std::tie(a, b) = diverged(split_brain_policy::discard_younger_primary, 4096, 65536, 300, 200);
+  EXPECT_EQ(both(a, b).action, sync_action::target);
+  // No promotion time on one side (metadata from before the field): undecided.
+  std::tie(a, b) = diverged(split_brain_policy::discard_younger_primary, 4096, 65536, 0, 200);
+  r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::split_brain);
+  EXPECT_NE(r.reason.find("cannot tell which primary is younger"), std::string::npos) << r.reason;
+}
+
+TEST(mirror_handshake, split_brain_policy_discard_least_changes) {
+  auto [a, b] = diverged(split_brain_policy::discard_least_changes, 4096, 65536);
+  EXPECT_EQ(both(a, b).action, sync_action::target);  // a changed less
+  std::tie(a, b) = diverged(split_brain_policy::discard_least_changes, 1 << 20, 65536);
+  EXPECT_EQ(both(a, b).action, sync_action::source);
+  // A tie falls back to the younger primary.
+  std::tie(a, b) = diverged(split_brain_policy::discard_least_changes, 65536, 65536, 500, 200);
+  const auto r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::target);
+  EXPECT_NE(r.reason.find("equal changes"), std::string::npos) << r.reason;
+}
+
+TEST(mirror_handshake, split_brain_policies_must_match_and_the_operator_overrides) {
+  auto [a, b] = diverged(split_brain_policy::discard_least_changes, 4096, 65536);
+  b.policy = split_brain_policy::discard_zero_changes;
+  auto r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::split_brain);
+  EXPECT_NE(r.reason.find("policies differ"), std::string::npos) << r.reason;
+  // The operator names the side whose changes go, under any policy.
+  b.flags |= hf_discard_my_data;
+  r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::source);
+  EXPECT_NE(r.reason.find("the operator discards node 2's changes"), std::string::npos) << r.reason;
+  a.flags |= hf_discard_my_data;
+  EXPECT_EQ(both(a, b).action, sync_action::split_brain);
+}
+
+TEST(mirror_handshake, a_policy_never_makes_a_primary_the_target) {
+  auto [a, b] = diverged(split_brain_policy::discard_least_changes, 4096, 65536);
+  a.role = role::primary;  // a would lose its changes, but it is primary
+  auto r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::split_brain);
+  EXPECT_NE(r.reason.find("node 1 is primary: demote it first"), std::string::npos) << r.reason;
+  b.role = role::primary;
+  r = both(a, b);
+  EXPECT_EQ(r.action, sync_action::split_brain);
+  EXPECT_NE(r.reason.find("both nodes are primary"), std::string::npos) << r.reason;
 }
 
 TEST(mirror_handshake, unrelated_data_is_refused) {

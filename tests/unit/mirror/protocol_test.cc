@@ -38,6 +38,8 @@ hello_msg sample_hello() {
   h.recv_pages = 1024;
   h.page_size = 16384;
   h.max_io = 1 << 20;
+  h.primary_since = 1'700'000'000'123'456'789ULL;
+  h.policy = split_brain_policy::discard_least_changes;
   return h;
 }
 
@@ -84,9 +86,12 @@ TEST(mirror_protocol, hello_field_checks) {
   EXPECT_EQ(with(4 + 40, 2), decode_status::bad_field);  // role
   EXPECT_EQ(with(4 + 41, 4), decode_status::bad_field);  // disk state
   EXPECT_EQ(with(4 + 42, 1), decode_status::bad_reserved);
-  EXPECT_EQ(with(4 + 44, 0x80), decode_status::bad_field);  // unknown hello flag
-  EXPECT_EQ(with(1, 1), decode_status::bad_flags);          // header flags
-  EXPECT_EQ(with(2, 1), decode_status::bad_reserved);       // header reserved
+  EXPECT_EQ(with(4 + 45, 0x01), decode_status::bad_field);  // unknown hello flag (bit 8)
+  EXPECT_EQ(with(4 + 112, 4), decode_status::bad_field);    // split-brain policy
+  EXPECT_EQ(with(4 + 113, 1), decode_status::bad_reserved);
+  EXPECT_EQ(with(4 + 119, 1), decode_status::bad_reserved);
+  EXPECT_EQ(with(1, 1), decode_status::bad_flags);     // header flags
+  EXPECT_EQ(with(2, 1), decode_status::bad_reserved);  // header reserved
 }
 
 TEST(mirror_protocol, io_messages_round_trip) {
@@ -308,6 +313,8 @@ TEST(mirror_protocol, committed_seeds_decode) {
   EXPECT_EQ(m.hello.flags, hf_crashed_primary | hf_auto_resync);
   EXPECT_EQ(m.hello.gen.current, 0x1122334455667788ULL);
   EXPECT_EQ(m.hello.max_io, 1u << 20);
+  EXPECT_EQ(m.hello.primary_since, 0x0102030405060708u);
+  EXPECT_EQ(m.hello.policy, split_brain_policy::discard_younger_primary);
   ASSERT_EQ(decode(seeds["write_fua"], m), decode_status::ok);
   EXPECT_TRUE(m.io.fua);
   EXPECT_EQ(m.io.offset, 8192u);

@@ -1165,5 +1165,99 @@ TEST(mirror_volume, verify_pauses_resumes_stops_and_is_rate_limited) {
   EXPECT_EQ(c.a.vol->status().peer_in_flight, 0u);
 }
 
+// ---- Split-brain policies --------------------------------------------------------------------
+
+// A split brain: A primary, the link goes, B is promoted (later than A) and both write: A
+// `a_chunks` chunks from block 0, B `b_chunks` chunks from block 512. B steps down again (or A,
+// with `demote_a`) and A reconnects. Returns the images of A and B before the reconnect.
+struct split_result {
+  std::vector<uint8_t> a_image, b_image;
+};
+split_result make_split_brain(cluster& c, dp::mirror::split_brain_policy p, uint64_t a_chunks,
+                              uint64_t b_chunks, bool demote_a = false) {
+  auto oa = c.default_opt(c.a);
+  auto ob = c.default_opt(c.b);
+  oa.split_brain = ob.split_brain = p;
+  setup_synced(c, oa, ob);
+  EXPECT_EQ(c.a.vol->disconnect(), 0);
+  EXPECT_TRUE(c.run_until([&] { return c.in_state(c.b, conn_state::connecting); }));
+  EXPECT_EQ(c.b.vol->promote(), 0);
+  app_driver da(c, c.a, 121), dbb(c, c.b, 122);
+  const uint64_t chunk_blocks = chunk_bytes / blk;
+  for (uint64_t k = 0; k < a_chunks; ++k)
+    EXPECT_TRUE(da.submit(dm::io_op::write, k * chunk_blocks, 2));
+  for (uint64_t k = 0; k < b_chunks; ++k)
+    EXPECT_TRUE(dbb.submit(dm::io_op::write, 512 + k * chunk_blocks, 2));
+  EXPECT_TRUE(da.drain());
+  EXPECT_TRUE(dbb.drain());
+  EXPECT_EQ(demote_a ? c.a.vol->demote() : c.b.vol->demote(), 0);
+  split_result r{{c.a.data->data().begin(), c.a.data->data().end()},
+                 {c.b.data->data().begin(), c.b.data->data().end()}};
+  EXPECT_EQ(c.a.vol->connect(), 0);
+  return r;
+}
+
+bool image_is(const node& n, const std::vector<uint8_t>& image) {
+  return std::memcmp(n.data->data().data(), image.data(), vol_size) == 0;
+}
+
+TEST(mirror_volume, split_brain_policy_discard_younger_primary_keeps_the_older) {
+  cluster c;
+  const auto before =
+      make_split_brain(c, dp::mirror::split_brain_policy::discard_younger_primary, 3, 5);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs() << c.b.all_logs();
+  EXPECT_TRUE(image_is(c.a, before.a_image));  // A (primary first) keeps its data
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  const auto sb = c.b.vol->status();
+  EXPECT_NE(sb.split_brain.find("resolved: policy discard-younger-primary: this node became "
+                                "primary last"),
+            std::string::npos)
+      << sb.split_brain;
+  EXPECT_EQ(sb.counters.split_brains, 1u);
+  EXPECT_TRUE(c.b.logged("resolved: policy discard-younger-primary")) << c.b.all_logs();
+  EXPECT_EQ(c.b.vol->disk(), dv::disk_state::up_to_date);
+}
+
+TEST(mirror_volume, split_brain_policy_discard_least_changes_waits_for_a_primary_to_step_down) {
+  cluster c;
+  // A (primary) changed less than B: A's changes go, but A is primary.
+  const auto before =
+      make_split_brain(c, dp::mirror::split_brain_policy::discard_least_changes, 2, 6);
+  ASSERT_TRUE(c.run_until([&] {
+    return c.in_state(c.a, conn_state::split_brain) && c.in_state(c.b, conn_state::split_brain);
+  })) << c.a.all_logs();
+  EXPECT_NE(c.a.vol->status().split_brain.find("demote it first"), std::string::npos)
+      << c.a.vol->status().split_brain;
+  EXPECT_TRUE(image_is(c.a, before.a_image));
+  EXPECT_TRUE(image_is(c.b, before.b_image));
+  // Once A steps down the policy applies: B's data wins, A's two chunks are overwritten.
+  ASSERT_EQ(c.a.vol->demote(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs() << c.b.all_logs();
+  EXPECT_TRUE(image_is(c.b, before.b_image));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_NE(c.a.vol->status().split_brain.find("policy discard-least-changes"), std::string::npos);
+}
+
+TEST(mirror_volume, split_brain_under_disconnect_waits_for_the_operator_to_name_the_loser) {
+  cluster c;
+  const auto before = make_split_brain(c, dp::mirror::split_brain_policy::disconnect, 3, 5);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.b, conn_state::split_brain); }));
+  c.run_for(100'000'000);
+  EXPECT_TRUE(c.in_state(c.a, conn_state::split_brain));
+  EXPECT_TRUE(image_is(c.a, before.a_image));  // nothing discarded
+  EXPECT_TRUE(image_is(c.b, before.b_image));
+  EXPECT_NE(c.b.vol->status().split_brain.find("policy disconnect: nothing is discarded"),
+            std::string::npos)
+      << c.b.vol->status().split_brain;
+  EXPECT_EQ(c.a.vol->discard_my_changes(), -EBUSY);  // the primary's changes cannot go
+  ASSERT_EQ(c.b.vol->discard_my_changes(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs() << c.b.all_logs();
+  EXPECT_TRUE(image_is(c.a, before.a_image));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  EXPECT_NE(c.b.vol->status().split_brain.find("the operator discards this node's changes"),
+            std::string::npos)
+      << c.b.vol->status().split_brain;
+}
+
 }  // namespace
 }  // namespace tandem::test::mirror
