@@ -14,11 +14,11 @@ namespace tandem::dp {
 
 inline constexpr size_t block_digest_len = 16;
 
-// One per owning thread: it keeps one OpenSSL digest context, made at construction, so
-// digest_blocks() allocates nothing.
+// digest_blocks() allocates nothing, takes no lock and throws nothing (a context on the stack
+// per block); any thread may use its own object.
 class block_digest {
  public:
-  block_digest();  // throws std::runtime_error when OpenSSL has no SHA-256
+  block_digest();
   ~block_digest();
   block_digest(const block_digest&) = delete;
   block_digest& operator=(const block_digest&) = delete;
@@ -28,10 +28,6 @@ class block_digest {
   // 0 or `out` is too small.
   size_t digest_blocks(std::span<const uint8_t> data, uint32_t block,
                        std::span<uint8_t> out) noexcept;
-
- private:
-  void* ctx_ = nullptr;  // EVP_MD_CTX
-  void* md_ = nullptr;   // EVP_MD (fetched once)
 };
 
 }  // namespace tandem::dp

@@ -268,6 +268,11 @@ bool volume::impl::write_blocked(uint32_t i) {
 // also starts a new current generation id (a blocking superblock commit).
 void volume::impl::mark_out_of_sync(uint64_t offset, uint64_t length) {
   (void)meta_.bitmap().set_range(offset, length);
+  // A resync chunk read before this mark must not clear it when it finishes: what it sends
+  // may predate the reason for the mark (a write the peer failed, a local error).
+  for (rs_chunk& k : rs_)
+    if (k.st != rs_chunk::stage::free && overlaps(k.offset, k.length, offset, length))
+      k.remarked = true;
   if (is_primary()) ensure_new_current();
 }
 
@@ -905,6 +910,7 @@ int volume::request_verify(bool repair, uint64_t start) {
     return -EINVAL;
   }
   d.vf_ = {};
+  ++d.vf_gen_;
   d.vf_.running = true;
   d.vf_.repair = repair;
   d.vf_.start = start;

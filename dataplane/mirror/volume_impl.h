@@ -175,6 +175,8 @@ struct rs_chunk {
   // Checksum resync, and online verify (checksum set too: digests only, never data).
   bool checksum = false;
   bool verify = false;
+  uint64_t vgen = 0;      // verify: the run it belongs to (vf_gen_)
+  bool remarked = false;  // marked out of sync after it was read: finishing it clears nothing
   uint64_t diff[max_chunk_blocks / 64] = {};  // blocks that differ on the target
   uint32_t blocks = 0;
   uint32_t next_block = 0;  // parts: the next block to look at
@@ -309,6 +311,7 @@ struct volume::impl {
   // Online verify (source).
   volume_status::verify_status vf_;
   uint64_t vf_cursor_ = 0;
+  uint64_t vf_gen_ = 0;  // the current verify run; late answers of earlier runs are ignored
   vm::generation_ids rs_source_gen_;
   bool paused_ = false;
   bool peer_paused_ = false;
@@ -408,7 +411,9 @@ struct volume::impl {
   bool settle_parts(uint32_t c);
   int pump_verify();
   void verify_answer(uint32_t c, const digest_ack_msg& a);
-  void end_verify(const std::string& how, bool complete);
+  // restart: with repair and differences, restart the session now so that they are resynced
+  // (false when the session is ending anyway).
+  void end_verify(const std::string& how, bool complete, bool restart = true);
   void drop_verify_chunk(uint32_t c);  // frees an unsent verify chunk and returns its credits
   void handle_resync_done(const vm::generation_ids& g);
   void handle_resync_finished(const vm::generation_ids& g);

@@ -176,7 +176,7 @@ void volume::impl::session_lost(const char* why) {
     expect_data_ = npos;
   }
   acks_head_ = acks_count_ = 0;
-  if (vf_.running) end_verify("interrupted: the session ended", false);
+  if (vf_.running) end_verify("interrupted: the session ended", false, false);
   rs_finishing_ = false;
   rs_done_sent_ = false;
   peer_paused_ = false;
@@ -388,7 +388,7 @@ void volume::impl::begin_resync(sync_action a) {
   rs_refill_ns_ = now_;
   rs_checksum_ = ((sent_hello_.flags | peer_hello_.flags) & hf_checksum_resync) != 0;
   if (rs_checksum_ && rs_source_ &&
-      peer_hello_.recv_pages < opt_.resync_chunk / recv_page_size + 1) {
+      peer_hello_.recv_pages < (opt_.resync_chunk + recv_page_size - 1) / recv_page_size + 1) {
     rs_checksum_ = false;  // a digest request needs one page more than the chunk
     log("checksum resync off: the peer's receive pages do not hold a chunk and its digests");
   }
@@ -811,6 +811,7 @@ uint32_t volume::impl::compare_digests(const rx_req& r, uint64_t* mask) {
     const size_t got = digest_.digest_blocks(
         {pages_mem_.get() + size_t{r.pages[k]} * recv_page_size, n}, digest_block,
         {digest_tmp_.data() + size_t{b} * digest_len, digest_tmp_.size() - size_t{b} * digest_len});
+    if (got != (n + digest_block - 1) / digest_block) break;  // the rest counts as different
     b += static_cast<uint32_t>(got);
     left -= n;
   }
@@ -1140,6 +1141,7 @@ void volume::impl::free_chunk(uint32_t c) {
   k.released = true;
   k.checksum = false;
   k.verify = false;
+  k.remarked = false;
   --rs_in_flight_;
 }
 
@@ -1230,6 +1232,9 @@ int volume::impl::pump_resync() {
     vm::dirty_bitmap::run run;
     if (!bm.next_dirty_run(rs_cursor_, run, opt_.resync_chunk)) {
       if (rs_in_flight_ > 0) break;
+      // A restart is coming (a write the peer failed was marked): the target must not commit
+      // UpToDate before it.
+      if (restart_pending_) break;
       if (bm.count_dirty() == 0) {
         uint8_t b[gens_len];
         if (room_for(gens_len) && send_control({b, static_cast<size_t>(encode_gens(
@@ -1274,8 +1279,8 @@ int volume::impl::pump_resync() {
 void volume::impl::on_rs_read(uint32_t c, int64_t result) {
   rs_chunk& k = rs_[c];
   if (k.st != rs_chunk::stage::reading && k.st != rs_chunk::stage::rereading) return;
-  const bool live =
-      k.verify ? state_ == conn_state::connected && vf_.running : state_ == conn_state::sync_source;
+  const bool live = k.verify ? state_ == conn_state::connected && vf_.running && k.vgen == vf_gen_
+                             : state_ == conn_state::sync_source;
   if (k.session != session_ || !live) {
     if (k.verify && k.session == session_) {
       drop_verify_chunk(c);  // a stopped verify: its credits go back to this session
@@ -1330,7 +1335,7 @@ void volume::impl::handle_resync_ack(const ack_msg& a) {
                  std::strerror(-a.status));
     return;
   }
-  (void)meta_.bitmap().clear_range(k.offset, k.length);
+  if (!k.remarked) (void)meta_.bitmap().clear_range(k.offset, k.length);
   rs_done_bytes_ += k.length;
   ctr_.resync_bytes_sent += k.length;
   ++ctr_.resync_chunks_sent;
@@ -1347,6 +1352,12 @@ int volume::impl::send_digest(uint32_t c) {
   if (!room_for(digest_header_len + dlen)) return 0;
   if (digest_.digest_blocks({k.buf, k.length}, digest_block, {digest_tmp_.data(), dlen}) !=
       blocks) {
+    if (k.verify) {
+      const uint64_t at = k.offset;
+      drop_verify_chunk(c);
+      end_verify("interrupted: cannot compute the digests of offset " + std::to_string(at), false);
+      return 0;
+    }
     free_chunk(c);
     abort_resync("cannot compute the digests of offset " + std::to_string(k.offset));
     return 0;
@@ -1401,7 +1412,7 @@ void volume::impl::handle_digest_ack(const digest_ack_msg& a) {
   ctr_.resync_bytes_same += same;
   rs_done_bytes_ += same;
   if (differing == 0) {
-    (void)meta_.bitmap().clear_range(k.offset, k.length);
+    if (!k.remarked) (void)meta_.bitmap().clear_range(k.offset, k.length);
     free_chunk(idx);
     return;
   }
@@ -1489,7 +1500,7 @@ bool volume::impl::settle_parts(uint32_t c) {
   const bool dead = k.failed || k.session != session_ || state_ != conn_state::sync_source;
   if (!dead && (k.next_block < k.blocks || k.parts_acked < k.parts_sent)) return false;
   if (!dead) {
-    (void)meta_.bitmap().clear_range(k.offset, k.length);
+    if (!k.remarked) (void)meta_.bitmap().clear_range(k.offset, k.length);
     ++ctr_.resync_chunks_sent;
   }
   free_chunk(c);
@@ -1521,7 +1532,10 @@ int volume::impl::pump_verify() {
     while (c < rs_.size() && rs_[c].st != rs_chunk::stage::free)
       ++c;
     if (c == rs_.size()) break;
-    const uint64_t len = std::min<uint64_t>(opt_.resync_chunk, size_ - vf_cursor_);
+    // A verify request holds its chunk's pages and one more on the peer: never more than the
+    // peer has (it may offer as few as one write's 64 pages).
+    const uint64_t fit = uint64_t{peer_hello_.recv_pages - 1} * recv_page_size;
+    const uint64_t len = std::min<uint64_t>({opt_.resync_chunk, fit, size_ - vf_cursor_});
     if (app_write_in_progress(vf_cursor_, len)) break;  // read it once the write landed
     const auto pages = static_cast<uint32_t>((len + recv_page_size - 1) / recv_page_size) + 1;
     if (peer_slots_ == 0 || peer_pages_ < pages) break;
@@ -1537,6 +1551,7 @@ int volume::impl::pump_verify() {
     k.released = true;
     k.checksum = true;
     k.verify = true;
+    k.vgen = vf_gen_;
     ++rs_in_flight_;
     --peer_slots_;
     peer_pages_ -= pages;
@@ -1553,6 +1568,10 @@ void volume::impl::verify_answer(uint32_t c, const digest_ack_msg& a) {
   ++peer_slots_;
   peer_pages_ += k.pages;
   --peer_in_flight_;
+  if (!vf_.running || k.vgen != vf_gen_) {
+    free_chunk(c);  // the answer of a verify that was stopped (or replaced): not counted
+    return;
+  }
   if (a.status < 0) {
     ++ctr_.peer_errors;
     const uint64_t at = k.offset;
@@ -1596,13 +1615,16 @@ void volume::impl::verify_answer(uint32_t c, const digest_ack_msg& a) {
 }
 
 void volume::impl::drop_verify_chunk(uint32_t c) {
-  ++peer_slots_;
-  peer_pages_ += rs_[c].pages;
-  --peer_in_flight_;
+  // Its credits go back only to the session that lent them (a lost session zeroed them).
+  if (rs_[c].session == session_ && session_up() && state_ == conn_state::connected) {
+    ++peer_slots_;
+    peer_pages_ += rs_[c].pages;
+    --peer_in_flight_;
+  }
   free_chunk(c);
 }
 
-void volume::impl::end_verify(const std::string& how, bool complete) {
+void volume::impl::end_verify(const std::string& how, bool complete, bool restart) {
   vf_.running = false;
   // Chunks read but not sent yet hold credits and block writes over them: let them go. Chunks
   // still reading go when their read completes, answered ones when the answer comes.
@@ -1621,7 +1643,7 @@ void volume::impl::end_verify(const std::string& how, bool complete) {
     } else {
       ++ctr_.bitmap_flushes;
     }
-    if (complete || session_up()) {
+    if (restart) {
       want_resync_ = true;
       want_checksum_ = true;
       restart_pending_ = true;

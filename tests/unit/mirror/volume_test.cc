@@ -1259,5 +1259,32 @@ TEST(mirror_volume, split_brain_under_disconnect_waits_for_the_operator_to_name_
       << c.b.vol->status().split_brain;
 }
 
+// A verify whose session ends under a read in flight gives nothing back to the dead session
+// (the counters stay balanced and the engine idles); one against a peer that offers only one
+// write's 64 receive pages sizes its chunks to fit and finishes.
+TEST(mirror_volume, verify_survives_a_disconnect_and_a_peer_with_minimal_credit) {
+  cluster c;
+  setup_synced(c);
+  ASSERT_EQ(c.a.vol->request_verify(false), 0);
+  c.step();
+  ASSERT_EQ(c.a.vol->disconnect(), 0);
+  c.run_for(10'000'000);
+  EXPECT_FALSE(verify_running(c.a));
+  EXPECT_TRUE(c.a.vol->status().verify.interrupted);
+  EXPECT_EQ(c.a.vol->status().peer_in_flight, 0u);
+  EXPECT_FALSE(c.a.vol->busy());
+
+  cluster m;
+  auto oa = m.default_opt(m.a);
+  oa.resync_chunk = 1u << 20;
+  auto ob = m.default_opt(m.b);
+  ob.recv_pages = 64;
+  setup_synced(m, oa, ob);
+  ASSERT_EQ(m.a.vol->request_verify(false), 0);
+  ASSERT_TRUE(m.run_until([&] { return !verify_running(m.a); }));
+  EXPECT_EQ(m.a.vol->status().verify.done_bytes, vol_size);
+  EXPECT_FALSE(m.a.vol->status().verify.interrupted);
+}
+
 }  // namespace
 }  // namespace tandem::test::mirror
