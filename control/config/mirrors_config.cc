@@ -121,7 +121,7 @@ void read_volume(const cursor& c, mirror_volume& v) {
   v.loc = c.loc();
   if (!c.expect_map()) return;
   c.check_keys({"name", "data", "meta", "size", "block_size", "mode", "bitmap_granularity",
-                "activity_log", "resync", "split_brain", "replicas"});
+                "activity_log", "resync", "split_brain", "compression", "replicas"});
   c.read("name", v.name, v.locs, read_volume_name, true);
   c.read("data", v.data, v.locs, read_path, true);
   c.read("meta", v.meta, v.locs, read_path, true);
@@ -134,6 +134,9 @@ void read_volume(const cursor& c, mirror_volume& v) {
       return std::nullopt;
     }
     return static_cast<uint32_t>(*s);
+  });
+  c.read("compression", v.compression, v.locs, [](const cursor& x) {
+    return x.one_of({"none", "igzip"});
   });
   c.read("split_brain", v.split_brain, v.locs, [](const cursor& x) {
     return x.one_of(

@@ -64,6 +64,8 @@ struct mirror_volume {
   // What a detected split brain does: disconnect | discard-zero-changes |
   // discard-younger-primary | discard-least-changes (both nodes alike).
   std::string split_brain = "disconnect";
+  // How this node sends resync data to the peer: none | igzip (raw DEFLATE when it shrinks).
+  std::string compression = "none";
   std::vector<mirror_replica> replicas;
   source_loc loc;
   field_locs locs;

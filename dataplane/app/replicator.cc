@@ -589,6 +589,8 @@ json replicator::dispatch(const json& c) {
                             {"verify_differing_blocks", k.verify_differing_blocks},
                             {"verifies_completed", k.verifies_completed},
                             {"split_brains", k.split_brains},
+                            {"resync_compressed_bytes", k.resync_compressed_bytes},
+                            {"resync_compressed_wire_bytes", k.resync_compressed_wire_bytes},
                             {"al_commits", k.al_commits},
                             {"al_waits", k.al_waits},
                             {"bitmap_flushes", k.bitmap_flushes},
@@ -713,6 +715,7 @@ json replicator::dispatch(const json& c) {
         vo.resync_rate = v.conf->resync_rate;
         vo.resync_min_rate = v.conf->resync_min_rate;
         vo.resync_checksum = v.conf->resync_checksum;
+        vo.resync_compression = *parse_compression(v.conf->compression);  // the loader checked
         for (uint8_t p = 0; p <= mirror::split_brain_policy_max; ++p) {
           const auto policy = static_cast<mirror::split_brain_policy>(p);
           if (v.conf->split_brain == mirror::to_string(policy)) vo.split_brain = policy;

@@ -54,6 +54,8 @@ inline constexpr uint8_t msg_flag_fua = 1u << 0;     // write: durable on the pe
 inline constexpr uint8_t msg_flag_paused = 1u << 0;  // resync_pause: paused (else resumed)
 // resync_digest: an online verify's request (the target answers and changes nothing).
 inline constexpr uint8_t msg_flag_verify = 1u << 0;
+// resync_data: the data message is a raw DEFLATE stream (dataplane/compress) of `length` bytes.
+inline constexpr uint8_t msg_flag_compressed = 1u << 1;
 
 // hello / state flags.
 inline constexpr uint32_t hf_crashed_primary = 1u << 0;  // metadata flag_crashed_primary
@@ -130,6 +132,7 @@ struct io_msg {
   uint64_t offset = 0;
   uint64_t length = 0;  // write/resync_data: 1 .. max_data_len; discard/zeroes: 1 .. max_zero_len
   bool fua = false;     // write only
+  bool compressed = false;  // resync_data only: the data travels compressed
   bool operator==(const io_msg&) const = default;
 };
 

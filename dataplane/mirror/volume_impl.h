@@ -137,7 +137,8 @@ struct rx_req {
   uint64_t length = 0;
   uint64_t session = 0;
   bool fua = false;
-  bool verify = false;  // resync_digest of an online verify
+  bool verify = false;      // resync_digest of an online verify
+  bool compressed = false;  // resync_data whose data arrives compressed
   bool used = false;
   enum class stage : uint8_t { wait_data, ready, issued } st = stage::ready;
   uint16_t npages = 0;
@@ -170,6 +171,7 @@ struct rs_chunk {
   uint64_t session = 0;
   uint32_t pages = 0;
   uint8_t* buf = nullptr;
+  uint8_t* zbuf = nullptr;  // its compressed image (resync_compression)
   bool acked = false;
   bool released = true;
   // Checksum resync, and online verify (checksum set too: digests only, never data).
@@ -320,6 +322,13 @@ struct volume::impl {
   uint64_t rs_done_bytes_ = 0;
   std::vector<rs_chunk> rs_;
   aligned_buf rs_mem_;
+  // Compression of resync data: the sender's compressor and per-chunk images, the receiver's
+  // decompressor and one chunk of scratch (made at construction; the receiver's always).
+  std::unique_ptr<block_compressor> zcomp_;
+  aligned_buf rs_zmem_;
+  size_t rs_zcap_ = 0;
+  block_decompressor zdecomp_;
+  aligned_buf zscratch_;
   unsigned rs_in_flight_ = 0;
   // Rate controller (token bucket, bytes).
   int64_t rs_tokens_ = 0;

@@ -714,6 +714,7 @@ void volume::impl::handle_io(const message& m) {
   r.offset = flush ? 0 : m.io.offset;
   r.length = flush ? 0 : m.io.length;
   r.fua = !flush && m.io.fua;
+  r.compressed = resync && m.io.compressed;
   r.session = session_;
   r.used = true;
   r.npages = static_cast<uint16_t>(pages);
@@ -731,6 +732,23 @@ void volume::impl::handle_data(std::span<const uint8_t> bytes) {
   const uint32_t i = expect_data_;
   expect_data_ = npos;
   rx_req& r = rx_[i];
+  if (r.compressed) {
+    // Into one chunk of scratch, then into the pages like uncompressed data.
+    const long n = zdecomp_.decompress_exact(bytes, {zscratch_.get(), r.length});
+    if (n != static_cast<long>(r.length)) {
+      for (uint16_t k = 0; k < r.npages; ++k)
+        page_free_.push_back(r.pages[k]);
+      r.npages = 0;
+      rx_order_.erase(rx_, i);
+      r.used = false;
+      rx_free_.push_back(i);
+      protocol_error("compressed resync data of " + std::to_string(bytes.size()) +
+                     " bytes does not decompress to the " + std::to_string(r.length) +
+                     " bytes announced");
+      return;
+    }
+    bytes = {zscratch_.get(), r.length};
+  }
   if (bytes.size() != r.length) {
     // Free it: it never reaches the backend.
     for (uint16_t k = 0; k < r.npages; ++k)
@@ -1174,16 +1192,27 @@ int volume::impl::send_chunks() {
       work += sent;
       continue;
     }
-    if (!room_for(io_len + k.length)) break;
+    // Compressed when the option is on and the chunk shrinks (0: it does not, send it as is).
+    // A chunk compressed once and held back by a full send buffer is compressed again: the
+    // compressor is deterministic for the same input and output size.
+    const size_t z = zcomp_ ? zcomp_->compress({k.buf, k.length}, {k.zbuf, rs_zcap_}) : 0;
+    const uint64_t wire = z ? z : k.length;
+    if (!room_for(io_len + wire)) break;
     io_msg m;
     m.seq = (++seq_counter_ << seq_index_bits) | c;
     m.offset = k.offset;
     m.length = k.length;
+    m.compressed = z != 0;
     uint8_t hdr[io_len];
     if (conn_->send({hdr, static_cast<size_t>(encode_io(hdr, msg_type::resync_data, m))}) < 0) {
       break;
     }
-    if (conn_->send_ref({k.buf, k.length}, make_cookie(ck::rs, c)) < 0) {
+    if (z != 0) {
+      ctr_.resync_compressed_bytes += k.length;
+      ctr_.resync_compressed_wire_bytes += z;
+    }
+    if (conn_->send_ref({z ? k.zbuf : k.buf, static_cast<size_t>(wire)}, make_cookie(ck::rs, c)) <
+        0) {
       log("cannot queue resync data after its header: the session restarts");
       restart_pending_ = true;
       free_chunk(c);

@@ -70,6 +70,7 @@ TEST(mirrors_config, mirrors_only_file_loads_with_defaults) {
   EXPECT_EQ(v.resync_min_rate, 10u << 20);
   EXPECT_FALSE(v.resync_checksum);
   EXPECT_EQ(v.split_brain, "disconnect");
+  EXPECT_EQ(v.compression, "none");
   ASSERT_EQ(v.replicas.size(), 2u);
   EXPECT_EQ(v.replicas[0].port, 7790);
   EXPECT_EQ(v.replicas[1].port, 7791);
@@ -207,10 +208,12 @@ TEST(mirrors_config, sizes_and_geometry) {
                               "      meta: /var/lib/tandem/db.meta\n      size: 1.5GiB\n"
                               "      mode: async\n      activity_log: {extent: 1MiB, slots: 257}\n"
                               "      resync: {rate: 0, min_rate: 1Gbit, checksum: true}\n"
-                              "      split_brain: discard-younger-primary\n"));
+                              "      split_brain: discard-younger-primary\n"
+                              "      compression: igzip\n"));
   ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
   EXPECT_TRUE(ok.config.volumes[0].resync_checksum);
   EXPECT_EQ(ok.config.volumes[0].split_brain, "discard-younger-primary");
+  EXPECT_EQ(ok.config.volumes[0].compression, "igzip");
   auto policy = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
                                   "      meta: /var/lib/tandem/db.meta\n"
                                   "      split_brain: merge\n"));

@@ -121,6 +121,14 @@ TEST(mirror_protocol, io_message_checks) {
   encode_io(b, msg_type::discard, io);
   b[1] = msg_flag_fua;
   EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::bad_flags);
+  // Compressed data only on resync_data.
+  encode_io(b, msg_type::resync_data, io);
+  b[1] = msg_flag_compressed;
+  EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::ok);
+  EXPECT_TRUE(m.io.compressed);
+  encode_io(b, msg_type::write, io);
+  b[1] = msg_flag_compressed;
+  EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::bad_flags);
   // Zero length, data too long, overflowing range.
   io.length = 0;
   encode_io(b, msg_type::write, io);
@@ -259,6 +267,10 @@ TEST(mirror_protocol, generic_encode_is_canonical) {
   add([](std::span<uint8_t> o) { return encode_hello(o, sample_hello()); });
   add([](std::span<uint8_t> o) { return encode_io(o, msg_type::write, {1, 4096, 8192, true}); });
   add([](std::span<uint8_t> o) { return encode_io(o, msg_type::discard, {2, 0, 4096, false}); });
+  add([](std::span<uint8_t> o) {
+    io_msg m{5, 8192, 65536, false, true};
+    return encode_io(o, msg_type::resync_data, m);
+  });
   add([](std::span<uint8_t> o) { return encode_flush(o, 3); });
   add([](std::span<uint8_t> o) { return encode_ack(o, msg_type::ack, {4, -5}); });
   const std::vector<uint8_t> w(16, 0x5a);
