@@ -424,6 +424,8 @@ struct volume::impl {
   // (false when the session is ending anyway).
   void end_verify(const std::string& how, bool complete, bool restart = true);
   void drop_verify_chunk(uint32_t c);  // frees an unsent verify chunk and returns its credits
+  // A request to the peer answered (or dropped in its session): one slot and `pages` back.
+  void return_credit(uint32_t pages);
   void handle_resync_done(const vm::generation_ids& g);
   void handle_resync_finished(const vm::generation_ids& g);
   void finish_target();

@@ -1355,9 +1355,7 @@ void volume::impl::handle_resync_ack(const ack_msg& a) {
     return;
   }
   rs_chunk& k = rs_[idx];
-  ++peer_slots_;
-  peer_pages_ += k.pages;
-  --peer_in_flight_;
+  return_credit(k.pages);
   if (a.status < 0) {
     ++ctr_.peer_errors;
     abort_resync("the sync target failed to write offset " + std::to_string(k.offset) + ": " +
@@ -1414,9 +1412,7 @@ void volume::impl::handle_digest_ack(const digest_ack_msg& a) {
     return;
   }
   rs_chunk& k = rs_[idx];
-  ++peer_slots_;
-  peer_pages_ += k.pages;
-  --peer_in_flight_;
+  return_credit(k.pages);
   if (a.status < 0) {
     ++ctr_.peer_errors;
     abort_resync("the sync target failed to read offset " + std::to_string(k.offset) + ": " +
@@ -1508,9 +1504,7 @@ void volume::impl::part_acked(uint32_t c, uint32_t part, const ack_msg& a) {
   rs_chunk& k = rs_[c];
   const uint32_t len = k.part_len[part];
   k.part_seq[part] = 0;  // acked: a second ack for it is a protocol error
-  ++peer_slots_;
-  peer_pages_ += (len + recv_page_size - 1) / recv_page_size;
-  --peer_in_flight_;
+  return_credit((len + recv_page_size - 1) / recv_page_size);
   if (a.status < 0) {
     ++ctr_.peer_errors;
     abort_resync("the sync target failed to write a part of offset " + std::to_string(k.offset) +
@@ -1594,9 +1588,7 @@ int volume::impl::pump_verify() {
 
 void volume::impl::verify_answer(uint32_t c, const digest_ack_msg& a) {
   rs_chunk& k = rs_[c];
-  ++peer_slots_;
-  peer_pages_ += k.pages;
-  --peer_in_flight_;
+  return_credit(k.pages);
   if (!vf_.running || k.vgen != vf_gen_) {
     free_chunk(c);  // the answer of a verify that was stopped (or replaced): not counted
     return;
@@ -1643,12 +1635,16 @@ void volume::impl::verify_answer(uint32_t c, const digest_ack_msg& a) {
   free_chunk(c);
 }
 
+void volume::impl::return_credit(uint32_t pages) {
+  ++peer_slots_;
+  peer_pages_ += pages;
+  --peer_in_flight_;
+}
+
 void volume::impl::drop_verify_chunk(uint32_t c) {
   // Its credits go back only to the session that lent them (a lost session zeroed them).
   if (rs_[c].session == session_ && session_up() && state_ == conn_state::connected) {
-    ++peer_slots_;
-    peer_pages_ += rs_[c].pages;
-    --peer_in_flight_;
+    return_credit(rs_[c].pages);
   }
   free_chunk(c);
 }
