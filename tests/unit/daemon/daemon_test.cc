@@ -18,6 +18,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/udp.hpp>
+#include <asio/post.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -451,8 +452,12 @@ TEST(daemon, events_reach_webhooks_and_partition_targets_are_probed) {
   ASSERT_EQ(s["webhooks"].size(), 1u);
   EXPECT_GE(s["webhooks"][0]["sent"].get<uint64_t>(), 2u);
   r.stop();
-  receiver.stop();
-  rio.stop();
+  // The receiver runs on its own thread, and a witness server is used from one thread only
+  // (server.h): stop it there. Stopping it from here raced with a session closing its socket.
+  asio::post(rio, [&] {
+    receiver.stop();
+    rio.stop();
+  });
   rt.join();
 }
 
