@@ -48,6 +48,16 @@ const char* to_string(conn_state s) noexcept {
   return "unknown";
 }
 
+const char* to_string(replication_mode m) noexcept {
+  return m == replication_mode::async ? "async" : "sync";
+}
+
+std::optional<replication_mode> parse_replication_mode(std::string_view s) noexcept {
+  if (s == "sync") return replication_mode::sync;
+  if (s == "async") return replication_mode::async;
+  return std::nullopt;
+}
+
 // ---- Construction -------------------------------------------------------------------------
 
 volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volume_options& opt)
@@ -63,6 +73,16 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
     bad("recv_pages must be 64..1048576 (16 KiB pages; one write may take 64)");
   }
   if (opt.resync_window == 0 || opt.resync_window > 256) bad("resync_window must be 1..256");
+  if (opt.mode == replication_mode::async) {
+    // The queue's slot rides in the sequence number below the counter (internal_flush_index
+    // is reserved), and the ring must hold the largest write.
+    if (opt.async_queue_entries == 0 || opt.async_queue_entries >= internal_flush_index) {
+      bad("async_queue_entries must be 1.." + std::to_string(internal_flush_index - 1));
+    }
+    if (opt.async_queue_bytes < 2 * max_io_bytes || opt.async_queue_bytes > (uint64_t{1} << 40)) {
+      bad("async_queue_bytes must be 2 MiB..1 TiB");
+    }
+  }
   const vm::volume_identity& id = meta.identity();
   size_ = id.volume_size;
   block_ = id.params.block_size;
@@ -139,6 +159,11 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
       rs_[i].zbuf = rs_zmem_.get() + i * rs_zcap_;
   }
   zscratch_ = alloc_aligned(max_io_bytes, 64);
+  if (async()) {
+    aq_.resize(opt.async_queue_entries);
+    aq_cap_ = opt.async_queue_bytes / 4096 * 4096;
+    aq_mem_ = alloc_aligned(aq_cap_, 4096);
+  }
 
   ext_epoch_.assign(meta.layout().al_extents, 0);
   al_record_ = alloc_aligned(vm::al_record_size, std::max<size_t>(vm::al_record_size, 4096));
@@ -320,7 +345,12 @@ int volume::impl::start_request(uint32_t i) {
     }
     if (!r.remote_sent) {
       if (state_ == conn_state::handshake) return 0;
-      if (replicating()) {
+      if (async() && replicating()) {
+        // A barrier in the queue after every earlier write: the peer makes them durable in
+        // order. The application's flush does not wait for it.
+        if (!aq_turn(i)) return 0;
+        (void)aq_push(i);
+      } else if (replicating()) {
         uint64_t seq = 0, epoch = 0;
         if (send_flush(seq, epoch, i) < 0) return 0;
         r.seq = seq;
@@ -336,11 +366,20 @@ int volume::impl::start_request(uint32_t i) {
   // the bitmap), then the local write: once the peer has it, a full local queue only delays the
   // local part, and the request can never complete without its replication.
   if (!r.remote_sent) {
+    // Async: in submission order from here on, so that only the next write to queue takes
+    // activity-log slots (a later one holding them while it waits for its turn would deadlock).
+    if (async() && !aq_turn(i)) return 0;
     if (write_blocked(i)) return 0;
     vm::activity_log& al = meta_.al();
     if (!r.al_noted) {
       const int rc = al.note_write(io.offset, io.length);
-      if (rc == -EBUSY) return 0;  // every slot busy: completions free some
+      if (rc == -EBUSY) {
+        // Every slot busy: completions free some. Async: the queue's writes hold them until
+        // the peer has them; a slow link must not stall the application for long.
+        if (async() && aq_pending_ > 0) aq_al_stalled();
+        return 0;
+      }
+      aq_al_wait_ns_ = 0;
       if (rc < 0) {
         r.local_done = true;
         r.local_result = rc == -E2BIG ? -EINVAL : rc;
@@ -353,7 +392,13 @@ int volume::impl::start_request(uint32_t i) {
     }
     if (!al.ready(io.offset, io.length)) return 0;
     if (state_ == conn_state::handshake) return 0;  // the peer decides in one round trip
-    if (replicating()) {
+    if (async() && replicating()) {
+      // Into the queue (its turn came above); the peer receives it later (pump_async).
+      if (aq_push(i) == 0) {
+        mark_out_of_sync(io.offset, io.length);
+        ++ctr_.marked_dirty;
+      }
+    } else if (replicating()) {
       const uint32_t pages =
           io.op == io_op::write
               ? static_cast<uint32_t>((io.length + recv_page_size - 1) / recv_page_size)
@@ -616,6 +661,7 @@ int volume::impl::reap_backends() {
           on_flush_completion(static_cast<flush_purpose>(idx), c[k].result);
           break;
         case ck::meta:
+        case ck::aq:  // transport references only
           break;
       }
     }
@@ -674,6 +720,7 @@ int volume::impl::poll(uint64_t now) {
   }
   work += pump_al();
   work += pump_app();
+  if (async()) work += pump_async();
   work += pump_rx();
   work += flush_acks();
   work += pump_control();
@@ -790,6 +837,12 @@ int volume::demote() {
   if (d.app_in_flight_ > 0 || d.al_txn_in_flight_ ||
       d.flush_in_flight_[static_cast<size_t>(flush_purpose::al_drop)]) {
     d.set_error(std::to_string(d.app_in_flight_) + " application requests in flight");
+    return -EBUSY;
+  }
+  if (d.aq_pending_ > 0) {
+    d.set_error(std::to_string(d.aq_pending_) + " queued writes (" + std::to_string(d.aq_bytes_) +
+                " bytes) not yet acknowledged by the peer: retry once the async queue is empty, "
+                "or disconnect first (they are then marked for resync)");
     return -EBUSY;
   }
   try {
@@ -996,6 +1049,17 @@ volume_status volume::status() const {
   s.resync_done_bytes = d.rs_done_bytes_;
   s.resync_rate = d.rs_rate_;
   s.resync_limit = d.rs_limit_;
+  s.async.enabled = d.async();
+  s.async.capacity_bytes = d.aq_cap_;
+  s.async.queued_bytes = d.aq_bytes_;
+  s.async.unsent_bytes = d.aq_unsent_bytes_;
+  s.async.queued = d.aq_pending_;
+  for (uint64_t k = d.aq_head_; k < d.aq_tail_; ++k) {
+    const aq_entry& e = d.aq_[k % d.aq_.size()];
+    if (e.done) continue;  // the oldest entries are usually done or the one looked for
+    s.async.lag_ns = d.now_ > e.queued_ns ? d.now_ - e.queued_ns : 1;
+    break;
+  }
   s.app_in_flight = d.app_in_flight_;
   s.peer_in_flight = d.peer_in_flight_;
   s.applying = d.rx_order_.size;
@@ -1010,6 +1074,7 @@ const std::string& volume::last_error() const noexcept {
 bool volume::busy() const noexcept {
   const impl& d = *d_;
   return d.leaving_ || d.app_in_flight_ != 0 || d.peer_in_flight_ != 0 || d.rx_order_.size != 0 ||
+         d.aq_send_ != d.aq_tail_ ||
          ((d.state_ == conn_state::sync_source || d.state_ == conn_state::sync_target ||
            d.vf_.running) &&
           !d.paused_ && !d.peer_paused_);

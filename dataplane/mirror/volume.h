@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,9 +81,27 @@ enum class conn_state : uint8_t {
 };
 [[nodiscard]] const char* to_string(conn_state s) noexcept;
 
+// When a primary's write completes (the primary's option; the secondary applies either alike).
+enum class replication_mode : uint8_t {
+  sync,   // durable locally and acknowledged by the peer
+  async,  // durable locally; the peer receives it later, in this node's write order
+};
+[[nodiscard]] const char* to_string(replication_mode m) noexcept;
+// "sync" / "async"; nullopt for anything else.
+[[nodiscard]] std::optional<replication_mode> parse_replication_mode(std::string_view s) noexcept;
+
 struct volume_options {
   uint32_t node_id = 0;          // this node's id (non-zero; the peer's must differ)
   unsigned max_in_flight = 128;  // application requests accepted and not completed
+  // Async mode (a DR site over a WAN): a write completes once it is durable here; its data is
+  // copied into a queue of async_queue_bytes (at most async_queue_entries writes and flushes)
+  // and sent to the peer in the order the application submitted it, so the peer always holds
+  // a prefix of this node's writes. When the queue is full the engine falls back to the bitmap:
+  // the queued writes are marked out of sync, the session restarts and a resync follows (the
+  // peer is Inconsistent until it ends). Both are allocated at construction, in async mode only.
+  replication_mode mode = replication_mode::sync;
+  uint64_t async_queue_bytes = 32u << 20;
+  unsigned async_queue_entries = 16384;
   // Resync: chunks of up to resync_chunk bytes (a multiple of the bitmap granularity, at most
   // max_io_bytes), resync_window of them in flight.
   uint32_t resync_chunk = 256u << 10;
@@ -157,8 +176,13 @@ struct volume_counters {
   uint64_t verify_differing_blocks = 0;
   uint64_t verifies_completed = 0;
   uint64_t split_brains = 0;  // split brains detected (resolved or not)
-  uint64_t al_commits = 0;    // activity-log transactions written
-  uint64_t al_waits = 0;      // writes that waited for one
+  // Async mode (primary): writes and flushes that entered the queue, their bytes, and the times
+  // a full queue made the engine fall back to the bitmap.
+  uint64_t async_queued = 0;
+  uint64_t async_queued_bytes = 0;
+  uint64_t async_fallbacks = 0;
+  uint64_t al_commits = 0;  // activity-log transactions written
+  uint64_t al_waits = 0;    // writes that waited for one
   uint64_t bitmap_flushes = 0;
   uint64_t superblock_commits = 0;
   uint64_t sessions = 0;  // mirror sessions (hello exchanged)
@@ -209,6 +233,15 @@ struct volume_status {
     uint64_t range_offset[8] = {};
     uint64_t range_length[8] = {};
   } verify;
+  // Async mode (primary): what the peer has not acknowledged yet.
+  struct async_status {
+    bool enabled = false;         // this node's mode is async
+    uint32_t queued = 0;          // writes and flushes in the queue (sent or not, not acked)
+    uint64_t queued_bytes = 0;    // their data
+    uint64_t unsent_bytes = 0;    // of which not yet sent
+    uint64_t capacity_bytes = 0;  // async_queue_bytes
+    uint64_t lag_ns = 0;          // age of the oldest write the peer has not acknowledged
+  } async;
   // Queues.
   unsigned app_in_flight = 0;   // accepted, not completed
   unsigned peer_in_flight = 0;  // replicated, not acked
@@ -256,7 +289,8 @@ class volume {
   // 0, or a negative errno with last_error() saying why:
   //  promote: -EROFS data not UpToDate (force overrides, and makes it the reference copy),
   //           -EBUSY the peer is primary.
-  //  demote:  -EBUSY application requests in flight.
+  //  demote:  -EBUSY application requests in flight, or (async) queued writes the connected
+  //           peer has not acknowledged yet (a planned switchover must not lose them: retry).
   //  connect: -ENOTCONN no peer attached.   request_resync: -ENOTCONN no connection,
   //           -EROFS full resync from a node that is not UpToDate.
   int promote(bool force = false);

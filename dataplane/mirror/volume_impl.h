@@ -25,7 +25,7 @@ namespace be = tandem::dp::backend;
 inline constexpr uint32_t npos = UINT32_MAX;
 
 // Backend and transport cookies: kind in the top byte, an index below.
-enum class ck : uint8_t { app = 1, rx = 2, rs = 3, flush = 4, meta = 5 };
+enum class ck : uint8_t { app = 1, rx = 2, rs = 3, flush = 4, meta = 5, aq = 6 };
 constexpr uint64_t make_cookie(ck k, uint64_t idx) noexcept {
   return (static_cast<uint64_t>(k) << 56) | idx;
 }
@@ -49,6 +49,9 @@ enum class flush_purpose : uint32_t {
 inline constexpr unsigned seq_index_bits = 20;
 inline constexpr uint64_t seq_index_mask = (1ULL << seq_index_bits) - 1;
 inline constexpr uint32_t internal_flush_index = static_cast<uint32_t>(seq_index_mask);
+// Async: how long the next write may wait for activity-log slots that queued writes hold (the
+// peer is slow) before the engine falls back to the bitmap instead.
+inline constexpr uint64_t async_al_stall_ns = 100'000'000;
 
 struct link {
   uint32_t prev = npos;
@@ -143,6 +146,26 @@ struct rx_req {
   enum class stage : uint8_t { wait_data, ready, issued } st = stage::ready;
   uint16_t npages = 0;
   uint32_t pages[max_io_bytes / recv_page_size + 1];  // + 1: a digest request's digests
+};
+
+// An entry of the async queue (primary, async mode): a write, discard, write_zeroes or flush that
+// completed here (or is completing) and that the peer has not acknowledged. A write's data is a
+// copy in the queue's byte ring, referenced by the transport while it is sent (ref_held).
+struct aq_entry {
+  msg_type kind = msg_type::write;
+  bool fua = false;
+  bool sent = false;
+  bool done = false;      // acked by the peer, or abandoned with its session (then marked)
+  bool ref_held = false;  // the transport still references the data
+  bool al_held = false;   // holds activity-log references on its range until done
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t data = 0;  // write: offset of its data in the byte ring
+  uint64_t end = 0;   // the ring's write position after it (what freeing it releases)
+  uint64_t seq = 0;
+  uint64_t epoch = 0;  // flush: the epoch it closes
+  uint64_t queued_ns = 0;
+  uint32_t pages = 0;  // peer pages it holds while sent
 };
 
 // Checksum resync: a chunk is at most max_io_bytes, so at most this many digest blocks, and at
@@ -276,6 +299,24 @@ struct volume::impl {
   state_msg peer_state_;
   uint64_t handshake_deadline_ = 0;
   handshake_result last_result_;
+
+  // ---- Async queue (primary, async mode) -----------------------------------------------------
+  // Entries are a ring indexed by absolute counters: [aq_head_, aq_tail_) in the queue,
+  // [aq_send_, aq_tail_) not yet sent. Write data: a byte ring of aq_cap_ bytes, [aq_rd_, aq_wr_)
+  // in use (absolute; an entry that would wrap starts at the ring's beginning instead).
+  std::vector<aq_entry> aq_;
+  uint64_t aq_head_ = 0;
+  uint64_t aq_send_ = 0;
+  uint64_t aq_tail_ = 0;
+  aligned_buf aq_mem_;
+  uint64_t aq_cap_ = 0;
+  uint64_t aq_rd_ = 0;
+  uint64_t aq_wr_ = 0;
+  uint64_t aq_bytes_ = 0;         // data of the entries in the queue
+  uint64_t aq_unsent_bytes_ = 0;  // of which not sent
+  uint32_t aq_pending_ = 0;       // entries not done
+  bool aq_overflowed_ = false;    // fell back to the bitmap; the session restarts
+  uint64_t aq_al_wait_ns_ = 0;    // since when the next write waits for activity-log slots
 
   // ---- Secondary path -------------------------------------------------------------------
   std::vector<rx_req> rx_;
@@ -443,6 +484,28 @@ struct volume::impl {
   void refill_tokens();
   bool app_active() const;
   int send_write(uint32_t i);  // 0; -EAGAIN nothing queued; -EPIPE header without data
+  // A write-kind message (a write's data by reference, `cookie` on its release) with the peer's
+  // credit and the flush-epoch bookkeeping: 0; -EAGAIN nothing queued; -EPIPE header only.
+  int send_io(msg_type type, uint64_t seq, uint64_t offset, uint64_t length, bool fua,
+              const uint8_t* data, uint64_t cookie, uint32_t pages);
+  // ---- Async mode (volume_peer.cc) ----
+  bool async() const noexcept { return opt_.mode == replication_mode::async; }
+  // Request i is the oldest write-kind request (or a flush after all of them) not yet queued.
+  bool aq_turn(uint32_t i) const;
+  // Request i's peer part into the queue: 1 queued, 0 full (fell back to the bitmap).
+  int aq_push(uint32_t i);
+  // Falls back to the bitmap (once per session): the session restarts and abandons the queue.
+  void aq_overflow(const char* why);
+  // The next write to queue found every activity-log slot busy while queued writes hold some:
+  // after async_al_stall_ns of that, fall back to the bitmap.
+  void aq_al_stalled();
+  int pump_async();
+  void aq_acked(uint32_t slot, const ack_msg& a);
+  void aq_reclaim();
+  // Every queued entry the peer did not acknowledge is marked out of sync (with the bitmap flush
+  // done by the caller, abandon_peer_io, before aq_release_al).
+  bool aq_abandon();
+  void aq_release_al();
   int send_flush(uint64_t& seq_out, uint64_t& epoch_out, uint32_t index);
   void maybe_peer_flush();
   // Sends the engine's own flush (internal_flush_index); false when the window is full.

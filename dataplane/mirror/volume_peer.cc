@@ -117,6 +117,7 @@ void volume::impl::abandon_peer_io() {
     r.remote_pending = false;
     r.pages = 0;
   }
+  if (async() && aq_abandon()) marked = true;
   internal_flush_pending_ = false;
   for (size_t e = 0; e < ext_epoch_.size(); ++e) {
     if (ext_epoch_[e] != 0 && ext_epoch_[e] > peer_durable_epoch_) {
@@ -142,6 +143,8 @@ void volume::impl::abandon_peer_io() {
           "writes): marked for resync");
     }
   }
+  // Only now, with their bits on disk, may the queued writes' extents leave the activity log.
+  if (async()) aq_release_al();
   for (uint32_t c = 0; c < rs_.size(); ++c) {
     const rs_chunk::stage s = rs_[c].st;
     if (s == rs_chunk::stage::read || s == rs_chunk::stage::digest_sent ||
@@ -535,35 +538,44 @@ int volume::impl::send_write(uint32_t i) {
   const msg_type type = io.op == io_op::write     ? msg_type::write
                         : io.op == io_op::discard ? msg_type::discard
                                                   : msg_type::write_zeroes;
+  const uint64_t seq = (++seq_counter_ << seq_index_bits) | i;
+  const int rc = send_io(type, seq, io.offset, io.length, (io.flags & io_fua) != 0,
+                         static_cast<const uint8_t*>(io.buf), make_cookie(ck::app, i), r.pages);
+  if (rc == -EAGAIN) return rc;
+  if (type == msg_type::write && rc == 0) r.ref_held = true;
+  r.seq = seq;
+  r.session = session_;
+  r.remote_pending = rc == 0;
+  return rc;
+}
+
+int volume::impl::send_io(msg_type type, uint64_t seq, uint64_t offset, uint64_t length, bool fua,
+                          const uint8_t* data, uint64_t cookie, uint32_t pages) {
   io_msg m;
-  m.seq = (++seq_counter_ << seq_index_bits) | i;
-  m.offset = io.offset;
-  m.length = io.length;
-  m.fua = (io.flags & io_fua) != 0;
+  m.seq = seq;
+  m.offset = offset;
+  m.length = length;
+  m.fua = fua;
   uint8_t hdr[io_len];
   int rc = conn_->send({hdr, static_cast<size_t>(encode_io(hdr, type, m))});
   if (rc < 0) return -EAGAIN;  // nothing queued
   if (type == msg_type::write) {
-    rc = conn_->send_ref({static_cast<const uint8_t*>(io.buf), io.length}, make_cookie(ck::app, i));
+    rc = conn_->send_ref({data, length}, cookie);
     if (rc < 0) {
       // A header without its data: the stream is unusable; start a new session.
       log("cannot queue a write's data after its header: the session restarts");
       restart_pending_ = true;
       return -EPIPE;
     }
-    r.ref_held = true;
   }
-  r.seq = m.seq;
-  r.session = session_;
-  r.remote_pending = true;
   --peer_slots_;
-  peer_pages_ -= r.pages;
+  peer_pages_ -= pages;
   ++peer_in_flight_;
   ++ctr_.replicated;
-  ctr_.replicated_bytes += io.length;
-  if (!m.fua) {
-    const uint64_t first = io.offset >> extent_shift_;
-    const uint64_t last = (io.offset + io.length - 1) >> extent_shift_;
+  ctr_.replicated_bytes += length;
+  if (!fua) {
+    const uint64_t first = offset >> extent_shift_;
+    const uint64_t last = (offset + length - 1) >> extent_shift_;
     for (uint64_t e = first; e <= last; ++e)
       ext_epoch_[e] = send_epoch_;
     wrote_since_peer_flush_ = true;
@@ -602,6 +614,181 @@ void volume::impl::maybe_peer_flush() {
   (void)send_internal_flush();
 }
 
+// ---- Primary: the async queue ---------------------------------------------------------------
+
+bool volume::impl::aq_turn(uint32_t i) const {
+  const uint64_t sub = app_[i].sub;
+  for (uint32_t j = writes_.head; j != npos; j = writes_.next(app_, j)) {
+    const app_req& e = app_[j];
+    if (e.sub >= sub) return true;  // writes_ is in submission order
+    if (!e.remote_sent) return false;
+  }
+  return true;
+}
+
+int volume::impl::aq_push(uint32_t i) {
+  const io_request& io = app_[i].io;
+  const uint64_t len = io.op == io_op::write ? io.length : 0;
+  uint64_t start = aq_wr_;
+  if (len > 0 && start % aq_cap_ + len > aq_cap_) start += aq_cap_ - start % aq_cap_;
+  if (aq_overflowed_ || aq_tail_ - aq_head_ >= aq_.size() || start + len - aq_rd_ > aq_cap_) {
+    aq_overflow("async queue full");
+    return 0;
+  }
+  const uint32_t slot = static_cast<uint32_t>(aq_tail_ % aq_.size());
+  aq_entry& e = aq_[slot];
+  e = aq_entry{};
+  e.kind = io.op == io_op::write          ? msg_type::write
+           : io.op == io_op::discard      ? msg_type::discard
+           : io.op == io_op::write_zeroes ? msg_type::write_zeroes
+                                          : msg_type::flush;
+  e.fua = (io.flags & io_fua) != 0;
+  e.offset = io.offset;
+  e.length = io.length;
+  e.data = start % aq_cap_;
+  e.end = start + len;
+  e.queued_ns = now_;
+  if (len > 0) std::memcpy(aq_mem_.get() + e.data, io.buf, len);
+  if (e.kind != msg_type::flush) {
+    // The extents stay in the activity log until the peer has the write: a crash here before
+    // that replays them, and the resync covers what the peer never got. They are hot now (the
+    // request holds them), so this only counts references.
+    e.al_held = meta_.al().note_write(io.offset, io.length) >= 0;
+  }
+  aq_wr_ = e.end;
+  ++aq_tail_;
+  ++aq_pending_;
+  aq_bytes_ += len;
+  aq_unsent_bytes_ += len;
+  ++ctr_.async_queued;
+  ctr_.async_queued_bytes += len;
+  return 1;
+}
+
+void volume::impl::aq_overflow(const char* why) {
+  if (aq_overflowed_) return;
+  // The peer cannot keep up: falling back to the bitmap costs a resync but does not hold the
+  // application back. Until the session restarts nothing more is queued or sent, so the peer
+  // keeps a prefix of this node's writes until the resync begins.
+  aq_overflowed_ = true;
+  restart_pending_ = true;
+  ++ctr_.async_fallbacks;
+  log(std::string(why) + " (" + std::to_string(aq_pending_) + " writes, " +
+      std::to_string(aq_bytes_) + " bytes not acknowledged by the peer): falling back to the " +
+      "bitmap; the peer is resynced and Inconsistent until that ends");
+}
+
+void volume::impl::aq_al_stalled() {
+  if (aq_al_wait_ns_ == 0) {
+    aq_al_wait_ns_ = now_ == 0 ? 1 : now_;
+  } else if (now_ - aq_al_wait_ns_ > async_al_stall_ns) {
+    aq_al_wait_ns_ = 0;
+    aq_overflow("the activity log is full of queued writes' extents");
+  }
+}
+
+int volume::impl::pump_async() {
+  int work = 0;
+  while (aq_send_ < aq_tail_ && replicating() && !aq_overflowed_ && !restart_pending_) {
+    const auto slot = static_cast<uint32_t>(aq_send_ % aq_.size());
+    aq_entry& e = aq_[slot];
+    if (e.kind == msg_type::flush) {
+      if (send_flush(e.seq, e.epoch, slot) < 0) break;
+    } else {
+      const bool data = e.kind == msg_type::write;
+      const uint32_t pages =
+          data ? static_cast<uint32_t>((e.length + recv_page_size - 1) / recv_page_size) : 0;
+      if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(io_len + (data ? e.length : 0))) {
+        break;
+      }
+      const uint64_t seq = (++seq_counter_ << seq_index_bits) | slot;
+      const int rc = send_io(e.kind, seq, e.offset, e.length, e.fua, aq_mem_.get() + e.data,
+                             make_cookie(ck::aq, slot), pages);
+      if (rc == -EAGAIN) break;
+      if (rc < 0) break;  // the session restarts; the entry is marked with the others
+      e.seq = seq;
+      e.pages = pages;
+      e.ref_held = data;
+      if (data) aq_unsent_bytes_ -= e.length;
+    }
+    e.sent = true;
+    ++aq_send_;
+    ++work;
+  }
+  return work;
+}
+
+void volume::impl::aq_acked(uint32_t slot, const ack_msg& a) {
+  if (slot >= aq_.size() || !aq_[slot].sent || aq_[slot].done || aq_[slot].seq != a.seq) {
+    protocol_error("an ack for a request never sent");
+    return;
+  }
+  aq_entry& e = aq_[slot];
+  e.done = true;
+  --aq_pending_;
+  if (e.kind == msg_type::write) aq_bytes_ -= e.length;
+  return_credit(e.pages);
+  e.pages = 0;
+  ++ctr_.acks;
+  if (a.status < 0) {
+    ++ctr_.peer_errors;
+    log("the peer failed a queued " + std::string(to_string(e.kind)) + ": " +
+        std::strerror(-a.status) + "; the range is marked for resync and the session restarts");
+    if (e.kind != msg_type::flush) mark_out_of_sync(e.offset, e.length);
+    restart_pending_ = true;
+  } else if (e.kind == msg_type::flush) {
+    peer_durable_epoch_ = std::max(peer_durable_epoch_, e.epoch);
+  }
+  if (e.al_held) {
+    meta_.al().complete_write(e.offset, e.length);
+    e.al_held = false;
+  }
+  aq_reclaim();
+}
+
+void volume::impl::aq_reclaim() {
+  while (aq_head_ < aq_tail_) {
+    const aq_entry& e = aq_[aq_head_ % aq_.size()];
+    if (!e.done || e.ref_held) break;
+    aq_rd_ = e.end;
+    ++aq_head_;
+  }
+}
+
+bool volume::impl::aq_abandon() {
+  bool marked = false;
+  vm::dirty_bitmap& bm = meta_.bitmap();
+  for (uint64_t k = aq_head_; k < aq_tail_; ++k) {
+    aq_entry& e = aq_[k % aq_.size()];
+    if (e.done) continue;
+    if (e.kind != msg_type::flush) {
+      (void)bm.set_range(e.offset, e.length);
+      marked = true;
+    }
+    if (e.kind == msg_type::write) {
+      aq_bytes_ -= e.length;
+      if (!e.sent) aq_unsent_bytes_ -= e.length;
+    }
+    e.done = true;
+    e.pages = 0;
+    --aq_pending_;
+  }
+  aq_send_ = aq_tail_;
+  aq_overflowed_ = false;
+  return marked;
+}
+
+void volume::impl::aq_release_al() {
+  for (uint64_t k = aq_head_; k < aq_tail_; ++k) {
+    aq_entry& e = aq_[k % aq_.size()];
+    if (e.done && e.al_held) {
+      meta_.al().complete_write(e.offset, e.length);
+      e.al_held = false;
+    }
+  }
+  aq_reclaim();
+}
+
 void volume::impl::handle_ack(const ack_msg& a) {
   const auto idx = static_cast<uint32_t>(a.seq & seq_index_mask);
   if (idx == internal_flush_index) {
@@ -620,6 +807,10 @@ void volume::impl::handle_ack(const ack_msg& a) {
       log("the peer failed a flush: " + std::string(std::strerror(-a.status)));
       restart_pending_ = true;
     }
+    return;
+  }
+  if (async()) {
+    aq_acked(idx, a);
     return;
   }
   if (idx >= app_.size() || !app_[idx].used || !app_[idx].remote_pending ||
@@ -653,6 +844,12 @@ void volume::impl::on_release(uint64_t cookie, bool acked) {
       if (idx < app_.size() && app_[idx].used && app_[idx].ref_held) {
         app_[idx].ref_held = false;
         try_complete(idx);
+      }
+      break;
+    case ck::aq:
+      if (idx < aq_.size() && aq_[idx].ref_held) {
+        aq_[idx].ref_held = false;
+        aq_reclaim();
       }
       break;
     case ck::rs:

@@ -292,6 +292,9 @@ class app_driver {
       return false;
     }
     ++st_.submitted;
+    if (op != dm::io_op::read && op != dm::io_op::flush) {
+      order_.push_back({first_block, nblocks, p.id});
+    }
     inflight_.emplace(p.io.cookie, std::move(p));
     return true;
   }
@@ -396,6 +399,40 @@ class app_driver {
     return ::testing::AssertionSuccess();
   }
 
+  // Accepted write-kind requests in submission order (the order an async primary keeps): their
+  // blocks and the write id they leave (0: discard / write_zeroes).
+  struct ordered_write {
+    uint64_t first = 0, n = 0, id = 0;
+  };
+  const std::vector<ordered_write>& submission_order() const { return order_; }
+
+  // `image` is exactly what the first k write-kind requests of submission_order() leave on a
+  // volume that held zeroes (k from 0 to all of them), every block whole. Returns k, or -1.
+  int64_t prefix_length(std::span<const uint8_t> image) const {
+    for (uint64_t k = 0; k < blocks; ++k) {
+      const uint64_t got = block_id(image, k);
+      uint8_t want[blk] = {};
+      if (got != 0) fill_block(want, got, k);
+      if (std::memcmp(want, image.data() + k * blk, blk) != 0) return -1;  // torn
+    }
+    std::vector<uint64_t> model(blocks, 0);
+    uint64_t wrong = 0;
+    for (uint64_t k = 0; k < blocks; ++k)
+      wrong += block_id(image, k) != 0 ? 1 : 0;
+    if (wrong == 0) return 0;
+    for (size_t w = 0; w < order_.size(); ++w) {
+      const ordered_write& o = order_[w];
+      for (uint64_t k = o.first; k < o.first + o.n; ++k) {
+        const uint64_t have = block_id(image, k);
+        wrong -= model[k] != have ? 1 : 0;
+        model[k] = o.id;
+        wrong += model[k] != have ? 1 : 0;
+      }
+      if (wrong == 0) return static_cast<int64_t>(w + 1);
+    }
+    return -1;
+  }
+
   const stats& st() const { return st_; }
   size_t in_flight() const { return inflight_.size(); }
   int last_rc() const { return last_rc_; }
@@ -485,6 +522,7 @@ class app_driver {
   dp::fault_rng rng_;
   std::map<uint64_t, pending> inflight_;
   std::vector<uint64_t> last_;
+  std::vector<ordered_write> order_;
   std::vector<std::vector<std::pair<uint64_t, uint64_t>>> hist_;
   uint64_t next_id_ = 1;
   uint64_t next_cookie_ = 1;
