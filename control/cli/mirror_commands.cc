@@ -95,6 +95,15 @@ void print_volume(std::ostream& os, const json& v) {
   os << "\n  dirty:      " << bytes(v.value("dirty_bytes", uint64_t{0})) << "\n";
   if (v.contains("split_brain"))
     os << "  split brain: " << v["split_brain"].get<std::string>() << "\n";
+  if (v.contains("async")) {
+    // What an async primary holds for the peer: the data a disaster now would lose.
+    const json& a = v["async"];
+    os << "  async:      " << a.value("queued", uint64_t{0}) << " queued, "
+       << bytes(a.value("queued_bytes", uint64_t{0})) << " of "
+       << bytes(a.value("capacity_bytes", uint64_t{0})) << " ("
+       << bytes(a.value("unsent_bytes", uint64_t{0})) << " unsent), lag "
+       << a.value("lag_ms", uint64_t{0}) << " ms\n";
+  }
   const json& rs = v["resync"];
   const uint64_t total = rs.value("total_bytes", uint64_t{0});
   if (total > 0 && rs.value("done_bytes", uint64_t{0}) < total) {  // a resync under way

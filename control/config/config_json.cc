@@ -147,6 +147,7 @@ json to_json(const mirrors_config& m) {
     vj["bitmap_granularity"] = format_size(v.bitmap_granularity);
     vj["split_brain"] = v.split_brain;
     vj["compression"] = v.compression;
+    vj["async"] = {{"queue", format_size(v.async_queue)}};
     vj["activity_log"] = {{"extent", format_size(v.al_extent)}, {"slots", v.al_slots}};
     vj["resync"] = {{"rate", format_rate(v.resync_rate)},
                     {"min_rate", format_rate(v.resync_min_rate)},

@@ -121,7 +121,7 @@ void read_volume(const cursor& c, mirror_volume& v) {
   v.loc = c.loc();
   if (!c.expect_map()) return;
   c.check_keys({"name", "data", "meta", "size", "block_size", "mode", "bitmap_granularity",
-                "activity_log", "resync", "split_brain", "compression", "replicas"});
+                "activity_log", "resync", "split_brain", "compression", "async", "replicas"});
   c.read("name", v.name, v.locs, read_volume_name, true);
   c.read("data", v.data, v.locs, read_path, true);
   c.read("meta", v.meta, v.locs, read_path, true);
@@ -184,6 +184,22 @@ void read_volume(const cursor& c, mirror_volume& v) {
       rs->read("rate", v.resync_rate, v.locs, &cursor::rate);
       rs->read("min_rate", v.resync_min_rate, v.locs, &cursor::rate);
       rs->read("checksum", v.resync_checksum, v.locs, &cursor::boolean);
+    }
+  }
+  if (auto aq = c.get("async")) {
+    v.locs.insert_or_assign("async", aq->loc());
+    if (aq->expect_map()) {
+      aq->check_keys({"queue"});
+      aq->read("queue", v.async_queue, v.locs, [](const cursor& x) -> std::optional<uint64_t> {
+        auto s = x.size();
+        if (!s) return std::nullopt;
+        if (*s < (2u << 20) || *s > (64ull << 30)) {
+          x.error(format_size(*s) + " is outside 2MiB..64GiB (the queue holds whole writes of " +
+                  "up to 1MiB)");
+          return std::nullopt;
+        }
+        return s;
+      });
     }
   }
   if (auto reps = c.require("replicas")) {

@@ -66,6 +66,9 @@ struct mirror_volume {
   std::string split_brain = "disconnect";
   // How this node sends resync data to the peer: none | igzip (raw DEFLATE when it shrinks).
   std::string compression = "none";
+  // mode async: the write data held in memory for the peer; a full queue falls back to the
+  // bitmap (and a resync).
+  uint64_t async_queue = 32ull << 20;
   std::vector<mirror_replica> replicas;
   source_loc loc;
   field_locs locs;

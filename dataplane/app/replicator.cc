@@ -557,6 +557,14 @@ json replicator::dispatch(const json& c) {
                             {"differing_blocks", f.differing_blocks},
                             {"first_differences", ranges}};
           }
+          vj["replication"] = {{"mode", s.async.enabled ? "async" : "sync"}};
+          if (s.async.enabled) {
+            vj["async"] = {{"queued", s.async.queued},
+                           {"queued_bytes", s.async.queued_bytes},
+                           {"unsent_bytes", s.async.unsent_bytes},
+                           {"capacity_bytes", s.async.capacity_bytes},
+                           {"lag_ms", s.async.lag_ns / 1'000'000}};
+          }
           vj["in_flight"] = {{"application", s.app_in_flight},
                              {"peer", s.peer_in_flight},
                              {"applying", s.applying}};
@@ -589,6 +597,9 @@ json replicator::dispatch(const json& c) {
                             {"verify_differing_blocks", k.verify_differing_blocks},
                             {"verifies_completed", k.verifies_completed},
                             {"split_brains", k.split_brains},
+                            {"async_queued", k.async_queued},
+                            {"async_queued_bytes", k.async_queued_bytes},
+                            {"async_fallbacks", k.async_fallbacks},
                             {"resync_compressed_bytes", k.resync_compressed_bytes},
                             {"resync_compressed_wire_bytes", k.resync_compressed_wire_bytes},
                             {"al_commits", k.al_commits},
@@ -716,6 +727,9 @@ json replicator::dispatch(const json& c) {
         vo.resync_min_rate = v.conf->resync_min_rate;
         vo.resync_checksum = v.conf->resync_checksum;
         vo.resync_compression = *parse_compression(v.conf->compression);  // the loader checked
+        vo.mode = v.conf->mode == cfg::mirror_mode::async ? mirror::replication_mode::async
+                                                          : mirror::replication_mode::sync;
+        vo.async_queue_bytes = v.conf->async_queue;
         for (uint8_t p = 0; p <= mirror::split_brain_policy_max; ++p) {
           const auto policy = static_cast<mirror::split_brain_policy>(p);
           if (v.conf->split_brain == mirror::to_string(policy)) vo.split_brain = policy;

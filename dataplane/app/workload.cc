@@ -231,10 +231,17 @@ nlohmann::json workload::status() const {
 
 namespace tandem::dp::app {
 
-verify_result verify_workload(const std::string& image_path, const std::string& log_path) {
-  std::FILE* f = std::fopen(log_path.c_str(), "r");
-  if (!f) throw std::runtime_error("cannot read workload log " + log_path);
+namespace {
+
+// A workload log's first line: the options that place and fill its writes.
+struct log_header {
   workload_options o;
+  uint64_t size = 0;
+  unsigned block = 0;
+};
+
+log_header read_log_header(std::FILE* f, const std::string& log_path) {
+  log_header h;
   unsigned long long seed = 0, size = 0, off = 0, rsize = 0;
   unsigned block = 0, min = 0, max = 0;
   const int got =
@@ -246,11 +253,25 @@ verify_result verify_workload(const std::string& image_path, const std::string& 
     std::fclose(f);
     throw std::runtime_error(log_path + ": not a tandem workload log");
   }
-  o.seed = seed;
-  o.min_size = min;
-  o.max_size = max;
-  o.region_offset = off;
-  o.region_size = rsize;
+  h.o.seed = seed;
+  h.o.min_size = min;
+  h.o.max_size = max;
+  h.o.region_offset = off;
+  h.o.region_size = rsize;
+  h.size = size;
+  h.block = block;
+  return h;
+}
+
+}  // namespace
+
+verify_result verify_workload(const std::string& image_path, const std::string& log_path) {
+  std::FILE* f = std::fopen(log_path.c_str(), "r");
+  if (!f) throw std::runtime_error("cannot read workload log " + log_path);
+  const log_header hd = read_log_header(f, log_path);
+  const workload_options& o = hd.o;
+  const uint64_t size = hd.size, off = o.region_offset, rsize = o.region_size;
+  const unsigned block = hd.block;
   verify_result r;
   const uint64_t blocks = size / block;
   constexpr uint64_t none = UINT64_MAX;
@@ -315,6 +336,80 @@ verify_result verify_workload(const std::string& image_path, const std::string& 
     }
   }
   ::close(fd);
+  return r;
+}
+
+prefix_result verify_prefix(const std::string& image_path, const std::string& log_path) {
+  std::FILE* f = std::fopen(log_path.c_str(), "r");
+  if (!f) throw std::runtime_error("cannot read workload log " + log_path);
+  const log_header hd = read_log_header(f, log_path);
+  const workload_options& o = hd.o;
+  prefix_result r;
+  uint64_t max_acked = 0;
+  unsigned long long index = 0;
+  while (std::fscanf(f, "A %llu\n", &index) == 1) {
+    ++r.acked_writes;
+    max_acked = std::max<uint64_t>(max_acked, index);
+  }
+  std::fclose(f);
+  const uint64_t bound = max_acked + 257;  // issued in index order, at most 256 in flight
+  const uint64_t blocks = hd.size / hd.block;
+
+  // What each block of the region names (0: zeroes, else write index + 1); every block whole.
+  const int fd = ::open(image_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot read volume image " + image_path);
+  const uint64_t first_block = std::min<uint64_t>(o.region_offset / hd.block, blocks);
+  const uint64_t end_block =
+      o.region_size == 0
+          ? blocks
+          : std::min<uint64_t>((o.region_offset + o.region_size + hd.block - 1) / hd.block, blocks);
+  std::vector<uint64_t> have(blocks, 0);
+  std::vector<uint8_t> buf(hd.block), want(hd.block);
+  for (uint64_t b = first_block; b < end_block; ++b) {
+    if (::pread(fd, buf.data(), hd.block, static_cast<off_t>(b * hd.block)) !=
+        static_cast<ssize_t>(hd.block)) {
+      ::close(fd);
+      throw std::runtime_error("short read of " + image_path + " at block " + std::to_string(b));
+    }
+    uint64_t head = 0;
+    std::memcpy(&head, buf.data(), 8);
+    if (head == 0) {
+      std::fill(want.begin(), want.end(), 0);
+    } else if (head - 1 < bound) {
+      fill_block(want.data(), hd.block, o.seed, head - 1, b);
+    }
+    if (head > bound || std::memcmp(buf.data(), want.data(), hd.block) != 0) {
+      ::close(fd);
+      r.first_problem = "block " + std::to_string(b) + " is torn or holds foreign bytes";
+      return r;
+    }
+    have[b] = head;
+  }
+  ::close(fd);
+
+  // Apply writes 0, 1, ... to a model of zeroes and watch the count of blocks that differ.
+  std::vector<uint64_t> model(blocks, 0);
+  uint64_t wrong = 0;
+  for (uint64_t b = first_block; b < end_block; ++b)
+    wrong += have[b] != 0 ? 1 : 0;
+  if (wrong == 0) {
+    r.prefix = 0;
+    return r;
+  }
+  for (uint64_t j = 0; j < bound; ++j) {
+    const write_shape w = shape_of(o, hd.size, hd.block, j);
+    for (uint64_t b = w.offset / hd.block; b < (w.offset + w.length) / hd.block; ++b) {
+      wrong -= model[b] != have[b] ? 1 : 0;
+      model[b] = j + 1;
+      wrong += model[b] != have[b] ? 1 : 0;
+    }
+    if (wrong == 0) {
+      r.prefix = static_cast<int64_t>(j + 1);
+      return r;
+    }
+  }
+  r.first_problem = std::to_string(wrong) + " blocks differ from every prefix of the first " +
+                    std::to_string(bound) + " writes";
   return r;
 }
 

@@ -106,4 +106,15 @@ struct verify_result {
 // std::runtime_error for an unreadable or malformed log or image.
 verify_result verify_workload(const std::string& image_path, const std::string& log_path);
 
+// The async crash campaign's check: the image (of a volume that held zeroes when the workload
+// started) is exactly what the workload's first k writes, in index order, leave in its region,
+// every block whole. prefix is that k (the smallest), or -1 with first_problem saying where it
+// fails; acked_writes counts the log's "A" lines.
+struct prefix_result {
+  uint64_t acked_writes = 0;
+  int64_t prefix = -1;
+  std::string first_problem;
+};
+prefix_result verify_prefix(const std::string& image_path, const std::string& log_path);
+
 }  // namespace tandem::dp::app

@@ -209,8 +209,17 @@ TEST(mirrors_config, sizes_and_geometry) {
                               "      mode: async\n      activity_log: {extent: 1MiB, slots: 257}\n"
                               "      resync: {rate: 0, min_rate: 1Gbit, checksum: true}\n"
                               "      split_brain: discard-younger-primary\n"
-                              "      compression: igzip\n"));
+                              "      compression: igzip\n"
+                              "      async: {queue: 256MiB}\n"));
   ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
+  EXPECT_EQ(ok.config.volumes[0].async_queue, 256u << 20);
+  auto small_queue = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                       "      meta: /var/lib/tandem/db.meta\n"
+                                       "      async: {queue: 1MiB}\n"));
+  EXPECT_NE(small_queue.diag.to_string().find(
+                "mirrors.volumes[0].async.queue: 1MiB is outside 2MiB..64GiB"),
+            std::string::npos)
+      << small_queue.diag.to_string();
   EXPECT_TRUE(ok.config.volumes[0].resync_checksum);
   EXPECT_EQ(ok.config.volumes[0].split_brain, "discard-younger-primary");
   EXPECT_EQ(ok.config.volumes[0].compression, "igzip");
