@@ -600,6 +600,9 @@ json replicator::dispatch(const json& c) {
                             {"async_queued", k.async_queued},
                             {"async_queued_bytes", k.async_queued_bytes},
                             {"async_fallbacks", k.async_fallbacks},
+                            {"async_compressed", k.async_compressed},
+                            {"async_compressed_bytes", k.async_compressed_bytes},
+                            {"async_compressed_wire_bytes", k.async_compressed_wire_bytes},
                             {"resync_compressed_bytes", k.resync_compressed_bytes},
                             {"resync_compressed_wire_bytes", k.resync_compressed_wire_bytes},
                             {"al_commits", k.al_commits},
@@ -726,7 +729,7 @@ json replicator::dispatch(const json& c) {
         vo.resync_rate = v.conf->resync_rate;
         vo.resync_min_rate = v.conf->resync_min_rate;
         vo.resync_checksum = v.conf->resync_checksum;
-        vo.resync_compression = *parse_compression(v.conf->compression);  // the loader checked
+        vo.compression = *parse_compression(v.conf->compression);  // the loader checked
         vo.mode = v.conf->mode == cfg::mirror_mode::async ? mirror::replication_mode::async
                                                           : mirror::replication_mode::sync;
         vo.async_queue_bytes = v.conf->async_queue;

@@ -62,7 +62,7 @@ bool valid_disk(uint8_t d) noexcept {
 uint8_t allowed_flags(msg_type t) noexcept {
   switch (t) {
     case msg_type::write:
-      return msg_flag_fua;
+      return msg_flag_fua | msg_flag_compressed;
     case msg_type::resync_pause:
       return msg_flag_paused;
     case msg_type::resync_digest:
@@ -216,7 +216,8 @@ decode_status decode(std::span<const uint8_t> in, message& out) noexcept {
       m.offset = ld64(b + 8);
       m.length = ld64(b + 16);
       m.fua = (p[1] & msg_flag_fua) != 0 && t == msg_type::write;
-      m.compressed = (p[1] & msg_flag_compressed) != 0 && t == msg_type::resync_data;
+      m.compressed =
+          (p[1] & msg_flag_compressed) != 0 && (t == msg_type::resync_data || t == msg_type::write);
       const bool data = t == msg_type::write || t == msg_type::resync_data;
       const uint64_t limit = data ? max_data_len : max_zero_len;
       if (m.length == 0 || m.length > limit || m.offset > UINT64_MAX - m.length) {
@@ -347,10 +348,10 @@ int encode_hello(std::span<uint8_t> out, const hello_msg& h) noexcept {
 int encode_io(std::span<uint8_t> out, msg_type type, const io_msg& m) noexcept {
   if (out.size() < io_len) return -ENOSPC;
   uint8_t* p = out.data();
+  const bool data = type == msg_type::write || type == msg_type::resync_data;
   put_header(p, type,
-             type == msg_type::write && m.fua                ? msg_flag_fua
-             : type == msg_type::resync_data && m.compressed ? msg_flag_compressed
-                                                             : 0);
+             static_cast<uint8_t>((type == msg_type::write && m.fua ? msg_flag_fua : 0) |
+                                  (data && m.compressed ? msg_flag_compressed : 0)));
   st64(p + 4, m.seq);
   st64(p + 12, m.offset);
   st64(p + 20, m.length);

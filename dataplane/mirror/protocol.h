@@ -54,7 +54,8 @@ inline constexpr uint8_t msg_flag_fua = 1u << 0;     // write: durable on the pe
 inline constexpr uint8_t msg_flag_paused = 1u << 0;  // resync_pause: paused (else resumed)
 // resync_digest: an online verify's request (the target answers and changes nothing).
 inline constexpr uint8_t msg_flag_verify = 1u << 0;
-// resync_data: the data message is a raw DEFLATE stream (dataplane/compress) of `length` bytes.
+// resync_data, write: the data message is a raw DEFLATE stream (dataplane/compress) of `length`
+// bytes. On writes only towards a peer whose hello carries hf_compressed_writes.
 inline constexpr uint8_t msg_flag_compressed = 1u << 1;
 
 // hello / state flags.
@@ -73,9 +74,11 @@ inline constexpr uint32_t hf_discard_my_data = 1u << 7;
 // The sender wants checksum-driven resyncs (its resync.checksum option, or the operator's
 // request): a source uses them when either side says so.
 inline constexpr uint32_t hf_checksum_resync = 1u << 6;
+// hello only: the sender accepts compressed write messages (an async primary's queue).
+inline constexpr uint32_t hf_compressed_writes = 1u << 8;
 inline constexpr uint32_t hf_known = hf_crashed_primary | hf_resync_in_progress | hf_auto_resync |
                                      hf_want_resync | hf_want_full_source | hf_leaving |
-                                     hf_checksum_resync | hf_discard_my_data;
+                                     hf_checksum_resync | hf_discard_my_data | hf_compressed_writes;
 
 // Largest payload of one write / resync_data the decoder accepts (engines use less: the peer's
 // advertised max_io).
@@ -132,7 +135,7 @@ struct io_msg {
   uint64_t offset = 0;
   uint64_t length = 0;  // write/resync_data: 1 .. max_data_len; discard/zeroes: 1 .. max_zero_len
   bool fua = false;     // write only
-  bool compressed = false;  // resync_data only: the data travels compressed
+  bool compressed = false;  // resync_data, write: the data travels compressed
   bool operator==(const io_msg&) const = default;
 };
 

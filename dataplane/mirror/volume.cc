@@ -151,8 +151,8 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
   rs_mem_ = alloc_aligned(size_t{opt.resync_window} * opt_.resync_chunk, recv_page_size);
   for (size_t i = 0; i < rs_.size(); ++i)
     rs_[i].buf = rs_mem_.get() + i * opt_.resync_chunk;
-  if (opt_.resync_compression == compression::igzip) {
-    zcomp_ = std::make_unique<block_compressor>(opt_.resync_compression_level);
+  if (opt_.compression == compression::igzip) {
+    zcomp_ = std::make_unique<block_compressor>(opt_.compression_level);
     rs_zcap_ = block_compressor::compress_bound(opt_.resync_chunk);
     rs_zmem_ = alloc_aligned(rs_.size() * rs_zcap_, 64);
     for (size_t i = 0; i < rs_.size(); ++i)

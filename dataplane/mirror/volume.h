@@ -112,11 +112,13 @@ struct volume_options {
   // when the target already holds most of the data (a full resync of a disk that was copied, a
   // primary crash that marked whole activity-log extents). Used when either node asks for it.
   bool resync_checksum = false;
-  // Resync data is compressed with ISA-L igzip (raw DEFLATE, level resync_compression_level)
-  // when it shrinks: for slow links (a DR site over a WAN). Costs CPU on both sides (about
-  // 350 MB/s per core to compress here); the receiver always understands it.
-  compression resync_compression = compression::none;
-  int resync_compression_level = 1;
+  // Resync data and (async mode) queued writes are compressed with ISA-L igzip (raw DEFLATE,
+  // level compression_level) when they shrink: for slow links (a DR site over a WAN). Costs CPU
+  // on both sides (about 350 MB/s per core to compress here); the receiver always understands
+  // it (writes only when its hello says so). An async write is compressed as it enters the
+  // queue, so the queue holds more of them too.
+  dp::compression compression = dp::compression::none;
+  int compression_level = 1;
   // Rate controller (bytes per second, 0: unlimited): resync_rate while the application is idle,
   // resync_min_rate while it wrote within the last app_active_ns ("yields to application
   // writes"; 0 pauses the resync meanwhile).
@@ -181,6 +183,11 @@ struct volume_counters {
   uint64_t async_queued = 0;
   uint64_t async_queued_bytes = 0;
   uint64_t async_fallbacks = 0;
+  // Queued writes compressed (compression: igzip), their volume bytes and what they hold on the
+  // wire (and in the queue).
+  uint64_t async_compressed = 0;
+  uint64_t async_compressed_bytes = 0;
+  uint64_t async_compressed_wire_bytes = 0;
   uint64_t al_commits = 0;  // activity-log transactions written
   uint64_t al_waits = 0;    // writes that waited for one
   uint64_t bitmap_flushes = 0;
@@ -237,7 +244,7 @@ struct volume_status {
   struct async_status {
     bool enabled = false;         // this node's mode is async
     uint32_t queued = 0;          // writes and flushes in the queue (sent or not, not acked)
-    uint64_t queued_bytes = 0;    // their data
+    uint64_t queued_bytes = 0;    // their data, as held (compressed or not)
     uint64_t unsent_bytes = 0;    // of which not yet sent
     uint64_t capacity_bytes = 0;  // async_queue_bytes
     uint64_t lag_ns = 0;          // age of the oldest write the peer has not acknowledged

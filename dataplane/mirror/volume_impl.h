@@ -161,6 +161,7 @@ struct aq_entry {
   uint64_t offset = 0;
   uint64_t length = 0;
   uint64_t data = 0;  // write: offset of its data in the byte ring
+  uint64_t wire = 0;  // write: its bytes there (compressed when less than length), else 0
   uint64_t end = 0;   // the ring's write position after it (what freeing it releases)
   uint64_t seq = 0;
   uint64_t epoch = 0;  // flush: the epoch it closes
@@ -194,7 +195,7 @@ struct rs_chunk {
   uint64_t session = 0;
   uint32_t pages = 0;
   uint8_t* buf = nullptr;
-  uint8_t* zbuf = nullptr;  // its compressed image (resync_compression)
+  uint8_t* zbuf = nullptr;  // its compressed image (compression)
   bool acked = false;
   bool released = true;
   // Checksum resync, and online verify (checksum set too: digests only, never data).
@@ -312,7 +313,8 @@ struct volume::impl {
   uint64_t aq_cap_ = 0;
   uint64_t aq_rd_ = 0;
   uint64_t aq_wr_ = 0;
-  uint64_t aq_bytes_ = 0;         // data of the entries in the queue
+  bool peer_zwrites_ = false;     // the peer's hello: it accepts compressed writes
+  uint64_t aq_bytes_ = 0;         // data of the entries in the queue (as held: compressed)
   uint64_t aq_unsent_bytes_ = 0;  // of which not sent
   uint32_t aq_pending_ = 0;       // entries not done
   bool aq_overflowed_ = false;    // fell back to the bitmap; the session restarts
@@ -486,8 +488,9 @@ struct volume::impl {
   int send_write(uint32_t i);  // 0; -EAGAIN nothing queued; -EPIPE header without data
   // A write-kind message (a write's data by reference, `cookie` on its release) with the peer's
   // credit and the flush-epoch bookkeeping: 0; -EAGAIN nothing queued; -EPIPE header only.
+  // `wire` bytes of data (a write; compressed when less than `length`).
   int send_io(msg_type type, uint64_t seq, uint64_t offset, uint64_t length, bool fua,
-              const uint8_t* data, uint64_t cookie, uint32_t pages);
+              const uint8_t* data, uint64_t wire, uint64_t cookie, uint32_t pages);
   // ---- Async mode (volume_peer.cc) ----
   bool async() const noexcept { return opt_.mode == replication_mode::async; }
   // Request i is the oldest write-kind request (or a flush after all of them) not yet queued.

@@ -65,7 +65,7 @@ hello_msg volume::impl::make_hello() const {
   h.disk = s.disk;
   h.flags = state_flags() | (want_resync_ ? hf_want_resync : 0) |
             (want_full_ ? hf_want_full_source : 0) | (want_checksum_ ? hf_checksum_resync : 0) |
-            (want_discard_ ? hf_discard_my_data : 0);
+            (want_discard_ ? hf_discard_my_data : 0) | hf_compressed_writes;
   h.primary_since = s.primary_since;
   h.policy = opt_.split_brain;
   h.gen = s.gen;
@@ -287,6 +287,7 @@ void volume::impl::on_message(std::span<const uint8_t> bytes) {
 void volume::impl::handle_hello(const message& m) {
   const hello_msg& h = m.hello;
   peer_hello_ = h;
+  peer_zwrites_ = (h.flags & hf_compressed_writes) != 0;
   peer_known_ = true;
   peer_state_ = {h.role, h.disk, h.flags, h.gen};
   ++ctr_.sessions;
@@ -539,8 +540,9 @@ int volume::impl::send_write(uint32_t i) {
                         : io.op == io_op::discard ? msg_type::discard
                                                   : msg_type::write_zeroes;
   const uint64_t seq = (++seq_counter_ << seq_index_bits) | i;
-  const int rc = send_io(type, seq, io.offset, io.length, (io.flags & io_fua) != 0,
-                         static_cast<const uint8_t*>(io.buf), make_cookie(ck::app, i), r.pages);
+  const int rc =
+      send_io(type, seq, io.offset, io.length, (io.flags & io_fua) != 0,
+              static_cast<const uint8_t*>(io.buf), io.length, make_cookie(ck::app, i), r.pages);
   if (rc == -EAGAIN) return rc;
   if (type == msg_type::write && rc == 0) r.ref_held = true;
   r.seq = seq;
@@ -550,17 +552,18 @@ int volume::impl::send_write(uint32_t i) {
 }
 
 int volume::impl::send_io(msg_type type, uint64_t seq, uint64_t offset, uint64_t length, bool fua,
-                          const uint8_t* data, uint64_t cookie, uint32_t pages) {
+                          const uint8_t* data, uint64_t wire, uint64_t cookie, uint32_t pages) {
   io_msg m;
   m.seq = seq;
   m.offset = offset;
   m.length = length;
   m.fua = fua;
+  m.compressed = type == msg_type::write && wire != length;
   uint8_t hdr[io_len];
   int rc = conn_->send({hdr, static_cast<size_t>(encode_io(hdr, type, m))});
   if (rc < 0) return -EAGAIN;  // nothing queued
   if (type == msg_type::write) {
-    rc = conn_->send_ref({data, length}, cookie);
+    rc = conn_->send_ref({data, wire}, cookie);
     if (rc < 0) {
       // A header without its data: the stream is unusable; start a new session.
       log("cannot queue a write's data after its header: the session restarts");
@@ -646,9 +649,24 @@ int volume::impl::aq_push(uint32_t i) {
   e.offset = io.offset;
   e.length = io.length;
   e.data = start % aq_cap_;
-  e.end = start + len;
   e.queued_ns = now_;
-  if (len > 0) std::memcpy(aq_mem_.get() + e.data, io.buf, len);
+  e.wire = len;
+  if (len > 0) {
+    // Compressed straight into the ring when the peer takes it and it shrinks (the slot was
+    // reserved at full size; what compression saves is given back at once).
+    const auto* src = static_cast<const uint8_t*>(io.buf);
+    const size_t z =
+        zcomp_ && peer_zwrites_ ? zcomp_->compress({src, len}, {aq_mem_.get() + e.data, len}) : 0;
+    if (z != 0) {
+      e.wire = z;
+      ++ctr_.async_compressed;
+      ctr_.async_compressed_bytes += len;
+      ctr_.async_compressed_wire_bytes += z;
+    } else {
+      std::memcpy(aq_mem_.get() + e.data, src, len);
+    }
+  }
+  e.end = start + e.wire;
   if (e.kind != msg_type::flush) {
     // The extents stay in the activity log until the peer has the write: a crash here before
     // that replays them, and the resync covers what the peer never got. They are hot now (the
@@ -658,8 +676,8 @@ int volume::impl::aq_push(uint32_t i) {
   aq_wr_ = e.end;
   ++aq_tail_;
   ++aq_pending_;
-  aq_bytes_ += len;
-  aq_unsent_bytes_ += len;
+  aq_bytes_ += e.wire;
+  aq_unsent_bytes_ += e.wire;
   ++ctr_.async_queued;
   ctr_.async_queued_bytes += len;
   return 1;
@@ -698,18 +716,16 @@ int volume::impl::pump_async() {
       const bool data = e.kind == msg_type::write;
       const uint32_t pages =
           data ? static_cast<uint32_t>((e.length + recv_page_size - 1) / recv_page_size) : 0;
-      if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(io_len + (data ? e.length : 0))) {
-        break;
-      }
+      if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(io_len + e.wire)) break;
       const uint64_t seq = (++seq_counter_ << seq_index_bits) | slot;
-      const int rc = send_io(e.kind, seq, e.offset, e.length, e.fua, aq_mem_.get() + e.data,
+      const int rc = send_io(e.kind, seq, e.offset, e.length, e.fua, aq_mem_.get() + e.data, e.wire,
                              make_cookie(ck::aq, slot), pages);
       if (rc == -EAGAIN) break;
       if (rc < 0) break;  // the session restarts; the entry is marked with the others
       e.seq = seq;
       e.pages = pages;
       e.ref_held = data;
-      if (data) aq_unsent_bytes_ -= e.length;
+      aq_unsent_bytes_ -= e.wire;
     }
     e.sent = true;
     ++aq_send_;
@@ -726,7 +742,7 @@ void volume::impl::aq_acked(uint32_t slot, const ack_msg& a) {
   aq_entry& e = aq_[slot];
   e.done = true;
   --aq_pending_;
-  if (e.kind == msg_type::write) aq_bytes_ -= e.length;
+  aq_bytes_ -= e.wire;
   return_credit(e.pages);
   e.pages = 0;
   ++ctr_.acks;
@@ -765,10 +781,8 @@ bool volume::impl::aq_abandon() {
       (void)bm.set_range(e.offset, e.length);
       marked = true;
     }
-    if (e.kind == msg_type::write) {
-      aq_bytes_ -= e.length;
-      if (!e.sent) aq_unsent_bytes_ -= e.length;
-    }
+    aq_bytes_ -= e.wire;
+    if (!e.sent) aq_unsent_bytes_ -= e.wire;
     e.done = true;
     e.pages = 0;
     --aq_pending_;
@@ -911,7 +925,7 @@ void volume::impl::handle_io(const message& m) {
   r.offset = flush ? 0 : m.io.offset;
   r.length = flush ? 0 : m.io.length;
   r.fua = !flush && m.io.fua;
-  r.compressed = resync && m.io.compressed;
+  r.compressed = data && m.io.compressed;
   r.session = session_;
   r.used = true;
   r.npages = static_cast<uint16_t>(pages);
@@ -939,9 +953,9 @@ void volume::impl::handle_data(std::span<const uint8_t> bytes) {
       rx_order_.erase(rx_, i);
       r.used = false;
       rx_free_.push_back(i);
-      protocol_error("compressed resync data of " + std::to_string(bytes.size()) +
-                     " bytes does not decompress to the " + std::to_string(r.length) +
-                     " bytes announced");
+      protocol_error("compressed " + std::string(to_string(r.kind)) + " data of " +
+                     std::to_string(bytes.size()) + " bytes does not decompress to the " +
+                     std::to_string(r.length) + " bytes announced");
       return;
     }
     bytes = {zscratch_.get(), r.length};

@@ -86,7 +86,7 @@ TEST(mirror_protocol, hello_field_checks) {
   EXPECT_EQ(with(4 + 40, 2), decode_status::bad_field);  // role
   EXPECT_EQ(with(4 + 41, 4), decode_status::bad_field);  // disk state
   EXPECT_EQ(with(4 + 42, 1), decode_status::bad_reserved);
-  EXPECT_EQ(with(4 + 45, 0x01), decode_status::bad_field);  // unknown hello flag (bit 8)
+  EXPECT_EQ(with(4 + 45, 0x02), decode_status::bad_field);  // unknown hello flag (bit 9)
   EXPECT_EQ(with(4 + 112, 4), decode_status::bad_field);    // split-brain policy
   EXPECT_EQ(with(4 + 113, 1), decode_status::bad_reserved);
   EXPECT_EQ(with(4 + 119, 1), decode_status::bad_reserved);
@@ -121,12 +121,22 @@ TEST(mirror_protocol, io_message_checks) {
   encode_io(b, msg_type::discard, io);
   b[1] = msg_flag_fua;
   EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::bad_flags);
-  // Compressed data only on resync_data.
+  // Compressed data on resync_data and writes (with FUA too), never on data-less messages.
   encode_io(b, msg_type::resync_data, io);
   b[1] = msg_flag_compressed;
   EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::ok);
   EXPECT_TRUE(m.io.compressed);
   encode_io(b, msg_type::write, io);
+  b[1] = msg_flag_compressed | msg_flag_fua;
+  EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::ok);
+  EXPECT_TRUE(m.io.compressed);
+  EXPECT_TRUE(m.io.fua);
+  io_msg both = io;
+  both.fua = true;
+  both.compressed = true;
+  encode_io(b, msg_type::write, both);
+  EXPECT_EQ(b[1], msg_flag_compressed | msg_flag_fua);
+  encode_io(b, msg_type::write_zeroes, io);
   b[1] = msg_flag_compressed;
   EXPECT_EQ(decode({b.data(), io_len}, m), decode_status::bad_flags);
   // Zero length, data too long, overflowing range.
@@ -303,7 +313,7 @@ TEST(mirror_protocol, committed_seeds_decode) {
     seeds[e.path().filename().string()] =
         std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
-  ASSERT_EQ(seeds.size(), 18u);
+  ASSERT_EQ(seeds.size(), 19u);
   message m;
   for (const auto& [name, bytes] : seeds) {
     const decode_status st = decode(bytes, m);
@@ -313,7 +323,9 @@ TEST(mirror_protocol, committed_seeds_decode) {
       continue;
     }
     ASSERT_EQ(st, decode_status::ok) << name;
-    EXPECT_EQ(name == "write_fua" ? std::string("write") : name.substr(0, name.find("_error")),
+    EXPECT_EQ(name.starts_with("write_") && name != "write_zeroes"
+                  ? std::string("write")
+                  : name.substr(0, name.find("_error")),
               to_string(m.type))
         << name;
   }
@@ -329,7 +341,13 @@ TEST(mirror_protocol, committed_seeds_decode) {
   EXPECT_EQ(m.hello.policy, split_brain_policy::discard_younger_primary);
   ASSERT_EQ(decode(seeds["write_fua"], m), decode_status::ok);
   EXPECT_TRUE(m.io.fua);
+  EXPECT_FALSE(m.io.compressed);
   EXPECT_EQ(m.io.offset, 8192u);
+  ASSERT_EQ(decode(seeds["write_compressed_fua"], m), decode_status::ok);
+  EXPECT_TRUE(m.io.fua);
+  EXPECT_TRUE(m.io.compressed);
+  EXPECT_EQ(m.io.offset, 16384u);
+  EXPECT_EQ(m.io.length, 65536u);
   ASSERT_EQ(decode(seeds["ack_error"], m), decode_status::ok);
   EXPECT_EQ(m.ack.status, -5);
   ASSERT_EQ(decode(seeds["bitmap"], m), decode_status::ok);

@@ -1307,7 +1307,7 @@ TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
     }
   }
   auto oa = c.default_opt(c.a);
-  oa.resync_compression = dp::compression::igzip;
+  oa.compression = dp::compression::igzip;
   c.start(c.a, oa);
   ASSERT_EQ(c.a.vol->promote(true), 0);
   c.create(c.b);
