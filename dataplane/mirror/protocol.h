@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The mirror protocol, version 2: the messages two volume engines exchange over one transport
+// The mirror protocol, version 3: the messages two volume engines exchange over one transport
 // connection. Every message is one transport message with a fixed little-endian layout; the
 // decoder is strict (exact sizes, known flags, zero reserved fields), and each value has exactly
 // one encoding. docs/mirror.md has the table.
@@ -23,7 +23,8 @@
 namespace tandem::dp::mirror {
 
 // 2: resync_digest / resync_digest_ack (checksum-driven resync).
-inline constexpr uint16_t protocol_version = 2;
+// 3: write messages may carry msg_flag_compressed (an async primary's queue, compression: igzip).
+inline constexpr uint16_t protocol_version = 3;
 inline constexpr size_t msg_header_len = 4;
 
 enum class msg_type : uint8_t {
@@ -55,7 +56,7 @@ inline constexpr uint8_t msg_flag_paused = 1u << 0;  // resync_pause: paused (el
 // resync_digest: an online verify's request (the target answers and changes nothing).
 inline constexpr uint8_t msg_flag_verify = 1u << 0;
 // resync_data, write: the data message is a raw DEFLATE stream (dataplane/compress) of `length`
-// bytes. On writes only towards a peer whose hello carries hf_compressed_writes.
+// bytes.
 inline constexpr uint8_t msg_flag_compressed = 1u << 1;
 
 // hello / state flags.
@@ -74,11 +75,9 @@ inline constexpr uint32_t hf_discard_my_data = 1u << 7;
 // The sender wants checksum-driven resyncs (its resync.checksum option, or the operator's
 // request): a source uses them when either side says so.
 inline constexpr uint32_t hf_checksum_resync = 1u << 6;
-// hello only: the sender accepts compressed write messages (an async primary's queue).
-inline constexpr uint32_t hf_compressed_writes = 1u << 8;
 inline constexpr uint32_t hf_known = hf_crashed_primary | hf_resync_in_progress | hf_auto_resync |
                                      hf_want_resync | hf_want_full_source | hf_leaving |
-                                     hf_checksum_resync | hf_discard_my_data | hf_compressed_writes;
+                                     hf_checksum_resync | hf_discard_my_data;
 
 // Largest payload of one write / resync_data the decoder accepts (engines use less: the peer's
 // advertised max_io).

@@ -202,6 +202,7 @@ struct rs_chunk {
   bool checksum = false;
   bool verify = false;
   uint64_t vgen = 0;      // verify: the run it belongs to (vf_gen_)
+  uint64_t aq_mark = 0;   // verify, async: the queue's tail when it was read
   bool remarked = false;  // marked out of sync after it was read: finishing it clears nothing
   uint64_t diff[max_chunk_blocks / 64] = {};  // blocks that differ on the target
   uint32_t blocks = 0;
@@ -313,12 +314,12 @@ struct volume::impl {
   uint64_t aq_cap_ = 0;
   uint64_t aq_rd_ = 0;
   uint64_t aq_wr_ = 0;
-  bool peer_zwrites_ = false;     // the peer's hello: it accepts compressed writes
   uint64_t aq_bytes_ = 0;         // data of the entries in the queue (as held: compressed)
   uint64_t aq_unsent_bytes_ = 0;  // of which not sent
   uint32_t aq_pending_ = 0;       // entries not done
   bool aq_overflowed_ = false;    // fell back to the bitmap; the session restarts
   uint64_t aq_al_wait_ns_ = 0;    // since when the next write waits for activity-log slots
+  uint64_t rs_aq_mark_ = 0;       // the queue's tail when the last resync chunk was read
 
   // ---- Secondary path -------------------------------------------------------------------
   std::vector<rx_req> rx_;
@@ -505,6 +506,8 @@ struct volume::impl {
   int pump_async();
   void aq_acked(uint32_t slot, const ack_msg& a);
   void aq_reclaim();
+  // The oldest entry the peer has not acknowledged (aq_tail_ when none).
+  uint64_t aq_first_pending() const;
   // Every queued entry the peer did not acknowledge is marked out of sync (with the bitmap flush
   // done by the caller, abandon_peer_io, before aq_release_al).
   bool aq_abandon();

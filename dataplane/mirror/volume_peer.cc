@@ -65,7 +65,7 @@ hello_msg volume::impl::make_hello() const {
   h.disk = s.disk;
   h.flags = state_flags() | (want_resync_ ? hf_want_resync : 0) |
             (want_full_ ? hf_want_full_source : 0) | (want_checksum_ ? hf_checksum_resync : 0) |
-            (want_discard_ ? hf_discard_my_data : 0) | hf_compressed_writes;
+            (want_discard_ ? hf_discard_my_data : 0);
   h.primary_since = s.primary_since;
   h.policy = opt_.split_brain;
   h.gen = s.gen;
@@ -258,6 +258,7 @@ void volume::impl::on_message(std::span<const uint8_t> bytes) {
         // Everything the peer acknowledged is durable there: only writes it did not
         // acknowledge are marked when the session ends.
         peer_durable_epoch_ = std::max(peer_durable_epoch_, send_epoch_);
+        ++send_epoch_;  // what is sent from now on is not covered by that
         log("the peer is leaving; every write it acknowledged is durable");
       }
       if (is_primary() && m.state.role == vm::role::primary && state_ != conn_state::split_brain &&
@@ -287,7 +288,6 @@ void volume::impl::on_message(std::span<const uint8_t> bytes) {
 void volume::impl::handle_hello(const message& m) {
   const hello_msg& h = m.hello;
   peer_hello_ = h;
-  peer_zwrites_ = (h.flags & hf_compressed_writes) != 0;
   peer_known_ = true;
   peer_state_ = {h.role, h.disk, h.flags, h.gen};
   ++ctr_.sessions;
@@ -422,7 +422,7 @@ bool volume::impl::start_leave() {
   }
   if (is_primary()) {
     if (!replicating()) return false;
-    bool unflushed = wrote_since_peer_flush_ || internal_flush_pending_;
+    bool unflushed = wrote_since_peer_flush_ || internal_flush_pending_ || aq_pending_ > 0;
     for (size_t e = 0; e < ext_epoch_.size() && !unflushed; ++e)
       unflushed = ext_epoch_[e] != 0 && ext_epoch_[e] > peer_durable_epoch_;
     if (!unflushed) return false;
@@ -459,6 +459,8 @@ int volume::impl::pump_leave() {
   }
   if (is_primary()) {
     if (leave_epoch_ == 0 && !internal_flush_pending_) {
+      // Async: the flush goes after every queued write, so that it covers them all.
+      if (async() && aq_send_ != aq_tail_) return 0;
       if (!send_internal_flush()) return 0;
       leave_epoch_ = internal_flush_epoch_;
       return 1;
@@ -635,7 +637,10 @@ int volume::impl::aq_push(uint32_t i) {
   uint64_t start = aq_wr_;
   if (len > 0 && start % aq_cap_ + len > aq_cap_) start += aq_cap_ - start % aq_cap_;
   if (aq_overflowed_ || aq_tail_ - aq_head_ >= aq_.size() || start + len - aq_rd_ > aq_cap_) {
-    aq_overflow("async queue full");
+    // During a resync the peer is Inconsistent anyway: the write is marked (the caller does)
+    // and the resync's next pass sends it; restarting would only throw the resync's chunks in
+    // flight away. Otherwise the session restarts into a resync.
+    if (state_ != conn_state::sync_source) aq_overflow("async queue full");
     return 0;
   }
   const uint32_t slot = static_cast<uint32_t>(aq_tail_ % aq_.size());
@@ -652,11 +657,10 @@ int volume::impl::aq_push(uint32_t i) {
   e.queued_ns = now_;
   e.wire = len;
   if (len > 0) {
-    // Compressed straight into the ring when the peer takes it and it shrinks (the slot was
-    // reserved at full size; what compression saves is given back at once).
+    // Compressed straight into the ring when it shrinks (the slot was reserved at full size;
+    // what compression saves is given back at once).
     const auto* src = static_cast<const uint8_t*>(io.buf);
-    const size_t z =
-        zcomp_ && peer_zwrites_ ? zcomp_->compress({src, len}, {aq_mem_.get() + e.data, len}) : 0;
+    const size_t z = zcomp_ ? zcomp_->compress({src, len}, {aq_mem_.get() + e.data, len}) : 0;
     if (z != 0) {
       e.wire = z;
       ++ctr_.async_compressed;
@@ -760,6 +764,13 @@ void volume::impl::aq_acked(uint32_t slot, const ack_msg& a) {
     e.al_held = false;
   }
   aq_reclaim();
+}
+
+uint64_t volume::impl::aq_first_pending() const {
+  uint64_t k = aq_head_;
+  while (k < aq_tail_ && aq_[k % aq_.size()].done)
+    ++k;
+  return k;
 }
 
 void volume::impl::aq_reclaim() {
@@ -1392,11 +1403,15 @@ int volume::impl::send_chunks() {
       if (app_write_in_progress(k.offset, k.length)) continue;
       const be::request q = be::request::read(k.offset, k.buf, k.length, make_cookie(ck::rs, c));
       if (data_.submit({&q, 1}) != 1) break;
+      rs_aq_mark_ = aq_tail_;
       k.st = rs_chunk::stage::rereading;
       ++work;
       continue;
     }
     if (k.st != rs_chunk::stage::read) continue;
+    // Async: a verify's digests follow the writes queued before its read, or the peer would
+    // compare against data that is still on its way.
+    if (k.verify && async() && aq_send_ < k.aq_mark) continue;
     if (k.checksum) {
       const int sent = send_digest(c);
       if (sent == 0) break;
@@ -1475,6 +1490,9 @@ int volume::impl::pump_resync() {
       // A restart is coming (a write the peer failed was marked): the target must not commit
       // UpToDate before it.
       if (restart_pending_) break;
+      // Async: chunks overtake the queue; the target holds a prefix of the writes only once
+      // every write queued before the last chunk was read has reached it.
+      if (async() && aq_first_pending() < rs_aq_mark_) break;
       if (bm.count_dirty() == 0) {
         uint8_t b[gens_len];
         if (room_for(gens_len) && send_control({b, static_cast<size_t>(encode_gens(
@@ -1497,6 +1515,7 @@ int volume::impl::pump_resync() {
     rs_chunk& k = rs_[c];
     const be::request q = be::request::read(run.offset, k.buf, run.length, make_cookie(ck::rs, c));
     if (data_.submit({&q, 1}) != 1) break;
+    rs_aq_mark_ = aq_tail_;
     k.st = rs_chunk::stage::reading;
     k.offset = run.offset;
     k.length = run.length;
@@ -1776,6 +1795,7 @@ int volume::impl::pump_verify() {
     rs_chunk& k = rs_[c];
     const be::request q = be::request::read(vf_cursor_, k.buf, len, make_cookie(ck::rs, c));
     if (data_.submit({&q, 1}) != 1) break;
+    k.aq_mark = aq_tail_;
     k.st = rs_chunk::stage::reading;
     k.offset = vf_cursor_;
     k.length = len;

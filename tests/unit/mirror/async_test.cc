@@ -267,6 +267,68 @@ TEST(mirror_async, crash_campaign_the_secondary_always_holds_a_prefix_of_the_wri
   EXPECT_GE(lagging, 6u);
 }
 
+// Fall-back under a continuing workload: the resync's chunks overtake the queue, so the target
+// may turn UpToDate only once the writes queued before the last chunk read have reached it. The
+// primary dies right then: the secondary holds a prefix.
+TEST(mirror_async, a_resync_under_writes_ends_with_the_target_holding_a_prefix) {
+  for (uint64_t round = 0; round < 4; ++round) {
+    cluster c;
+    dp::fault_profile link;
+    link.delay_ns = 1'000'000;
+    link.rate_bps = 100'000'000;  // a third of what the workload writes
+    link.queue_bytes = 1u << 20;
+    setup_async(c, async_opt(c, c.a, 2u << 20, 48), link, 70 + round);
+    app_driver d(c, c.a, 700 + round);
+    bool resyncing = false, done = false;
+    for (int it = 0; it < 400'000 && !done; ++it) {
+      // A burst three times the link's rate until the queue overflows, then a trickle the link
+      // can carry beside the resync.
+      const bool burst = c.a.vol->status().counters.async_fallbacks == 0;
+      while ((burst || it % 400 == 0) && d.in_flight() < 8 && d.submit_random(256))
+        if (!burst) break;
+      d.step();
+      const auto sb = c.b.vol->status();
+      resyncing = resyncing || sb.conn == conn_state::sync_target;
+      done = resyncing && sb.conn == conn_state::connected && sb.disk == dv::disk_state::up_to_date;
+    }
+    ASSERT_TRUE(done) << "round " << round << " in flight " << d.in_flight() << " queued "
+                      << c.a.vol->status().async.queued << " A "
+                      << dm::to_string(c.a.vol->status().conn) << " B "
+                      << dm::to_string(c.b.vol->status().conn) << " submitted " << d.st().submitted
+                      << " rc " << d.last_rc() << "\n"
+                      << c.a.all_logs() << c.b.all_logs();
+    EXPECT_GE(c.a.vol->status().counters.async_fallbacks, 1u);
+    c.kill(c.a);
+    ASSERT_TRUE(c.run_until([&] {
+      return c.in_state(c.b, conn_state::connecting) && c.b.vol->status().applying == 0;
+    }));
+    EXPECT_GE(d.prefix_length(c.b.data->data()), 0) << "round " << round;
+  }
+}
+
+// A planned disconnect of an async primary sends its final flush after the whole queue: the
+// peer has every write durable, nothing is marked, and reconnecting resyncs nothing.
+TEST(mirror_async, a_planned_disconnect_drains_the_queue_first) {
+  cluster c;
+  dp::fault_profile link;
+  link.delay_ns = 2'000'000;  // the writes are still on their way when the disconnect comes
+  setup_async(c, std::nullopt, link, 5);
+  app_driver d(c, c.a, 53);
+  for (uint64_t k = 0; k < 12; ++k)
+    ASSERT_TRUE(d.submit(dm::io_op::write, 40 * k, 4));
+  ASSERT_TRUE(d.drain(1'000'000));
+  ASSERT_GT(c.a.vol->status().async.queued, 0u);
+  ASSERT_EQ(c.a.vol->disconnect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.in_state(c.a, conn_state::standalone); }))
+      << c.a.all_logs();
+  EXPECT_TRUE(c.a.logged("the peer flushed what it acknowledged")) << c.a.all_logs();
+  const auto s = c.a.vol->status();
+  EXPECT_EQ(s.dirty_bits, 0u);
+  EXPECT_EQ(s.counters.marked_dirty, 0u);
+  c.b.data->crash(0.0);  // the secondary's power fails: the flush made them durable
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+}
+
 TEST(mirror_async, options_are_checked) {
   cluster c;
   c.create(c.a);

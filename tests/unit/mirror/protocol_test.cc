@@ -64,11 +64,11 @@ TEST(mirror_protocol, hello_of_another_version_reports_it) {
   auto b = buf();
   hello_msg h = sample_hello();
   const int len = encode_hello(b, h);
-  b[4] = 3;  // version 3
+  b[4] = 4;  // version 4
   message m;
   EXPECT_EQ(decode({b.data(), static_cast<size_t>(len)}, m), decode_status::bad_version);
   EXPECT_EQ(m.type, msg_type::hello);
-  EXPECT_EQ(m.hello.version, 3);
+  EXPECT_EQ(m.hello.version, 4);
   // A future version may be longer: still reported as a version mismatch.
   EXPECT_EQ(decode({b.data(), static_cast<size_t>(len) + 40}, m), decode_status::bad_version);
 }
@@ -86,7 +86,7 @@ TEST(mirror_protocol, hello_field_checks) {
   EXPECT_EQ(with(4 + 40, 2), decode_status::bad_field);  // role
   EXPECT_EQ(with(4 + 41, 4), decode_status::bad_field);  // disk state
   EXPECT_EQ(with(4 + 42, 1), decode_status::bad_reserved);
-  EXPECT_EQ(with(4 + 45, 0x02), decode_status::bad_field);  // unknown hello flag (bit 9)
+  EXPECT_EQ(with(4 + 45, 0x01), decode_status::bad_field);  // unknown hello flag (bit 8)
   EXPECT_EQ(with(4 + 112, 4), decode_status::bad_field);    // split-brain policy
   EXPECT_EQ(with(4 + 113, 1), decode_status::bad_reserved);
   EXPECT_EQ(with(4 + 119, 1), decode_status::bad_reserved);
