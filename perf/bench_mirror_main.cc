@@ -13,6 +13,8 @@
 // lab's directory on disk; a tmpfs directory takes the disk out of the comparison).
 // After the write shapes, a checksum resync of the two (identical) volumes: what it sends per
 // volume byte, against the target of 0.01.
+// Then, on a second pair with mode: async, local writes against async ones for the same shapes
+// ("mode":"async" lines with ratio_to_local; the queue drains before the next shape).
 // Every line carries the machine's CPU use over its run (`cpu_busy`, the busy fraction of all
 // cores, and `cpu_s_per_gib`, busy core-seconds per GiB moved): both replicators share this
 // host's cores, so a sync write costs the host both nodes' work, and these say how much.
@@ -274,6 +276,59 @@ void run_port(const std::string& port) {
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
 }
 
+// Async vs local: a pair with mode: async. The application's writes complete once durable on
+// the primary; the queue (1 GiB) takes what the link does not (a full queue falls back to the
+// bitmap, counted in the line).
+void run_async_port(const std::string& port) {
+  const double seconds = env_double("TANDEM_BENCH_SECONDS", 4);
+  lab::mirror_pair_options o;
+  o.port = port;
+  o.mib = 512;
+  o.volume_extra = "mode: async\n      async: {queue: 1GiB}\n      resync: {rate: 0}";
+  if (const char* d = std::getenv("TANDEM_BENCH_IMAGE_DIR")) o.image_dir = d;
+  lab::mirror_pair m(o);
+  m.bring_up();
+  wait_in_sync(m);
+  const shape shapes[] = {{65536, 32}, {4096, 1}};
+  uint64_t seed = 101;
+  for (const shape& s : shapes) {
+    m.ok(1, {{"cmd", "disconnect"}, {"volume", "db"}});
+    if (!m.wait_for(0, [](const json& v) { return !connected(v); }))
+      throw std::runtime_error("the primary still sees its peer: " + m.volume(0).dump());
+    const json local = write_run(m, s.size, s.qd, seconds, seed++);
+    m.ok(1, {{"cmd", "connect"}, {"volume", "db"}});
+    wait_in_sync(m);
+    const uint64_t fallbacks0 = m.volume(0)["counters"]["async_fallbacks"].get<uint64_t>();
+    const json async = write_run(m, s.size, s.qd, seconds, seed++);
+    const json after = m.volume(0);
+    const double lg = local["gbps"].get<double>();
+    const json line = {
+        {"bench", "mirror"},
+        {"port", port},
+        {"mode", "async"},
+        {"size", s.size},
+        {"qd", s.qd},
+        {"gbps", async["gbps"]},
+        {"p50_us", async["p50_us"]},
+        {"p99_us", async["p99_us"]},
+        {"writes", async["acked"]},
+        {"ratio_to_local", lg > 0 ? async["gbps"].get<double>() / lg : 0.0},
+        {"local_gbps", lg},
+        {"queued_bytes_at_end", after["async"]["queued_bytes"]},
+        {"async_fallbacks", after["counters"]["async_fallbacks"].get<uint64_t>() - fallbacks0},
+        {"cpu_busy", async["cpu_busy"]},
+        {"cpu_s_per_gib", async["cpu_s_per_gib"]}};
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+    if (!m.wait_for(
+            0, [](const json& v) { return v["async"]["queued"].get<uint64_t>() == 0; }, 300s))
+      throw std::runtime_error("the async queue did not drain: " + m.volume(0).dump());
+    wait_in_sync(m);
+  }
+  for (int i = 0; i < 2; ++i)
+    m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
+}
+
 int run() {
   const char* env = std::getenv("TANDEM_BENCH_PORTS");
   std::string ports = env && *env ? env : "memif,af_packet,socket";
@@ -286,6 +341,7 @@ int run() {
     if (port.empty()) continue;
     try {
       run_port(port);
+      run_async_port(port);
     } catch (const std::exception& e) {
       // One port failing does not hide the others' figures; the run still fails.
       std::fprintf(stderr, "bench_mirror: port %s: %s\n", port.c_str(), e.what());
