@@ -399,10 +399,7 @@ int volume::impl::start_request(uint32_t i) {
         ++ctr_.marked_dirty;
       }
     } else if (replicating()) {
-      const uint32_t pages =
-          io.op == io_op::write
-              ? static_cast<uint32_t>((io.length + recv_page_size - 1) / recv_page_size)
-              : 0;
+      const uint32_t pages = io.op == io_op::write ? recv_pages(io.length) : 0;
       const uint64_t bytes = io_len + (io.op == io_op::write ? io.length : 0);
       if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(bytes)) return 0;
       r.pages = pages;
@@ -1054,11 +1051,9 @@ volume_status volume::status() const {
   s.async.queued_bytes = d.aq_bytes_;
   s.async.unsent_bytes = d.aq_unsent_bytes_;
   s.async.queued = d.aq_pending_;
-  for (uint64_t k = d.aq_head_; k < d.aq_tail_; ++k) {
+  if (const uint64_t k = d.aq_first_pending(); k < d.aq_tail_) {
     const aq_entry& e = d.aq_[k % d.aq_.size()];
-    if (e.done) continue;  // the oldest entries are usually done or the one looked for
     s.async.lag_ns = d.now_ > e.queued_ns ? d.now_ - e.queued_ns : 1;
-    break;
   }
   s.app_in_flight = d.app_in_flight_;
   s.peer_in_flight = d.peer_in_flight_;

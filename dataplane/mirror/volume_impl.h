@@ -109,6 +109,25 @@ inline bool is_write_kind(io_op op) noexcept {
   return op == io_op::write || op == io_op::discard || op == io_op::write_zeroes;
 }
 
+// The message that carries an application request to the peer.
+inline msg_type msg_type_of(io_op op) noexcept {
+  switch (op) {
+    case io_op::write:
+      return msg_type::write;
+    case io_op::discard:
+      return msg_type::discard;
+    case io_op::write_zeroes:
+      return msg_type::write_zeroes;
+    default:
+      return msg_type::flush;
+  }
+}
+
+// The peer's 16 KiB receive pages `bytes` of data take.
+inline uint32_t recv_pages(uint64_t bytes) noexcept {
+  return static_cast<uint32_t>((bytes + recv_page_size - 1) / recv_page_size);
+}
+
 // An application request (primary).
 struct app_req {
   io_request io;
@@ -470,6 +489,10 @@ struct volume::impl {
   void drop_verify_chunk(uint32_t c);  // frees an unsent verify chunk and returns its credits
   // A request to the peer answered (or dropped in its session): one slot and `pages` back.
   void return_credit(uint32_t pages);
+  // The peer answered a write-kind request or a flush (sync or queued): an error marks the range
+  // (`what` names it in the log) and restarts the session; a flush makes `epoch` durable there.
+  void peer_answered(bool flush, uint64_t offset, uint64_t length, uint64_t epoch, int status,
+                     const char* what);
   void handle_resync_done(const vm::generation_ids& g);
   void handle_resync_finished(const vm::generation_ids& g);
   void finish_target();

@@ -391,8 +391,7 @@ void volume::impl::begin_resync(sync_action a) {
   rs_tokens_ = 0;
   rs_refill_ns_ = now_;
   rs_checksum_ = ((sent_hello_.flags | peer_hello_.flags) & hf_checksum_resync) != 0;
-  if (rs_checksum_ && rs_source_ &&
-      peer_hello_.recv_pages < (opt_.resync_chunk + recv_page_size - 1) / recv_page_size + 1) {
+  if (rs_checksum_ && rs_source_ && peer_hello_.recv_pages < recv_pages(opt_.resync_chunk) + 1) {
     rs_checksum_ = false;  // a digest request needs one page more than the chunk
     log("checksum resync off: the peer's receive pages do not hold a chunk and its digests");
   }
@@ -538,9 +537,7 @@ int volume::impl::pump_control() {
 int volume::impl::send_write(uint32_t i) {
   app_req& r = app_[i];
   const io_request& io = r.io;
-  const msg_type type = io.op == io_op::write     ? msg_type::write
-                        : io.op == io_op::discard ? msg_type::discard
-                                                  : msg_type::write_zeroes;
+  const msg_type type = msg_type_of(io.op);
   const uint64_t seq = (++seq_counter_ << seq_index_bits) | i;
   const int rc =
       send_io(type, seq, io.offset, io.length, (io.flags & io_fua) != 0,
@@ -646,10 +643,7 @@ int volume::impl::aq_push(uint32_t i) {
   const uint32_t slot = static_cast<uint32_t>(aq_tail_ % aq_.size());
   aq_entry& e = aq_[slot];
   e = aq_entry{};
-  e.kind = io.op == io_op::write          ? msg_type::write
-           : io.op == io_op::discard      ? msg_type::discard
-           : io.op == io_op::write_zeroes ? msg_type::write_zeroes
-                                          : msg_type::flush;
+  e.kind = msg_type_of(io.op);
   e.fua = (io.flags & io_fua) != 0;
   e.offset = io.offset;
   e.length = io.length;
@@ -718,8 +712,7 @@ int volume::impl::pump_async() {
       if (send_flush(e.seq, e.epoch, slot) < 0) break;
     } else {
       const bool data = e.kind == msg_type::write;
-      const uint32_t pages =
-          data ? static_cast<uint32_t>((e.length + recv_page_size - 1) / recv_page_size) : 0;
+      const uint32_t pages = data ? recv_pages(e.length) : 0;
       if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(io_len + e.wire)) break;
       const uint64_t seq = (++seq_counter_ << seq_index_bits) | slot;
       const int rc = send_io(e.kind, seq, e.offset, e.length, e.fua, aq_mem_.get() + e.data, e.wire,
@@ -749,16 +742,8 @@ void volume::impl::aq_acked(uint32_t slot, const ack_msg& a) {
   aq_bytes_ -= e.wire;
   return_credit(e.pages);
   e.pages = 0;
-  ++ctr_.acks;
-  if (a.status < 0) {
-    ++ctr_.peer_errors;
-    log("the peer failed a queued " + std::string(to_string(e.kind)) + ": " +
-        std::strerror(-a.status) + "; the range is marked for resync and the session restarts");
-    if (e.kind != msg_type::flush) mark_out_of_sync(e.offset, e.length);
-    restart_pending_ = true;
-  } else if (e.kind == msg_type::flush) {
-    peer_durable_epoch_ = std::max(peer_durable_epoch_, e.epoch);
-  }
+  peer_answered(e.kind == msg_type::flush, e.offset, e.length, e.epoch, a.status,
+                e.kind == msg_type::flush ? "queued flush" : "queued write");
   if (e.al_held) {
     meta_.al().complete_write(e.offset, e.length);
     e.al_held = false;
@@ -845,21 +830,26 @@ void volume::impl::handle_ack(const ack_msg& a) {
   }
   app_req& r = app_[idx];
   r.remote_pending = false;
-  ++peer_slots_;
-  peer_pages_ += r.pages;
+  return_credit(r.pages);
   r.pages = 0;
-  --peer_in_flight_;
-  ++ctr_.acks;
-  if (a.status < 0) {
-    ++ctr_.peer_errors;
-    log("the peer failed a " + std::string(r.io.op == io_op::flush ? "flush" : "write") + ": " +
-        std::strerror(-a.status) + "; the range is marked for resync and the session restarts");
-    if (is_write_kind(r.io.op)) mark_out_of_sync(r.io.offset, r.io.length);
-    restart_pending_ = true;
-  } else if (r.io.op == io_op::flush) {
-    peer_durable_epoch_ = std::max(peer_durable_epoch_, r.flush_epoch);
-  }
+  const bool flush = r.io.op == io_op::flush;
+  peer_answered(flush, r.io.offset, r.io.length, r.flush_epoch, a.status,
+                flush ? "flush" : "write");
   try_complete(idx);
+}
+
+void volume::impl::peer_answered(bool flush, uint64_t offset, uint64_t length, uint64_t epoch,
+                                 int status, const char* what) {
+  ++ctr_.acks;
+  if (status < 0) {
+    ++ctr_.peer_errors;
+    log(std::string("the peer failed a ") + what + ": " + std::strerror(-status) +
+        "; the range is marked for resync and the session restarts");
+    if (!flush) mark_out_of_sync(offset, length);
+    restart_pending_ = true;
+  } else if (flush) {
+    peer_durable_epoch_ = std::max(peer_durable_epoch_, epoch);
+  }
 }
 
 void volume::impl::on_release(uint64_t cookie, bool acked) {
@@ -922,8 +912,7 @@ void volume::impl::handle_io(const message& m) {
     protocol_error("the peer exceeded its request credit");
     return;
   }
-  const uint32_t pages =
-      data ? static_cast<uint32_t>((m.io.length + recv_page_size - 1) / recv_page_size) : 0;
+  const uint32_t pages = data ? recv_pages(m.io.length) : 0;
   if (page_free_.size() < pages) {
     protocol_error("the peer exceeded its data credit");
     return;
@@ -1011,7 +1000,7 @@ void volume::impl::handle_digest(const digest_msg& m) {
     protocol_error("the peer exceeded its request credit");
     return;
   }
-  const auto pages = static_cast<uint32_t>((m.length + recv_page_size - 1) / recv_page_size) + 1;
+  const auto pages = recv_pages(m.length) + 1;
   if (page_free_.size() < pages) {
     protocol_error("the peer exceeded its data credit");
     return;
@@ -1509,8 +1498,7 @@ int volume::impl::pump_resync() {
     }
     if (app_write_in_progress(run.offset, run.length)) break;  // read it once the write landed
     // A digest request holds the chunk's pages on the target (its read) and one for the digests.
-    const auto pages = static_cast<uint32_t>((run.length + recv_page_size - 1) / recv_page_size) +
-                       (rs_checksum_ ? 1 : 0);
+    const auto pages = recv_pages(run.length) + (rs_checksum_ ? 1 : 0);
     if (peer_slots_ == 0 || peer_pages_ < pages) break;
     rs_chunk& k = rs_[c];
     const be::request q = be::request::read(run.offset, k.buf, run.length, make_cookie(ck::rs, c));
@@ -1697,7 +1685,7 @@ int volume::impl::send_parts(uint32_t c) {
       ++e;
     const uint64_t off = uint64_t{b} * digest_block;
     const uint64_t len = std::min<uint64_t>(uint64_t{e} * digest_block, k.length) - off;
-    const auto pages = static_cast<uint32_t>((len + recv_page_size - 1) / recv_page_size);
+    const auto pages = recv_pages(len);
     if (peer_slots_ == 0 || peer_pages_ < pages || !room_for(io_len + len) ||
         k.parts_sent == max_chunk_parts) {
       break;
@@ -1734,7 +1722,7 @@ void volume::impl::part_acked(uint32_t c, uint32_t part, const ack_msg& a) {
   rs_chunk& k = rs_[c];
   const uint32_t len = k.part_len[part];
   k.part_seq[part] = 0;  // acked: a second ack for it is a protocol error
-  return_credit((len + recv_page_size - 1) / recv_page_size);
+  return_credit(recv_pages(len));
   if (a.status < 0) {
     ++ctr_.peer_errors;
     abort_resync("the sync target failed to write a part of offset " + std::to_string(k.offset) +
@@ -1790,7 +1778,7 @@ int volume::impl::pump_verify() {
     const uint64_t fit = uint64_t{peer_hello_.recv_pages - 1} * recv_page_size;
     const uint64_t len = std::min<uint64_t>({opt_.resync_chunk, fit, size_ - vf_cursor_});
     if (app_write_in_progress(vf_cursor_, len)) break;  // read it once the write landed
-    const auto pages = static_cast<uint32_t>((len + recv_page_size - 1) / recv_page_size) + 1;
+    const auto pages = recv_pages(len) + 1;
     if (peer_slots_ == 0 || peer_pages_ < pages) break;
     rs_chunk& k = rs_[c];
     const be::request q = be::request::read(vf_cursor_, k.buf, len, make_cookie(ck::rs, c));
