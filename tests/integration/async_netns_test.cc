@@ -29,10 +29,6 @@ using namespace std::chrono_literals;
 using test::cli_result;
 using test::tandemctl;
 
-uint64_t counter(const json& v, const char* name) {
-  return v["counters"][name].get<uint64_t>();
-}
-
 bool workload_done(const json& v) {
   return v.contains("workload") && !v["workload"]["running"].get<bool>();
 }
@@ -90,8 +86,8 @@ TEST(async_netns, writes_outrun_a_slow_link_then_the_replicas_converge) {
   ASSERT_TRUE(m.wait_for(0, queue_empty, 60s)) << m.volume(0).dump();
   ASSERT_TRUE(m.wait_for(0, mirror_pair::in_sync, 60s)) << m.volume(0).dump();
   v0 = m.volume(0);
-  EXPECT_EQ(counter(v0, "async_fallbacks"), 0u) << v0.dump();
-  EXPECT_GE(counter(v0, "async_queued"), 1000u) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(v0, "async_fallbacks"), 0u) << v0.dump();
+  EXPECT_GE(mirror_pair::counter(v0, "async_queued"), 1000u) << v0.dump();
   EXPECT_EQ(v0["async"]["lag_ms"], 0u);
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
@@ -120,13 +116,14 @@ TEST(async_netns, a_queue_too_small_for_the_burst_falls_back_to_a_resync) {
            {"log", log}});
   ASSERT_TRUE(m.wait_for(0, workload_done, 60s)) << m.volume(0).dump();
   json v0 = m.volume(0);
-  EXPECT_GE(counter(v0, "async_fallbacks"), 1u) << v0.dump();
+  EXPECT_GE(mirror_pair::counter(v0, "async_fallbacks"), 1u) << v0.dump();
   ASSERT_TRUE(m.wait_for(
       0, [](const json& v) { return mirror_pair::in_sync(v) && queue_empty(v); }, 90s))
       << m.volume(0).dump();
   ASSERT_TRUE(m.wait_for(1, mirror_pair::in_sync, 30s)) << m.volume(1).dump();
   v0 = m.volume(0);
-  EXPECT_GT(counter(v0, "resync_bytes_sent"), m.volume_bytes()) << v0.dump();  // and a resync
+  EXPECT_GT(mirror_pair::counter(v0, "resync_bytes_sent"), m.volume_bytes())
+      << v0.dump();  // and a resync
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
   EXPECT_TRUE(read_file(m.image(0)) == read_file(m.image(1))) << "the images differ";
@@ -162,11 +159,7 @@ TEST(async_netns, crash_campaign_the_secondary_holds_a_prefix_of_the_writes) {
              {"log", log}});
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + (r >> 20) % 600));
     m.kill9(0);
-    // The failover: the secondary lets go of the dead peer and takes over.
-    m.ok(1, {{"cmd", "disconnect"}, {"volume", "db"}});
-    m.ok(1, {{"cmd", "promote"}, {"volume", "db"}});
-    m.ok(1, {{"cmd", "detach"}, {"volume", "db"}});
-    m.replicator(1).stop();
+    m.take_over_and_stop(1);  // the failover
     const auto p = dp::app::verify_prefix(m.image(1), log);
     EXPECT_GT(p.acked_writes, 0u);
     EXPECT_GE(p.prefix, 0) << p.first_problem;

@@ -69,10 +69,6 @@ std::string file_digest(const std::string& path) {
   return hex;
 }
 
-uint64_t counter(const json& v, const char* name) {
-  return v["counters"][name].get<uint64_t>();
-}
-
 TEST(checksum_resync_netns, identical_volumes_then_scattered_differences) {
   mirror_pair_options o;
   o.mib = 1024;
@@ -98,9 +94,9 @@ TEST(checksum_resync_netns, identical_volumes_then_scattered_differences) {
   ASSERT_TRUE(m.wait_for(1, synced, 300s)) << m.volume(1).dump();
   ASSERT_TRUE(m.wait_for(0, synced, 60s)) << m.volume(0).dump();
   json v0 = m.volume(0);
-  EXPECT_EQ(counter(v0, "resync_bytes_sent"), 0u) << v0.dump();
-  EXPECT_EQ(counter(v0, "resync_bytes_same"), size) << v0.dump();
-  EXPECT_EQ(counter(m.volume(1), "resync_bytes_same"), size);
+  EXPECT_EQ(mirror_pair::counter(v0, "resync_bytes_sent"), 0u) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(v0, "resync_bytes_same"), size) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(m.volume(1), "resync_bytes_same"), size);
   const uint64_t wire = v0["transport"]["sent_bytes"].get<uint64_t>();
   EXPECT_LT(static_cast<double>(wire), 0.01 * static_cast<double>(size)) << wire;
   RecordProperty("identical_bytes_sent_per_volume_byte",
@@ -119,25 +115,26 @@ TEST(checksum_resync_netns, identical_volumes_then_scattered_differences) {
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(m.wait_for(0, synced, 60s)) << m.volume(0).dump();
   v0 = m.volume(0);
-  const uint64_t sent0 = counter(v0, "resync_bytes_sent");
-  const uint64_t same0 = counter(v0, "resync_bytes_same");
+  const uint64_t sent0 = mirror_pair::counter(v0, "resync_bytes_sent");
+  const uint64_t same0 = mirror_pair::counter(v0, "resync_bytes_same");
 
   r = tandemctl({"mirror", "resync", "db", "--full", "--checksum", "-r", m.sock(0)});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "volume db: resync requested\n");
   // Wait until the new resync started (or already ended) before waiting for the pair in sync.
-  const uint64_t done0 = counter(v0, "resyncs_completed");
+  const uint64_t done0 = mirror_pair::counter(v0, "resyncs_completed");
   ASSERT_TRUE(m.wait_for(
       0,
       [&](const json& v) {
-        return v["connection"] == "sync_source" || counter(v, "resyncs_completed") > done0;
+        return v["connection"] == "sync_source" ||
+               mirror_pair::counter(v, "resyncs_completed") > done0;
       },
       60s, 2ms));
   ASSERT_TRUE(m.wait_for(1, synced, 300s)) << m.volume(1).dump();
   ASSERT_TRUE(m.wait_for(0, synced, 60s)) << m.volume(0).dump();
   v0 = m.volume(0);
-  EXPECT_EQ(counter(v0, "resync_bytes_sent") - sent0, 340 * block) << v0.dump();
-  EXPECT_EQ(counter(v0, "resync_bytes_same") - same0, size - 340 * block) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(v0, "resync_bytes_sent") - sent0, 340 * block) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(v0, "resync_bytes_same") - same0, size - 340 * block) << v0.dump();
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
   EXPECT_EQ(file_digest(m.image(0)), file_digest(m.image(1)));
@@ -177,20 +174,20 @@ TEST(checksum_resync_netns, verify_finds_corruption_and_repairs_it_on_request) {
   EXPECT_NE(r.out.find("25 blocks differ, done"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("differs at 20480 (4096 bytes)"), std::string::npos) << r.out;
 
-  const uint64_t sent0 = counter(v0, "resync_bytes_sent");
-  const uint64_t runs0 = counter(v0, "verifies_completed");
+  const uint64_t sent0 = mirror_pair::counter(v0, "resync_bytes_sent");
+  const uint64_t runs0 = mirror_pair::counter(v0, "verifies_completed");
   r = tandemctl({"mirror", "verify", "db", "--repair", "-r", m.sock(0)});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_TRUE(m.wait_for(
       0,
       [&](const json& v) {
-        return counter(v, "verifies_completed") > runs0 && mirror_pair::in_sync(v) &&
-               counter(v, "resync_bytes_sent") > sent0;
+        return mirror_pair::counter(v, "verifies_completed") > runs0 && mirror_pair::in_sync(v) &&
+               mirror_pair::counter(v, "resync_bytes_sent") > sent0;
       },
       120s))
       << m.volume(0).dump();
   ASSERT_TRUE(m.wait_for(1, synced, 60s)) << m.volume(1).dump();
-  EXPECT_EQ(counter(m.volume(0), "resync_bytes_sent") - sent0, 25 * block);
+  EXPECT_EQ(mirror_pair::counter(m.volume(0), "resync_bytes_sent") - sent0, 25 * block);
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
   EXPECT_EQ(file_digest(m.image(0)), file_digest(m.image(1)));
@@ -207,9 +204,9 @@ TEST(checksum_resync_netns, compressed_full_sync) {
   ASSERT_TRUE(m.wait_for(1, mirror_pair::in_sync, 60s)) << m.volume(1).dump();
   const json v0 = m.volume(0);
   const uint64_t size = m.volume_bytes();
-  EXPECT_EQ(counter(v0, "resync_bytes_sent"), size) << v0.dump();
-  EXPECT_EQ(counter(v0, "resync_compressed_bytes"), size) << v0.dump();
-  EXPECT_LT(counter(v0, "resync_compressed_wire_bytes"), size / 100) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(v0, "resync_bytes_sent"), size) << v0.dump();
+  EXPECT_EQ(mirror_pair::counter(v0, "resync_compressed_bytes"), size) << v0.dump();
+  EXPECT_LT(mirror_pair::counter(v0, "resync_compressed_wire_bytes"), size / 100) << v0.dump();
   for (int i = 0; i < 2; ++i)
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
   EXPECT_EQ(file_digest(m.image(0)), file_digest(m.image(1)));

@@ -61,11 +61,7 @@ TEST(replicator_netns, crash_campaign_loses_no_acknowledged_write) {
              {"log", log}});
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + (r >> 20) % 700));
     m.kill9(0);
-    // The failover: the secondary lets go of the dead peer and takes over.
-    m.ok(1, {{"cmd", "disconnect"}, {"volume", "db"}});
-    m.ok(1, {{"cmd", "promote"}, {"volume", "db"}});
-    m.ok(1, {{"cmd", "detach"}, {"volume", "db"}});
-    m.replicator(1).stop();
+    m.take_over_and_stop(1);  // the failover
     const auto v = dp::app::verify_workload(m.image(1), log);
     EXPECT_GT(v.acked_writes, 0u);
     EXPECT_EQ(v.missing, 0u) << v.first_problem;

@@ -126,4 +126,11 @@ void mirror_pair::kill9(int i) {
   rep_[i]->wait(10s);
 }
 
+void mirror_pair::take_over_and_stop(int i) {
+  ok(i, {{"cmd", "disconnect"}, {"volume", "db"}});
+  ok(i, {{"cmd", "promote"}, {"volume", "db"}});
+  ok(i, {{"cmd", "detach"}, {"volume", "db"}});
+  rep_[i]->stop();
+}
+
 }  // namespace tandem::lab

@@ -63,6 +63,10 @@ class mirror_pair {
   bool wait_for(int i, const std::function<bool(const json&)>& pred,
                 std::chrono::milliseconds limit = std::chrono::seconds(20),
                 std::chrono::milliseconds interval = std::chrono::milliseconds(20));
+  // A counter of a volume status (status["counters"][name]).
+  static uint64_t counter(const json& v, const char* name) {
+    return v["counters"][name].get<uint64_t>();
+  }
   // A volume status that is connected, UpToDate and has nothing left to resync.
   static bool in_sync(const json& v) {
     return v["connection"] == "connected" && v["disk"] == "up_to_date" && v["dirty_bytes"] == 0;
@@ -70,6 +74,9 @@ class mirror_pair {
   // Both replicators up on fresh disks, volumes created and attached, node1 primary, in sync.
   void bring_up();
   void kill9(int i);
+  // The failover after the other node died: node i lets go of the dead peer, is promoted, shuts
+  // its volume down cleanly and its replicator stops, so that its image can be read.
+  void take_over_and_stop(int i);
 
  private:
   lab l_;
