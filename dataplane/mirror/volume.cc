@@ -82,6 +82,18 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
     if (opt.async_queue_bytes < 2 * max_io_bytes || opt.async_queue_bytes > (uint64_t{1} << 40)) {
       bad("async_queue_bytes must be 2 MiB..1 TiB");
     }
+    if (const be::backend* h = opt.async_history) {
+      const be::geometry& hg = h->geom();
+      if (4096 % hg.block_size != 0 || hg.mem_align > 4096) {
+        bad("async_history (" + h->name() + ") cannot hold 4 KiB blocks");
+      }
+      if (hg.size < 2 * max_io_bytes) {
+        bad("async_history (" + h->name() + ") has " + std::to_string(hg.size) +
+            " bytes, at least 2 MiB are needed");
+      }
+    }
+  } else if (opt.async_history != nullptr) {
+    bad("async_history is for async mode");
   }
   const vm::volume_identity& id = meta.identity();
   size_ = id.volume_size;
@@ -163,6 +175,12 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
     aq_.resize(opt.async_queue_entries);
     aq_cap_ = opt.async_queue_bytes / 4096 * 4096;
     aq_mem_ = alloc_aligned(aq_cap_, 4096);
+    if (opt.async_history != nullptr) {
+      hist_ = opt.async_history;
+      hist_cap_ = hist_->geom().size / 4096 * 4096;
+      hb_cap_ = 4 * max_io_bytes;
+      hb_mem_ = alloc_aligned(hb_cap_, 4096);
+    }
   }
 
   ext_epoch_.assign(meta.layout().al_extents, 0);
@@ -177,7 +195,7 @@ volume::impl::~impl() {
   // backends: their requests point into the engine's buffers.
   conn_.reset();
   be::completion c[64];
-  for (be::backend* b : {&data_, opt_.meta_io}) {
+  for (be::backend* b : {&data_, opt_.meta_io, opt_.async_history}) {
     if (b == nullptr) continue;
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (b->in_flight() > 0 && std::chrono::steady_clock::now() < end) {
@@ -394,7 +412,9 @@ int volume::impl::start_request(uint32_t i) {
     if (state_ == conn_state::handshake) return 0;  // the peer decides in one round trip
     if (async() && replicating()) {
       // Into the queue (its turn came above); the peer receives it later (pump_async).
-      if (aq_push(i) == 0) {
+      const int rc = aq_push(i);
+      if (rc == -EAGAIN) return 0;  // the history's writes first
+      if (rc == 0) {
         mark_out_of_sync(io.offset, io.length);
         ++ctr_.marked_dirty;
       }
@@ -659,6 +679,7 @@ int volume::impl::reap_backends() {
           break;
         case ck::meta:
         case ck::aq:  // transport references only
+        case ck::hist:
           break;
       }
     }
@@ -669,6 +690,15 @@ int volume::impl::reap_backends() {
     for (int k = 0; k < n; ++k)
       on_meta_completion(c[k].result);
     if (n > 0) work += n;
+  }
+  if (hist_ != nullptr) {
+    for (;;) {
+      const int n = hist_->poll(c);
+      for (int k = 0; k < n; ++k)
+        on_hist_completion(cookie_index(c[k].cookie), c[k].result);
+      if (n > 0) work += n;
+      if (n < 64) break;
+    }
   }
   return work;
 }
@@ -717,7 +747,10 @@ int volume::impl::poll(uint64_t now) {
   }
   work += pump_al();
   work += pump_app();
-  if (async()) work += pump_async();
+  if (async()) {
+    if (hist_ != nullptr) work += aq_load();
+    work += pump_async();
+  }
   work += pump_rx();
   work += flush_acks();
   work += pump_control();
@@ -1051,6 +1084,8 @@ volume_status volume::status() const {
   s.async.queued_bytes = d.aq_bytes_;
   s.async.unsent_bytes = d.aq_unsent_bytes_;
   s.async.queued = d.aq_pending_;
+  s.async.history_bytes = d.hist_bytes_;
+  s.async.history_capacity_bytes = d.hist_cap_;
   if (const uint64_t k = d.aq_first_pending(); k < d.aq_tail_) {
     const aq_entry& e = d.aq_[k % d.aq_.size()];
     s.async.lag_ns = d.now_ > e.queued_ns ? d.now_ - e.queued_ns : 1;

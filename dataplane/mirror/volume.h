@@ -102,6 +102,16 @@ struct volume_options {
   replication_mode mode = replication_mode::sync;
   uint64_t async_queue_bytes = 32u << 20;
   unsigned async_queue_entries = 16384;
+  // Async mode: a history file between the queue's memory and the bitmap (a DR link slower than
+  // the application for minutes). A write whose data finds the memory full goes to this backend
+  // instead (copied, or compressed, into a 4 MiB bounce buffer and written from there), and so
+  // does every later one until the history is read back: in order, into the memory as it frees.
+  // Only when the history is full too does the engine fall back to the bitmap. Its whole size
+  // is used (at least 2 MiB, 4 KiB blocks). It is scratch space, not a journal: after a crash
+  // the activity log covers the queued writes, as for those in memory. Queued writes need
+  // entries too: size async_queue_entries for the history (about one per 8 KiB of it).
+  // nullptr: no history.
+  backend::backend* async_history = nullptr;
   // Resync: chunks of up to resync_chunk bytes (a multiple of the bitmap granularity, at most
   // max_io_bytes), resync_window of them in flight.
   uint32_t resync_chunk = 256u << 10;
@@ -188,6 +198,9 @@ struct volume_counters {
   uint64_t async_compressed = 0;
   uint64_t async_compressed_bytes = 0;
   uint64_t async_compressed_wire_bytes = 0;
+  // Queued writes that went through the history file, and the bytes written there.
+  uint64_t async_spilled = 0;
+  uint64_t async_spilled_bytes = 0;
   uint64_t al_commits = 0;  // activity-log transactions written
   uint64_t al_waits = 0;    // writes that waited for one
   uint64_t bitmap_flushes = 0;
@@ -248,6 +261,8 @@ struct volume_status {
     uint64_t unsent_bytes = 0;    // of which not yet sent
     uint64_t capacity_bytes = 0;  // async_queue_bytes
     uint64_t lag_ns = 0;          // age of the oldest write the peer has not acknowledged
+    uint64_t history_bytes = 0;   // queued writes' data in the history file, not read back
+    uint64_t history_capacity_bytes = 0;  // the history file's size; 0: no history
   } async;
   // Queues.
   unsigned app_in_flight = 0;   // accepted, not completed

@@ -25,7 +25,7 @@ namespace be = tandem::dp::backend;
 inline constexpr uint32_t npos = UINT32_MAX;
 
 // Backend and transport cookies: kind in the top byte, an index below.
-enum class ck : uint8_t { app = 1, rx = 2, rs = 3, flush = 4, meta = 5, aq = 6 };
+enum class ck : uint8_t { app = 1, rx = 2, rs = 3, flush = 4, meta = 5, aq = 6, hist = 7 };
 constexpr uint64_t make_cookie(ck k, uint64_t idx) noexcept {
   return (static_cast<uint64_t>(k) << 56) | idx;
 }
@@ -186,6 +186,17 @@ struct aq_entry {
   uint64_t epoch = 0;  // flush: the epoch it closes
   uint64_t queued_ns = 0;
   uint32_t pages = 0;  // peer pages it holds while sent
+  // History (async_history). A write that went to the history file (hlen > 0: its bytes there,
+  // whole 4 KiB blocks) is in the byte ring only once read back (in_ring, then loaded).
+  bool in_ring = true;   // holds byte-ring space up to `end`
+  bool loaded = true;    // its data is in the byte ring: it can be sent
+  bool hist_io = false;  // a history write or read of its data is in flight
+  bool bounce = false;   // holds bounce space until its history write completes
+  bool written = false;  // the history file holds its data
+  uint32_t hlen = 0;
+  uint64_t hdata = 0;  // its offset in the history file
+  uint64_t hend = 0;   // the history's write position after it
+  uint64_t bend = 0;   // the bounce ring's write position after it
 };
 
 // Checksum resync: a chunk is at most max_io_bytes, so at most this many digest blocks, and at
@@ -339,6 +350,21 @@ struct volume::impl {
   bool aq_overflowed_ = false;    // fell back to the bitmap; the session restarts
   uint64_t aq_al_wait_ns_ = 0;    // since when the next write waits for activity-log slots
   uint64_t rs_aq_mark_ = 0;       // the queue's tail when the last resync chunk was read
+  // History (async_history): byte rings over the history file [hist_rd_, hist_wr_) and over the
+  // bounce buffer its writes come from [hb_rd_, hb_wr_). Entries from aq_load_ on are not in
+  // the byte ring yet; new writes join them there until the history is read back. Bounce space
+  // is released in entry order from aq_hbfree_.
+  backend::backend* hist_ = nullptr;
+  uint64_t hist_cap_ = 0;
+  uint64_t hist_rd_ = 0;
+  uint64_t hist_wr_ = 0;
+  aligned_buf hb_mem_;
+  uint64_t hb_cap_ = 0;
+  uint64_t hb_rd_ = 0;
+  uint64_t hb_wr_ = 0;
+  uint64_t aq_load_ = 0;
+  uint64_t aq_hbfree_ = 0;
+  uint64_t hist_bytes_ = 0;  // spilled data not yet read back (status: history_bytes)
 
   // ---- Secondary path -------------------------------------------------------------------
   std::vector<rx_req> rx_;
@@ -519,8 +545,16 @@ struct volume::impl {
   bool async() const noexcept { return opt_.mode == replication_mode::async; }
   // Request i is the oldest write-kind request (or a flush after all of them) not yet queued.
   bool aq_turn(uint32_t i) const;
-  // Request i's peer part into the queue: 1 queued, 0 full (fell back to the bitmap).
+  // Request i's peer part into the queue: 1 queued; 0 the queue (and history) is full, the
+  // caller marks the write; -EAGAIN the history's bounce buffer or queue is full, the write
+  // waits for the history's writes to complete.
   int aq_push(uint32_t i);
+  // A full queue: falls back to the bitmap (not during a resync). Returns 0.
+  int aq_full();
+  // Reads spilled writes back into the byte ring, in order, as it has room.
+  int aq_load();
+  void on_hist_completion(uint32_t slot, int64_t result);
+  void aq_free_bounce();
   // Falls back to the bitmap (once per session): the session restarts and abandons the queue.
   void aq_overflow(const char* why);
   // The next write to queue found every activity-log slot busy while queued writes hold some:

@@ -628,17 +628,54 @@ bool volume::impl::aq_turn(uint32_t i) const {
   return true;
 }
 
+namespace {
+
+constexpr uint64_t no_room = UINT64_MAX;
+
+// Reserves `len` contiguous bytes of a byte ring of `cap` bytes whose read and write positions
+// (absolute) are `rd` and `wr`, starting on a multiple of `align`; a reservation that would wrap
+// starts at the ring's beginning instead. The absolute start, or no_room.
+uint64_t ring_reserve(uint64_t rd, uint64_t wr, uint64_t cap, uint64_t len, uint64_t align = 1) {
+  uint64_t start = (wr + align - 1) / align * align;
+  if (len > 0 && start % cap + len > cap) start += cap - start % cap;
+  return start + len - rd > cap ? no_room : start;
+}
+
+constexpr uint64_t hist_block = 4096;
+
+uint64_t hist_round(uint64_t n) {
+  return (n + hist_block - 1) / hist_block * hist_block;
+}
+
+}  // namespace
+
+int volume::impl::aq_full() {
+  // During a resync the peer is Inconsistent anyway: the write is marked (the caller does)
+  // and the resync's next pass sends it; restarting would only throw the resync's chunks in
+  // flight away. Otherwise the session restarts into a resync.
+  if (state_ != conn_state::sync_source) {
+    aq_overflow(hist_ ? "async queue and history full" : "async queue full");
+  }
+  return 0;
+}
+
 int volume::impl::aq_push(uint32_t i) {
   const io_request& io = app_[i].io;
   const uint64_t len = io.op == io_op::write ? io.length : 0;
-  uint64_t start = aq_wr_;
-  if (len > 0 && start % aq_cap_ + len > aq_cap_) start += aq_cap_ - start % aq_cap_;
-  if (aq_overflowed_ || aq_tail_ - aq_head_ >= aq_.size() || start + len - aq_rd_ > aq_cap_) {
-    // During a resync the peer is Inconsistent anyway: the write is marked (the caller does)
-    // and the resync's next pass sends it; restarting would only throw the resync's chunks in
-    // flight away. Otherwise the session restarts into a resync.
-    if (state_ != conn_state::sync_source) aq_overflow("async queue full");
-    return 0;
+  if (aq_overflowed_ || aq_tail_ - aq_head_ >= aq_.size()) return aq_full();
+  // The byte ring while nothing waits in the history (the queue stays in order there), else
+  // the history file through the bounce buffer.
+  uint64_t start = aq_load_ == aq_tail_ ? ring_reserve(aq_rd_, aq_wr_, aq_cap_, len) : no_room;
+  const bool spill = start == no_room;
+  uint64_t hstart = 0;
+  if (spill) {
+    if (hist_ == nullptr) return aq_full();
+    if (len > 0) {
+      hstart = ring_reserve(hist_rd_, hist_wr_, hist_cap_, hist_round(len));
+      if (hstart == no_room) return aq_full();
+      start = ring_reserve(hb_rd_, hb_wr_, hb_cap_, hist_round(len));
+      if (start == no_room || hist_->in_flight() >= hist_->queue_depth()) return -EAGAIN;
+    }
   }
   const uint32_t slot = static_cast<uint32_t>(aq_tail_ % aq_.size());
   aq_entry& e = aq_[slot];
@@ -647,31 +684,54 @@ int volume::impl::aq_push(uint32_t i) {
   e.fua = (io.flags & io_fua) != 0;
   e.offset = io.offset;
   e.length = io.length;
-  e.data = start % aq_cap_;
   e.queued_ns = now_;
   e.wire = len;
+  uint8_t* dst = nullptr;
   if (len > 0) {
-    // Compressed straight into the ring when it shrinks (the slot was reserved at full size;
-    // what compression saves is given back at once).
+    // Compressed straight into its place when it shrinks (reserved at full size; what
+    // compression saves is given back at once).
+    dst = spill ? hb_mem_.get() + start % hb_cap_ : aq_mem_.get() + start % aq_cap_;
     const auto* src = static_cast<const uint8_t*>(io.buf);
-    const size_t z = zcomp_ ? zcomp_->compress({src, len}, {aq_mem_.get() + e.data, len}) : 0;
+    const size_t z = zcomp_ ? zcomp_->compress({src, len}, {dst, len}) : 0;
     if (z != 0) {
       e.wire = z;
       ++ctr_.async_compressed;
       ctr_.async_compressed_bytes += len;
       ctr_.async_compressed_wire_bytes += z;
     } else {
-      std::memcpy(aq_mem_.get() + e.data, src, len);
+      std::memcpy(dst, src, len);
     }
   }
-  e.end = start + e.wire;
+  if (!spill) {
+    e.data = start % aq_cap_;
+    e.end = start + e.wire;
+    aq_wr_ = e.end;
+    aq_load_ = aq_tail_ + 1;
+  } else {
+    e.in_ring = false;
+    if (len > 0) {
+      e.loaded = false;
+      e.hlen = static_cast<uint32_t>(hist_round(e.wire));
+      e.hdata = hstart % hist_cap_;
+      e.hend = hstart + e.hlen;
+      e.bend = start + e.hlen;
+      const be::request q = be::request::write(e.hdata, dst, e.hlen, make_cookie(ck::hist, slot));
+      if (hist_->submit({&q, 1}) != 1) return -EAGAIN;  // nothing taken: the write retries
+      hist_wr_ = e.hend;
+      hb_wr_ = e.bend;
+      e.bounce = true;
+      e.hist_io = true;
+      hist_bytes_ += e.hlen;
+      ++ctr_.async_spilled;
+      ctr_.async_spilled_bytes += e.hlen;
+    }
+  }
   if (e.kind != msg_type::flush) {
     // The extents stay in the activity log until the peer has the write: a crash here before
     // that replays them, and the resync covers what the peer never got. They are hot now (the
     // request holds them), so this only counts references.
     e.al_held = meta_.al().note_write(io.offset, io.length) >= 0;
   }
-  aq_wr_ = e.end;
   ++aq_tail_;
   ++aq_pending_;
   aq_bytes_ += e.wire;
@@ -679,6 +739,64 @@ int volume::impl::aq_push(uint32_t i) {
   ++ctr_.async_queued;
   ctr_.async_queued_bytes += len;
   return 1;
+}
+
+int volume::impl::aq_load() {
+  int work = 0;
+  while (aq_load_ < aq_tail_ && !aq_overflowed_) {
+    const auto slot = static_cast<uint32_t>(aq_load_ % aq_.size());
+    aq_entry& e = aq_[slot];
+    if (e.hlen > 0) {
+      if (!e.written || hist_->in_flight() >= hist_->queue_depth()) break;
+      const uint64_t start = ring_reserve(aq_rd_, aq_wr_, aq_cap_, e.hlen, hist_block);
+      if (start == no_room) break;
+      const be::request q = be::request::read(e.hdata, aq_mem_.get() + start % aq_cap_, e.hlen,
+                                              make_cookie(ck::hist, slot));
+      if (hist_->submit({&q, 1}) != 1) break;
+      e.data = start % aq_cap_;
+      e.end = start + e.hlen;
+      aq_wr_ = e.end;
+      e.in_ring = true;
+      e.hist_io = true;
+      hist_bytes_ -= e.hlen;
+      ++work;
+    }
+    ++aq_load_;
+  }
+  return work;
+}
+
+void volume::impl::on_hist_completion(uint32_t slot, int64_t result) {
+  if (slot >= aq_.size() || !aq_[slot].hist_io) return;
+  aq_entry& e = aq_[slot];
+  e.hist_io = false;
+  const bool write = e.bounce;
+  if (write) {
+    e.bounce = false;
+    aq_free_bounce();
+  }
+  if (result < 0) {
+    ++ctr_.local_errors;
+    if (!e.done) {
+      log(std::string("history ") + (write ? "write" : "read") + " failed (" +
+          std::strerror(static_cast<int>(-result)) + ")");
+      aq_overflow("the async history failed");
+    }
+  } else if (write) {
+    e.written = true;
+  } else {
+    e.loaded = true;
+  }
+  aq_reclaim();
+}
+
+void volume::impl::aq_free_bounce() {
+  while (aq_hbfree_ < aq_tail_) {
+    const aq_entry& e = aq_[aq_hbfree_ % aq_.size()];
+    if (e.bounce) break;
+    if (e.hlen > 0) hb_rd_ = e.bend;
+    ++aq_hbfree_;
+  }
 }
 
 void volume::impl::aq_overflow(const char* why) {
@@ -705,9 +823,10 @@ void volume::impl::aq_al_stalled() {
 
 int volume::impl::pump_async() {
   int work = 0;
-  while (aq_send_ < aq_tail_ && replicating() && !aq_overflowed_ && !restart_pending_) {
+  while (aq_send_ < aq_load_ && replicating() && !aq_overflowed_ && !restart_pending_) {
     const auto slot = static_cast<uint32_t>(aq_send_ % aq_.size());
     aq_entry& e = aq_[slot];
+    if (!e.loaded) break;  // still being read back from the history
     if (e.kind == msg_type::flush) {
       if (send_flush(e.seq, e.epoch, slot) < 0) break;
     } else {
@@ -759,10 +878,13 @@ uint64_t volume::impl::aq_first_pending() const {
 }
 
 void volume::impl::aq_reclaim() {
+  // Bounce space first: the entries it walks must not be reused before it has seen them.
+  if (hist_ != nullptr) aq_free_bounce();
   while (aq_head_ < aq_tail_) {
     const aq_entry& e = aq_[aq_head_ % aq_.size()];
-    if (!e.done || e.ref_held) break;
-    aq_rd_ = e.end;
+    if (!e.done || e.ref_held || e.hist_io) break;
+    if (e.in_ring) aq_rd_ = e.end;
+    if (e.hlen > 0) hist_rd_ = e.hend;
     ++aq_head_;
   }
 }
@@ -784,6 +906,8 @@ bool volume::impl::aq_abandon() {
     --aq_pending_;
   }
   aq_send_ = aq_tail_;
+  for (; aq_load_ < aq_tail_; ++aq_load_)  // nothing more is read back
+    hist_bytes_ -= aq_[aq_load_ % aq_.size()].hlen;
   aq_overflowed_ = false;
   return marked;
 }

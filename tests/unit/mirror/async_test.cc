@@ -400,3 +400,165 @@ TEST(mirror_async, compressible_writes_are_queued_and_sent_compressed) {
 
 }  // namespace
 }  // namespace tandem::test::mirror
+
+namespace tandem::test::mirror {
+namespace {
+
+// The history file between the queue's memory and the bitmap, over a RAM backend that hands
+// out completions in a shuffled order and takes few requests at once.
+std::unique_ptr<db::mem_backend> history_disk(uint64_t bytes, unsigned queue_depth = 4) {
+  db::mem_options mo;
+  mo.size = bytes;
+  mo.block_size = blk;
+  mo.queue_depth = queue_depth;
+  mo.shuffle_seed = 7;
+  return std::make_unique<db::mem_backend>(mo);
+}
+
+dp::fault_profile slow_link(uint64_t bps = 100'000'000) {
+  dp::fault_profile link;
+  link.delay_ns = 5'000'000;
+  link.rate_bps = bps;
+  link.queue_bytes = 1u << 20;
+  return link;
+}
+
+// Runs the workload while tracking the most the history held; returns it.
+uint64_t workload_watching_history(cluster& c, app_driver& d, uint64_t count) {
+  uint64_t most = 0, issued = 0;
+  while (issued < count || d.in_flight() > 0) {
+    while (issued < count && d.in_flight() < 16 && d.submit_random(256))
+      ++issued;
+    d.step();
+    most = std::max(most, c.a.vol->status().async.history_bytes);
+  }
+  return most;
+}
+
+// A link slower than the application: what the queue's 2 MiB cannot hold goes to the history
+// file and comes back in order; nothing falls back to the bitmap, nothing is lost.
+TEST(mirror_async, a_slow_link_spills_writes_to_the_history_file_and_nothing_is_lost) {
+  auto hist = history_disk(32u << 20);
+  cluster c;
+  dm::volume_options oa = async_opt(c, c.a, 2u << 20);
+  oa.async_history = hist.get();
+  setup_async(c, oa, slow_link(), 61);
+  app_driver d(c, c.a, 62);
+  const uint64_t most = workload_watching_history(c, d, 300);
+  EXPECT_EQ(d.st().errors, 0u);
+  auto s = c.a.vol->status();
+  EXPECT_EQ(s.async.history_capacity_bytes, 32u << 20);
+  EXPECT_GT(most, 4u << 20) << "the history held at most " << most << " bytes";
+  EXPECT_GT(s.counters.async_spilled, 50u);
+  EXPECT_GT(s.async.queued_bytes, s.async.capacity_bytes);  // more than the memory holds
+  ASSERT_TRUE(c.run_until([&] { return queue_empty(c); })) << c.a.all_logs() << c.b.all_logs();
+  s = c.a.vol->status();
+  EXPECT_EQ(s.counters.async_fallbacks, 0u) << c.a.all_logs();
+  EXPECT_EQ(s.counters.marked_dirty, 0u);
+  EXPECT_EQ(s.dirty_bits, 0u);
+  EXPECT_EQ(s.async.history_bytes, 0u);
+  EXPECT_EQ(s.counters.local_errors, 0u);
+  EXPECT_EQ(s.conn, conn_state::connected);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  // Every spilled write was read back: each went out once.
+  EXPECT_EQ(s.counters.acks, s.counters.replicated + s.counters.peer_flushes);
+  EXPECT_EQ(hist->stats().read_bytes, hist->stats().write_bytes);
+}
+
+// Memory and history both full: the bitmap takes over (the peer is resynced), and the replicas
+// still converge.
+TEST(mirror_async, a_full_history_falls_back_to_the_bitmap_and_the_peer_is_resynced) {
+  auto hist = history_disk(2u << 20);
+  cluster c;
+  dm::volume_options oa = async_opt(c, c.a, 2u << 20);
+  oa.async_history = hist.get();
+  setup_async(c, oa, slow_link(), 63);
+  app_driver d(c, c.a, 64);
+  (void)workload_watching_history(c, d, 300);
+  EXPECT_EQ(d.st().errors, 0u);
+  EXPECT_TRUE(c.a.logged("async queue and history full")) << c.a.all_logs();
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected() && queue_empty(c); }))
+      << c.a.all_logs() << c.b.all_logs();
+  ASSERT_TRUE(c.run_until([&] { return c.a.vol->status().dirty_bits == 0; }));
+  const auto s = c.a.vol->status();
+  EXPECT_GE(s.counters.async_fallbacks, 1u);
+  EXPECT_GT(s.counters.async_spilled, 0u);
+  EXPECT_EQ(s.async.history_bytes, 0u);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
+// A history file that fails a write: the engine says so and falls back to the bitmap.
+TEST(mirror_async, a_failing_history_falls_back_to_the_bitmap) {
+  auto hist = history_disk(16u << 20);
+  cluster c;
+  dm::volume_options oa = async_opt(c, c.a, 2u << 20);
+  oa.async_history = hist.get();
+  setup_async(c, oa, slow_link(), 65);
+  hist->fail_nth(3, EIO);
+  app_driver d(c, c.a, 66);
+  (void)workload_watching_history(c, d, 200);
+  EXPECT_EQ(d.st().errors, 0u);  // the application's writes are not the history's
+  EXPECT_TRUE(c.a.logged("history write failed")) << c.a.all_logs();
+  EXPECT_TRUE(c.a.logged("the async history failed")) << c.a.all_logs();
+  ASSERT_TRUE(c.run_until([&] {
+    return c.both_connected() && queue_empty(c) && c.a.vol->status().dirty_bits == 0;
+  })) << c.a.all_logs()
+      << c.b.all_logs();
+  EXPECT_GE(c.a.vol->status().counters.async_fallbacks, 1u);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
+// The crash campaign again, with the writes going through the history file (and, every other
+// round, compressed): whenever the primary dies, the secondary holds exactly a prefix.
+TEST(mirror_async, crash_campaign_with_the_history_the_secondary_holds_a_prefix) {
+  unsigned lagging = 0, spilled = 0;
+  for (uint64_t round = 0; round < 6; ++round) {
+    auto hist = history_disk(64u << 20, 2 + round % 3);
+    cluster c;
+    dm::volume_options oa = async_opt(c, c.a, 2u << 20, 16384);
+    oa.async_history = hist.get();
+    if (round % 2 == 1) oa.compression = dp::compression::igzip;
+    dp::fault_profile link = slow_link(200'000'000);
+    link.delay_ns = 2'000'000 + 1'000'000 * (round % 3);
+    setup_async(c, oa, link, 700 + round);
+    app_driver d(c, c.a, 800 + round);
+    workload(d, 200 + (d.rng().next() % 300), 24, 256);
+    const auto s = c.a.vol->status();
+    ASSERT_EQ(s.counters.async_fallbacks, 0u) << "round " << round << c.a.all_logs();
+    if (s.counters.async_spilled > 0) ++spilled;
+    // Dies while the history's writes are on their way back (the first few MiB left memory).
+    c.run_for(100'000'000 + d.rng().next() % 300'000'000);
+    c.kill(c.a);
+    ASSERT_TRUE(c.run_until([&] {
+      return c.in_state(c.b, conn_state::connecting) && c.b.vol->status().applying == 0;
+    })) << "round "
+        << round;
+    const int64_t k = d.prefix_length(c.b.data->data());
+    const auto total = static_cast<int64_t>(d.submission_order().size());
+    EXPECT_GE(k, 0) << "round " << round << ": the secondary's image is no prefix of the " << total
+                    << " writes";
+    if (k >= 0 && k < total) ++lagging;
+    ASSERT_EQ(c.b.vol->promote(), 0) << c.b.vol->last_error();
+  }
+  EXPECT_GE(spilled, 5u);
+  EXPECT_GE(lagging, 5u);
+}
+
+TEST(mirror_async, history_options_are_checked) {
+  auto small = history_disk(1u << 20);
+  auto fine = history_disk(4u << 20);
+  cluster c;
+  c.create(c.a);
+  dm::volume_options o = async_opt(c, c.a);
+  o.async_history = small.get();
+  EXPECT_THROW(dm::volume(*c.a.data, *c.a.meta, o), std::invalid_argument);
+  o = c.default_opt(c.a);  // sync
+  o.async_history = fine.get();
+  EXPECT_THROW(dm::volume(*c.a.data, *c.a.meta, o), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace tandem::test::mirror
