@@ -12,6 +12,9 @@
 // acknowledged the last of them. One JSON line per compression (none, igzip):
 //   {"bench":"wan","compression":...,"goodput_mbit":...,"ratio_to_bottleneck":...}
 // Targets (issue "Mirror engine II"): >= 0.9 without compression, > 1.0 with igzip.
+// A third line ("history":"file") runs without compression through a 4 MiB queue and a history
+// file (io_uring on a file in /var/tmp): most of the data goes through the disk and back, and
+// should cost the link nothing (same target, >= 0.9).
 // Environment: TANDEM_WAN_MIB (default 48), TANDEM_WAN_RTT_MS (100), TANDEM_WAN_MBIT (100).
 #include <stdlib.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/backend/mem_backend.h"
+#include "dataplane/backend/uring_backend.h"
 #include "dataplane/mirror/volume.h"
 #include "dataplane/port/fault_port.h"
 #include "dataplane/volume/metadata.h"
@@ -72,13 +77,16 @@ dp::fault_profile backward(const path_params& p) {
   return f;
 }
 
-// A temporary directory in /dev/shm for the two metadata files, removed at the end.
+// A temporary directory (in /dev/shm for the two metadata files, in /var/tmp for the history
+// file), removed at the end.
 struct shm_dir {
   std::string path;
-  shm_dir() {
-    char tmpl[] = "/dev/shm/tandem-bench-wan-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
+  explicit shm_dir(const char* base = "/dev/shm") {
+    std::string t = std::string(base) + "/tandem-bench-wan-XXXXXX";
+    std::vector<char> tmpl(t.begin(), t.end());
+    tmpl.push_back('\0');
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed in " + t);
+    path = tmpl.data();
   }
   ~shm_dir() {
     std::error_code ec;
@@ -153,10 +161,24 @@ void fill_text(uint8_t* buf, size_t len, uint64_t& rng) {
   }
 }
 
-json run(const path_params& p, dp::compression comp, uint64_t total_bytes, double ceiling) {
+json run(const path_params& p, dp::compression comp, uint64_t total_bytes, double ceiling,
+         bool history) {
   constexpr uint64_t vol_size = 64u << 20;
   constexpr uint64_t write_len = 64u << 10;
   shm_dir dir;
+  std::optional<shm_dir> hist_dir;
+  std::unique_ptr<db::backend> hist;
+  if (history) {
+    hist_dir.emplace("/var/tmp");
+    const std::string path = hist_dir->path + "/history";
+    std::ofstream(path, std::ios::binary).close();
+    std::filesystem::resize_file(path, total_bytes + (16u << 20));
+    db::uring_options uo;
+    uo.path = path;
+    uo.queue_depth = 32;
+    uo.block_size = 4096;
+    hist = std::make_unique<db::uring_backend>(uo);
+  }
   node a, b;
   const dp::udp_addr addr_a{dp::ipv4_addr::from_octets(10, 0, 0, 1), 7789};
   const dp::udp_addr addr_b{dp::ipv4_addr::from_octets(10, 0, 0, 2), 7789};
@@ -186,8 +208,9 @@ json run(const path_params& p, dp::compression comp, uint64_t total_bytes, doubl
     vo.log = [](std::string_view) {};
     if (n == &a) {
       vo.mode = dm::replication_mode::async;
-      vo.async_queue_bytes = total_bytes + (64u << 20);
+      vo.async_queue_bytes = history ? 4u << 20 : total_bytes + (64u << 20);
       vo.async_queue_entries = 65536;
+      vo.async_history = hist.get();
       vo.compression = comp;
     }
     n->vol = std::make_unique<dm::volume>(*n->data, *n->meta, vo);
@@ -287,6 +310,8 @@ json run(const path_params& p, dp::compression comp, uint64_t total_bytes, doubl
        static_cast<double>(s.counters.async_compressed_bytes - c0.async_compressed_bytes) /
            std::max<double>(1.0, static_cast<double>(s.counters.async_compressed_wire_bytes -
                                                      c0.async_compressed_wire_bytes))},
+      {"history", history ? "file" : "none"},
+      {"spilled_bytes", s.counters.async_spilled_bytes - c0.async_spilled_bytes},
       {"seconds", secs},
       {"local_seconds", static_cast<double>(t_local - t0) / 1e9},
       {"goodput_mbit", goodput / 1e6},
@@ -315,9 +340,11 @@ int main() {
                             .c_str());
     std::fflush(stdout);
     for (dp::compression c : {dp::compression::none, dp::compression::igzip}) {
-      std::printf("%s\n", run(p, c, total, ceiling).dump().c_str());
+      std::printf("%s\n", run(p, c, total, ceiling, false).dump().c_str());
       std::fflush(stdout);
     }
+    std::printf("%s\n", run(p, dp::compression::none, total, ceiling, true).dump().c_str());
+    std::fflush(stdout);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_wan: %s\n", e.what());
