@@ -415,9 +415,10 @@ std::unique_ptr<db::mem_backend> history_disk(uint64_t bytes, unsigned queue_dep
   return std::make_unique<db::mem_backend>(mo);
 }
 
+// The WAN: a rate limit and 100 ms of delay.
 dp::fault_profile slow_link(uint64_t bps = 100'000'000) {
   dp::fault_profile link;
-  link.delay_ns = 5'000'000;
+  link.delay_ns = 100'000'000;
   link.rate_bps = bps;
   link.queue_bytes = 1u << 20;
   return link;
