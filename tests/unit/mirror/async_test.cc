@@ -232,6 +232,23 @@ TEST(mirror_async, primary_crash_with_queued_writes_resyncs_them_from_the_activi
   EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
 }
 
+// A crash campaign's round ends: the primary dies mid-stream (writes in flight, queued, on the
+// wire), the secondary's image must be what the first k writes of the submission order leave,
+// and it must take over. True when it was behind (k short of every write).
+bool primary_dies_secondary_holds_a_prefix(cluster& c, app_driver& d, uint64_t round) {
+  c.kill(c.a);
+  const bool quiet = c.run_until(
+      [&] { return c.in_state(c.b, conn_state::connecting) && c.b.vol->status().applying == 0; });
+  EXPECT_TRUE(quiet) << "round " << round;
+  const int64_t k = d.prefix_length(c.b.data->data());
+  const auto total = static_cast<int64_t>(d.submission_order().size());
+  EXPECT_GE(k, 0) << "round " << round << ": the secondary's image is no prefix of the " << total
+                  << " writes";
+  EXPECT_EQ(c.b.vol->disk(), dv::disk_state::up_to_date) << "round " << round;
+  EXPECT_EQ(c.b.vol->promote(), 0) << "round " << round << ": " << c.b.vol->last_error();
+  return k >= 0 && k < total;
+}
+
 // The crash campaign: the primary runs a random workload over a slow link (delay and a rate
 // limit, so the queue holds a backlog) and dies at a random moment. Whatever reached the
 // secondary is exactly the first k of the primary's writes in submission order: every block
@@ -250,18 +267,7 @@ TEST(mirror_async, crash_campaign_the_secondary_always_holds_a_prefix_of_the_wri
     workload(d, 200 + (d.rng().next() % 400), 24, round % 2 == 0 ? 256 : blocks);
     const auto s = c.a.vol->status();
     ASSERT_EQ(s.counters.async_fallbacks, 0u) << "round " << round;
-    c.kill(c.a);  // mid-stream: writes in flight, queued, on the wire
-    ASSERT_TRUE(c.run_until([&] {
-      return c.in_state(c.b, conn_state::connecting) && c.b.vol->status().applying == 0;
-    })) << "round "
-        << round;
-    const int64_t k = d.prefix_length(c.b.data->data());
-    const auto total = static_cast<int64_t>(d.submission_order().size());
-    EXPECT_GE(k, 0) << "round " << round << ": the secondary's image is no prefix of the " << total
-                    << " writes";
-    if (k >= 0 && k < total) ++lagging;
-    EXPECT_EQ(c.b.vol->disk(), dv::disk_state::up_to_date);
-    ASSERT_EQ(c.b.vol->promote(), 0) << c.b.vol->last_error();
+    if (primary_dies_secondary_holds_a_prefix(c, d, round)) ++lagging;
   }
   // The campaign means something only if the secondary was behind when the primary died.
   EXPECT_GE(lagging, 6u);
@@ -532,17 +538,7 @@ TEST(mirror_async, crash_campaign_with_the_history_the_secondary_holds_a_prefix)
     if (s.counters.async_spilled > 0) ++spilled;
     // Dies while the history's writes are on their way back (the first few MiB left memory).
     c.run_for(100'000'000 + d.rng().next() % 300'000'000);
-    c.kill(c.a);
-    ASSERT_TRUE(c.run_until([&] {
-      return c.in_state(c.b, conn_state::connecting) && c.b.vol->status().applying == 0;
-    })) << "round "
-        << round;
-    const int64_t k = d.prefix_length(c.b.data->data());
-    const auto total = static_cast<int64_t>(d.submission_order().size());
-    EXPECT_GE(k, 0) << "round " << round << ": the secondary's image is no prefix of the " << total
-                    << " writes";
-    if (k >= 0 && k < total) ++lagging;
-    ASSERT_EQ(c.b.vol->promote(), 0) << c.b.vol->last_error();
+    if (primary_dies_secondary_holds_a_prefix(c, d, round)) ++lagging;
   }
   EXPECT_GE(spilled, 5u);
   EXPECT_GE(lagging, 5u);
