@@ -525,6 +525,9 @@ struct volume::impl {
   int pump_rx();
   bool rx_blocked(uint32_t i);
   void on_rx_completion(uint32_t i, int64_t result);
+  // A received request's data pages back to the pool; the request's slot back to the free list.
+  void release_rx_pages(rx_req& r);
+  void release_rx(uint32_t i);
   void queue_ack(msg_type type, uint64_t seq, int status);
   int flush_acks();
   int pump_bitmap_send();

@@ -170,12 +170,8 @@ void volume::impl::session_lost(const char* why) {
   if (expect_data_ != npos) {
     // The data of this request will never come.
     rx_req& r = rx_[expect_data_];
-    for (uint16_t k = 0; k < r.npages; ++k)
-      page_free_.push_back(r.pages[k]);
-    r.npages = 0;
-    rx_order_.erase(rx_, expect_data_);
-    r.used = false;
-    rx_free_.push_back(expect_data_);
+    release_rx_pages(r);
+    release_rx(expect_data_);
     expect_data_ = npos;
   }
   acks_head_ = acks_count_ = 0;
@@ -1071,12 +1067,8 @@ void volume::impl::handle_data(std::span<const uint8_t> bytes) {
     // Into one chunk of scratch, then into the pages like uncompressed data.
     const long n = zdecomp_.decompress_exact(bytes, {zscratch_.get(), r.length});
     if (n != static_cast<long>(r.length)) {
-      for (uint16_t k = 0; k < r.npages; ++k)
-        page_free_.push_back(r.pages[k]);
-      r.npages = 0;
-      rx_order_.erase(rx_, i);
-      r.used = false;
-      rx_free_.push_back(i);
+      release_rx_pages(r);
+      release_rx(i);
       protocol_error("compressed " + std::string(to_string(r.kind)) + " data of " +
                      std::to_string(bytes.size()) + " bytes does not decompress to the " +
                      std::to_string(r.length) + " bytes announced");
@@ -1086,12 +1078,8 @@ void volume::impl::handle_data(std::span<const uint8_t> bytes) {
   }
   if (bytes.size() != r.length) {
     // Free it: it never reaches the backend.
-    for (uint16_t k = 0; k < r.npages; ++k)
-      page_free_.push_back(r.pages[k]);
-    r.npages = 0;
-    rx_order_.erase(rx_, i);
-    r.used = false;
-    rx_free_.push_back(i);
+    release_rx_pages(r);
+    release_rx(i);
     protocol_error("data of " + std::to_string(bytes.size()) + " bytes for a " +
                    std::to_string(r.length) + "-byte " + to_string(r.kind));
     return;
@@ -1244,6 +1232,18 @@ int volume::impl::pump_rx() {
   return work;
 }
 
+void volume::impl::release_rx_pages(rx_req& r) {
+  for (uint16_t k = 0; k < r.npages; ++k)
+    page_free_.push_back(r.pages[k]);
+  r.npages = 0;
+}
+
+void volume::impl::release_rx(uint32_t i) {
+  rx_order_.erase(rx_, i);
+  rx_[i].used = false;
+  rx_free_.push_back(i);
+}
+
 void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
   rx_req& r = rx_[i];
   if (!r.used || r.st != rx_req::stage::issued) return;
@@ -1275,19 +1275,13 @@ void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
     } else {
       ++ctr_.local_errors;
     }
-    for (uint16_t k = 0; k < r.npages; ++k)
-      page_free_.push_back(r.pages[k]);
-    r.npages = 0;
+    release_rx_pages(r);
     if (current && state_ != conn_state::refused) queue_digest_ack(r.seq, status, blocks, mask);
-    rx_order_.erase(rx_, i);
-    r.used = false;
-    rx_free_.push_back(i);
+    release_rx(i);
     rx_dirty_ = true;
     return;
   }
-  for (uint16_t k = 0; k < r.npages; ++k)
-    page_free_.push_back(r.pages[k]);
-  r.npages = 0;
+  release_rx_pages(r);
   if (result < 0) {
     ++ctr_.local_errors;
   } else {
@@ -1303,9 +1297,7 @@ void volume::impl::on_rx_completion(uint32_t i, int64_t result) {
     queue_ack(r.kind == msg_type::resync_data ? msg_type::resync_ack : msg_type::ack, r.seq,
               status);
   }
-  rx_order_.erase(rx_, i);
-  r.used = false;
-  rx_free_.push_back(i);
+  release_rx(i);
   rx_dirty_ = true;
 }
 
