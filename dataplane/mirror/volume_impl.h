@@ -528,6 +528,9 @@ struct volume::impl {
   // A received request's data pages back to the pool; the request's slot back to the free list.
   void release_rx_pages(rx_req& r);
   void release_rx(uint32_t i);
+  // A free chunk starts reading [offset, offset + len) for the resync or a verify: it takes the
+  // peer credit (a slot and `pages`) and the rate tokens. False when the backend is full.
+  bool start_chunk_read(uint32_t c, uint64_t offset, uint64_t len, uint32_t pages, bool checksum);
   void queue_ack(msg_type type, uint64_t seq, int status);
   int flush_acks();
   int pump_bitmap_send();

@@ -1616,27 +1616,33 @@ int volume::impl::pump_resync() {
     // A digest request holds the chunk's pages on the target (its read) and one for the digests.
     const auto pages = recv_pages(run.length) + (rs_checksum_ ? 1 : 0);
     if (peer_slots_ == 0 || peer_pages_ < pages) break;
-    rs_chunk& k = rs_[c];
-    const be::request q = be::request::read(run.offset, k.buf, run.length, make_cookie(ck::rs, c));
-    if (data_.submit({&q, 1}) != 1) break;
+    if (!start_chunk_read(c, run.offset, run.length, pages, rs_checksum_)) break;
     rs_aq_mark_ = aq_tail_;
-    k.st = rs_chunk::stage::reading;
-    k.offset = run.offset;
-    k.length = run.length;
-    k.session = session_;
-    k.pages = pages;
-    k.acked = false;
-    k.released = true;
-    k.checksum = rs_checksum_;
-    ++rs_in_flight_;
-    --peer_slots_;
-    peer_pages_ -= pages;
-    ++peer_in_flight_;
     rs_cursor_ = run.offset + run.length;
-    if (rs_limit_ != 0) rs_tokens_ -= static_cast<int64_t>(run.length);
     ++work;
   }
   return work;
+}
+
+bool volume::impl::start_chunk_read(uint32_t c, uint64_t offset, uint64_t len, uint32_t pages,
+                                    bool checksum) {
+  rs_chunk& k = rs_[c];
+  const be::request q = be::request::read(offset, k.buf, len, make_cookie(ck::rs, c));
+  if (data_.submit({&q, 1}) != 1) return false;
+  k.st = rs_chunk::stage::reading;
+  k.offset = offset;
+  k.length = len;
+  k.session = session_;
+  k.pages = pages;
+  k.acked = false;
+  k.released = true;
+  k.checksum = checksum;
+  ++rs_in_flight_;
+  --peer_slots_;
+  peer_pages_ -= pages;
+  ++peer_in_flight_;
+  if (rs_limit_ != 0) rs_tokens_ -= static_cast<int64_t>(len);
+  return true;
 }
 
 void volume::impl::on_rs_read(uint32_t c, int64_t result) {
@@ -1896,26 +1902,12 @@ int volume::impl::pump_verify() {
     if (app_write_in_progress(vf_cursor_, len)) break;  // read it once the write landed
     const auto pages = recv_pages(len) + 1;
     if (peer_slots_ == 0 || peer_pages_ < pages) break;
+    if (!start_chunk_read(c, vf_cursor_, len, pages, true)) break;
     rs_chunk& k = rs_[c];
-    const be::request q = be::request::read(vf_cursor_, k.buf, len, make_cookie(ck::rs, c));
-    if (data_.submit({&q, 1}) != 1) break;
     k.aq_mark = aq_tail_;
-    k.st = rs_chunk::stage::reading;
-    k.offset = vf_cursor_;
-    k.length = len;
-    k.session = session_;
-    k.pages = pages;
-    k.acked = false;
-    k.released = true;
-    k.checksum = true;
     k.verify = true;
     k.vgen = vf_gen_;
-    ++rs_in_flight_;
-    --peer_slots_;
-    peer_pages_ -= pages;
-    ++peer_in_flight_;
     vf_cursor_ += len;
-    if (rs_limit_ != 0) rs_tokens_ -= static_cast<int64_t>(len);
     ++work;
   }
   return work;
