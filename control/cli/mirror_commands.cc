@@ -76,7 +76,10 @@ std::string bytes(uint64_t b) {
 }
 
 void print_volume(std::ostream& os, const json& v) {
-  os << v["name"].get<std::string>() << ":\n";
+  os << v["name"].get<std::string>();
+  // The replicator's polling thread that owns the volume (mirrors.lcores).
+  if (v.contains("lcore")) os << " (lcore " << v["lcore"].get<unsigned>() << ")";
+  os << ":\n";
   if (!v.value("attached", false)) {
     os << "  attached:   no\n  data:       " << v.value("data", "")
        << "\n  peer:       " << v.value("peer", "") << "\n";

@@ -134,6 +134,7 @@ json to_json(const mirrors_config& m) {
   tj["keepalive"] = dur(t.keepalive);
   tj["dead_peer"] = dur(t.dead_peer);
   tj["rate_limit"] = format_rate(t.rate_limit);
+  tj["buffer"] = format_size(t.buffer);
   j["transport"] = tj;
   j["volumes"] = json::array();
   for (const mirror_volume& v : m.volumes) {
@@ -149,6 +150,7 @@ json to_json(const mirrors_config& m) {
     vj["compression"] = v.compression;
     vj["async"] = {{"queue", format_size(v.async_queue)}};
     vj["activity_log"] = {{"extent", format_size(v.al_extent)}, {"slots", v.al_slots}};
+    if (v.lcore) vj["lcore"] = *v.lcore;
     vj["resync"] = {{"rate", format_rate(v.resync_rate)},
                     {"min_rate", format_rate(v.resync_min_rate)},
                     {"checksum", v.resync_checksum}};
@@ -169,6 +171,8 @@ json to_json(const mirrors_config& m) {
   j["control_socket"] = m.control_socket;
   put_if(j, "fuse_mount", m.fuse_mount);
   if (m.kernel_devices) j["kernel_devices"] = true;
+  j["lcores"] = m.lcores;
+  if (!m.lcore_cpus.empty()) j["lcore_cpus"] = m.lcore_cpus;
   return j;
 }
 

@@ -73,7 +73,7 @@ std::optional<std::string> read_volume_name(const cursor& c) {
 void read_transport(const cursor& c, mirror_transport& t) {
   t.loc = c.loc();
   if (!c.expect_map()) return;
-  c.check_keys({"port", "dpdk", "key_file", "keepalive", "dead_peer", "rate_limit"});
+  c.check_keys({"port", "dpdk", "key_file", "keepalive", "dead_peer", "rate_limit", "buffer"});
   std::string port;
   if (c.read("port", port, t.locs, [](const cursor& x) { return x.one_of({"socket", "dpdk"}); }))
     t.port = port == "dpdk" ? mirror_port::dpdk : mirror_port::socket;
@@ -88,6 +88,16 @@ void read_transport(const cursor& c, mirror_transport& t) {
   c.read("keepalive", t.keepalive, t.locs, &cursor::duration);
   c.read("dead_peer", t.dead_peer, t.locs, &cursor::duration);
   c.read("rate_limit", t.rate_limit, t.locs, &cursor::rate);
+  c.read("buffer", t.buffer, t.locs, [](const cursor& x) -> std::optional<uint64_t> {
+    auto s = x.size();
+    if (!s) return std::nullopt;
+    if (*s < (2u << 20) || *s > (1u << 30)) {
+      x.error(format_size(*s) + " is outside 2MiB..1GiB (each ring holds whole messages of up " +
+              "to 1MiB)");
+      return std::nullopt;
+    }
+    return s;
+  });
 }
 
 void read_replica(const cursor& c, mirror_replica& r) {
@@ -121,7 +131,8 @@ void read_volume(const cursor& c, mirror_volume& v) {
   v.loc = c.loc();
   if (!c.expect_map()) return;
   c.check_keys({"name", "data", "meta", "size", "block_size", "mode", "bitmap_granularity",
-                "activity_log", "resync", "split_brain", "compression", "async", "replicas"});
+                "activity_log", "resync", "split_brain", "compression", "async", "lcore",
+                "replicas"});
   c.read("name", v.name, v.locs, read_volume_name, true);
   c.read("data", v.data, v.locs, read_path, true);
   c.read("meta", v.meta, v.locs, read_path, true);
@@ -202,6 +213,12 @@ void read_volume(const cursor& c, mirror_volume& v) {
       });
     }
   }
+  // The range against mirrors.lcores is checked in check_mirrors (the key may come later).
+  c.read("lcore", v.lcore, v.locs, [](const cursor& x) -> std::optional<uint32_t> {
+    auto n = x.integer(0, max_mirror_lcores - 1);
+    if (!n) return std::nullopt;
+    return static_cast<uint32_t>(*n);
+  });
   if (auto reps = c.require("replicas")) {
     v.locs.insert_or_assign("replicas", reps->loc());
     if (reps->expect_list()) {
@@ -230,7 +247,8 @@ void read_mirrors(const cursor& c, mirrors_config& out) {
   out.present = true;
   out.loc = c.loc();
   if (!c.expect_map()) return;
-  c.check_keys({"transport", "volumes", "control_socket", "fuse_mount", "kernel_devices"});
+  c.check_keys({"transport", "volumes", "control_socket", "fuse_mount", "kernel_devices", "lcores",
+                "lcore_cpus"});
   if (auto t = c.get("transport")) {
     out.locs.insert_or_assign("transport", t->loc());
     read_transport(*t, out.transport);
@@ -240,6 +258,21 @@ void read_mirrors(const cursor& c, mirrors_config& out) {
   c.read("control_socket", out.control_socket, out.locs, read_path);
   c.read("fuse_mount", out.fuse_mount, out.locs, read_path);
   c.read("kernel_devices", out.kernel_devices, out.locs, &cursor::boolean);
+  c.read("lcores", out.lcores, out.locs, [](const cursor& x) -> std::optional<uint32_t> {
+    auto n = x.integer(1, max_mirror_lcores);
+    if (!n) return std::nullopt;
+    return static_cast<uint32_t>(*n);
+  });
+  if (auto cpus = c.get("lcore_cpus")) {
+    out.locs.insert_or_assign("lcore_cpus", cpus->loc());
+    if (cpus->expect_list()) {
+      const std::vector<cursor> items = cpus->elements();
+      if (items.empty()) cpus->error("lists no CPU: leave the key out to run the lcores unpinned");
+      for (const cursor& item : items) {
+        if (auto n = item.integer(0, max_mirror_cpu)) out.lcore_cpus.push_back(uint32_t(*n));
+      }
+    }
+  }
   if (auto vols = c.get("volumes")) {
     out.locs.insert_or_assign("volumes", vols->loc());
     if (vols->expect_list()) {
@@ -269,6 +302,12 @@ void check_mirrors(const mirrors_config& m, diagnostics& diag,
   }
   if (t.port == mirror_port::socket && t.locs.contains("dpdk"))
     diag.warning(loc_of(t.locs, "dpdk", t.loc), "ignored: transport.port is socket");
+  if (m.lcore_cpus.size() > m.lcores) {
+    diag.warning(loc_of(m.locs, "lcore_cpus", m.loc),
+                 "lists " + std::to_string(m.lcore_cpus.size()) + " CPUs for " +
+                     std::to_string(m.lcores) + " lcore" + (m.lcores == 1 ? "" : "s") +
+                     " (mirrors.lcores): only the first " + std::to_string(m.lcores) + " are used");
+  }
 
   std::map<std::string, const mirror_volume*> names;
   // (node, path) -> (volume, description), for data and meta paths used twice on one node.
@@ -305,6 +344,13 @@ void check_mirrors(const mirrors_config& m, diagnostics& diag,
       diag.error(loc_of(v.locs, v.locs.contains("min_rate") ? "min_rate" : "rate", vl),
                  "min_rate (" + format_rate(v.resync_min_rate) + ") exceeds rate (" +
                      format_rate(v.resync_rate) + ")");
+    }
+    if (v.lcore && *v.lcore >= m.lcores) {
+      diag.error(loc_of(v.locs, "lcore", vl),
+                 "volume " + in_quotes(v.name) + " is placed on lcore " + std::to_string(*v.lcore) +
+                     ", but mirrors.lcores is " + std::to_string(m.lcores) +
+                     (m.lcores == 1 ? std::string(" (only lcore 0)")
+                                    : " (lcores 0 to " + std::to_string(m.lcores - 1) + ")"));
     }
     if (v.locs.contains("replicas") && v.replicas.size() < 2) {
       diag.error(loc_of(v.locs, "replicas", vl),

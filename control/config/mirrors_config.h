@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,9 @@
 namespace tandem::ctl::config {
 
 enum class mirror_port { socket, dpdk };
+// tandem-replicator's polling threads (mirrors.lcores) and the CPUs they may be pinned to.
+inline constexpr uint32_t max_mirror_lcores = 64;
+inline constexpr uint32_t max_mirror_cpu = 1023;  // glibc's cpu_set_t holds CPUs 0..1023
 enum class mirror_mode { sync, async };
 std::string_view to_string(mirror_port p) noexcept;
 std::string_view to_string(mirror_mode m) noexcept;
@@ -27,6 +31,10 @@ struct mirror_transport {
   std::chrono::milliseconds keepalive{200};
   std::chrono::milliseconds dead_peer{3000};
   uint64_t rate_limit = 0;  // bytes per second for all replication traffic; 0: unlimited
+  // Each volume's transport send ring and receive ring (bytes each, 2MiB..1GiB): what may be in
+  // flight per direction. Both are allocated and touched when the volume attaches, so they are
+  // most of an attached volume's memory.
+  uint64_t buffer = 32ull << 20;
   source_loc loc;
   field_locs locs;
 };
@@ -69,6 +77,9 @@ struct mirror_volume {
   // mode async: the write data held in memory for the peer; a full queue falls back to the
   // bitmap (and a resync).
   uint64_t async_queue = 32ull << 20;
+  // The replicator lcore that polls this volume (0..mirrors.lcores-1); absent: round-robin over
+  // the volumes a node serves, in the order of `volumes`.
+  std::optional<uint32_t> lcore;
   std::vector<mirror_replica> replicas;
   source_loc loc;
   field_locs locs;
@@ -90,6 +101,11 @@ struct mirrors_config {
   // Serve each attached volume as /dev/tandem<index> through tandem.ko (index: the volume's
   // position in `volumes`).
   bool kernel_devices = false;
+  // tandem-replicator's polling threads (1..max_mirror_lcores); each owns some of the volumes.
+  uint32_t lcores = 1;
+  // Lcore i runs only on CPU lcore_cpus[i % size]; empty: not pinned. Whether the CPUs exist is
+  // checked when the replicator starts (the file may be written on another machine).
+  std::vector<uint32_t> lcore_cpus;
   source_loc loc;
   field_locs locs;
 

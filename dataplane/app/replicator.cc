@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// tandem-replicator's core: volumes on one lcore thread, JSON commands from the control thread.
+// tandem-replicator's core: volumes on lcore threads, JSON commands from the control thread.
 #include "dataplane/app/replicator.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,8 +17,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include <openssl/sha.h>
 
@@ -85,6 +90,28 @@ uint64_t zero_chunk_of(const cfg::mirror_volume& v) {
   return k * extent;
 }
 
+// "0-3,6": a CPU set as Linux writes it.
+std::string cpu_list(const cpu_set_t& set) {
+  std::string out;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, &set)) continue;
+    int last = c;
+    while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set))
+      ++last;
+    out +=
+        (out.empty() ? "" : ",") + std::to_string(c) + (last > c ? "-" + std::to_string(last) : "");
+    c = last;
+  }
+  return out.empty() ? "none" : out;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 // A command's argument errors: answered with {"ok":false} by dispatch().
 struct bad_command : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -109,9 +136,11 @@ struct replicator::volume_slot {
   // handed over that the engine could not take yet (-EAGAIN: max_in_flight reached).
   frontend::fuse_export* fuse = nullptr;
   std::optional<mirror::io_request> held;
-  // /dev/tandem<index> through tandem.ko (kernel_devices), while attached.
+  // /dev/tandem<index> through tandem.ko (kernel_devices), while attached; index: the volume's
+  // position in mirrors.volumes.
   unsigned index = 0;
   std::unique_ptr<shim_frontend> shim;
+  unsigned lcore = 0;  // the lcore that owns the volume: the only thread that touches what follows
   mirror::conn_state last_conn = mirror::conn_state::standalone;
   volume::role last_role = volume::role::secondary;
   volume::disk_state last_disk = volume::disk_state::inconsistent;
@@ -130,13 +159,34 @@ struct replicator::volume_slot {
   }
 };
 
+// One polling thread and the volumes placed on it. The control thread reaches it only through
+// `queue` and `has_work`; everything else is the thread's own. Aligned so that two lcores'
+// flags never share a cache line.
+struct alignas(64) replicator::lcore {
+  unsigned id = 0;
+  int cpu = -1;                       // the CPU it is pinned to; -1: not pinned
+  std::vector<volume_slot*> volumes;  // in config order
+  std::mutex mu;
+  std::deque<pending> queue;
+  std::atomic<bool> has_work{false};
+  std::thread thread;
+};
+
 replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
-  for (const cfg::mirror_volume& v : opts_.config.volumes) {
+  const auto& conf = opts_.config;
+  if (conf.lcores < 1 || conf.lcores > cfg::max_mirror_lcores) {
+    throw std::invalid_argument("mirrors.lcores is " + std::to_string(conf.lcores) +
+                                ": expected 1 to " + std::to_string(cfg::max_mirror_lcores));
+  }
+  std::vector<std::string> skipped;
+  for (size_t at = 0; at < conf.volumes.size(); ++at) {
+    const cfg::mirror_volume& v = conf.volumes[at];
     auto s = std::make_unique<volume_slot>();
     s->conf = &v;
     s->local = v.replica(opts_.node);
     if (!s->local) {
-      throw std::invalid_argument("volume " + v.name + " has no replica on node " + opts_.node);
+      skipped.push_back(v.name);
+      continue;
     }
     if (v.replicas.size() != 2) {
       throw std::invalid_argument(
@@ -150,8 +200,69 @@ replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
         s->peer = &v.replicas[i];
       }
     }
-    s->index = static_cast<unsigned>(volumes_.size());
+    s->index = static_cast<unsigned>(at);
+    // Round-robin over the served volumes unless the file places the volume (the loader checked
+    // the range; checked again for options built in code).
+    s->lcore = v.lcore.value_or(static_cast<uint32_t>(volumes_.size() % conf.lcores));
+    if (s->lcore >= conf.lcores) {
+      throw std::invalid_argument("volume " + v.name + ": lcore " + std::to_string(s->lcore) +
+                                  " is not below mirrors.lcores (" + std::to_string(conf.lcores) +
+                                  ")");
+    }
     volumes_.push_back(std::move(s));
+  }
+  if (volumes_.empty()) {
+    throw std::invalid_argument("node " + opts_.node + " holds a replica of none of the " +
+                                std::to_string(conf.volumes.size()) +
+                                " configured volumes: nothing to serve");
+  }
+  // Pinning: every CPU must exist and be one this process may run on (a cpuset or taskset can
+  // leave some out), or an lcore would silently run elsewhere.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (!conf.lcore_cpus.empty() && ::sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    throw std::runtime_error(std::string("mirrors.lcore_cpus: sched_getaffinity: ") +
+                             std::strerror(errno));
+  }
+  const auto cpus_at = conf.locs.find("lcore_cpus");
+  const std::string where =
+      cpus_at == conf.locs.end() || cpus_at->second.line == 0
+          ? std::string("mirrors.lcore_cpus")
+          : "mirrors.lcore_cpus (line " + std::to_string(cpus_at->second.line) + ")";
+  for (uint32_t i = 0; i < conf.lcores; ++i) {
+    auto l = std::make_unique<lcore>();
+    l->id = i;
+    if (!conf.lcore_cpus.empty()) {
+      const uint32_t cpu = conf.lcore_cpus[i % conf.lcore_cpus.size()];
+      const int configured = ::get_nprocs_conf();
+      if (cpu >= static_cast<uint32_t>(configured) || cpu >= CPU_SETSIZE) {
+        throw std::invalid_argument(where + ": CPU " + std::to_string(cpu) +
+                                    " does not exist on this machine (its CPUs are 0-" +
+                                    std::to_string(configured - 1) + ")");
+      }
+      if (!CPU_ISSET(cpu, &allowed)) {
+        throw std::invalid_argument(
+            where + ": CPU " + std::to_string(cpu) +
+            " is offline or not one this process may run on (allowed: " + cpu_list(allowed) + ")");
+      }
+      l->cpu = static_cast<int>(cpu);
+    }
+    lcores_.push_back(std::move(l));
+  }
+  for (auto& v : volumes_)
+    lcores_[v->lcore]->volumes.push_back(v.get());
+  if (!skipped.empty()) {
+    log("node " + opts_.node + " holds no replica of " + std::to_string(skipped.size()) +
+        " configured volume" + (skipped.size() == 1 ? "" : "s") +
+        ", not served here: " + joined(skipped));
+  }
+  for (auto& l : lcores_) {
+    std::vector<std::string> names;
+    for (const volume_slot* v : l->volumes)
+      names.push_back(v->conf->name);
+    log("lcore " + std::to_string(l->id) +
+        (l->cpu >= 0 ? " (CPU " + std::to_string(l->cpu) + ")" : std::string()) + ": " +
+        (names.empty() ? "no volumes" : joined(names)));
   }
   opts_.kernel_devices = opts_.kernel_devices || opts_.config.kernel_devices;
   if (opts_.config.transport.port == cfg::mirror_port::dpdk) {
@@ -175,7 +286,15 @@ replicator::replicator(replicator_options opts) : opts_(std::move(opts)) {
       v->fuse = fuse_->find(v->conf->name);
     log("FUSE frontend mounted on " + fuse_->mountpoint());
   }
-  lcore_ = std::thread([this] { run(); });
+  try {
+    for (auto& l : lcores_)
+      l->thread = std::thread([this, lp = l.get()] { run(*lp); });
+  } catch (...) {
+    stop_ = true;
+    for (auto& l : lcores_)
+      if (l->thread.joinable()) l->thread.join();
+    throw;
+  }
 }
 
 std::vector<std::string> replicator_eal_arguments(const cfg::mirrors_config& config,
@@ -213,8 +332,16 @@ std::vector<std::string> replicator_eal_arguments(const cfg::mirrors_config& con
 }
 
 replicator::~replicator() {
+  // The FUSE frontend takes no more requests from here on; each lcore still completes what it
+  // took (drain) before it shuts its volumes down.
+  if (fuse_) fuse_->close_down();
   stop_ = true;
-  lcore_.join();
+  for (auto& l : lcores_)
+    l->thread.join();
+  // FUSE requests an engine took and never completed (it was destroyed): their workers must not
+  // wait for ever.
+  for (auto& v : volumes_)
+    if (v->fuse) v->fuse->fail_in_flight(-ESHUTDOWN);
   fuse_.reset();
 }
 
@@ -226,6 +353,20 @@ void replicator::log(const std::string& line) const {
   }
 }
 
+replicator::volume_slot* replicator::find(const std::string& name) const {
+  for (const auto& v : volumes_)
+    if (v->conf->name == name) return v.get();
+  return nullptr;
+}
+
+std::future<json> replicator::post(lcore& l, const json& command) {
+  std::lock_guard<std::mutex> g(l.mu);
+  l.queue.push_back({command, {}});
+  std::future<json> answer = l.queue.back().answer.get_future();
+  l.has_work.store(true, std::memory_order_release);
+  return answer;
+}
+
 json replicator::execute(const json& command) {
   if (command.is_object() && command.contains("cmd") &&
       (command["cmd"] == "loop" || command["cmd"] == "unloop")) {
@@ -235,22 +376,58 @@ json replicator::execute(const json& command) {
       return fail(command["cmd"].get<std::string>() + ": " + e.what());
     }
   }
-  std::future<json> answer;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    queue_.push_back({command, {}});
-    answer = queue_.back().answer.get_future();
-    has_work_ = true;
+  // The volume's owner. A command that names no served volume is refused by lcore 0 exactly as
+  // it would be by any (the answer lists every served volume).
+  lcore* owner = lcores_[0].get();
+  if (command.is_object()) {
+    const auto vol = command.find("volume");
+    if (vol == command.end()) {
+      const auto cmd = command.find("cmd");
+      if (cmd != command.end() && *cmd == "status" && lcores_.size() > 1)
+        return status_all(command);
+    } else if (vol->is_string()) {
+      if (volume_slot* v = find(vol->get<std::string>())) owner = lcores_[v->lcore].get();
+    }
   }
-  return answer.get();
+  return post(*owner, command).get();
 }
 
-// The lcore: commands when there are any, then every attached volume. After a stretch of idle
-// polls, with nothing outstanding on any volume (mirror::volume::busy), it naps for 50 us per
-// loop, so an idle replicator does not hold a core; the first request after a nap waits at most
-// that long. While I/O waits on the peer or the disk it keeps polling: a nap on each side would
-// add to every round trip.
-void replicator::run() {
+// `status` without a volume on several lcores: each answers for its own volumes (their states
+// are read by their owner), merged in config order.
+json replicator::status_all(const json& command) {
+  std::vector<std::future<json>> futures;
+  for (auto& l : lcores_)
+    futures.push_back(post(*l, command));
+  std::vector<json> parts;
+  for (auto& f : futures)
+    parts.push_back(f.get());
+  for (const json& p : parts)
+    if (!p.value("ok", false)) return p;
+  json out = {
+      {"ok", true}, {"node", opts_.node}, {"lcores", lcores_.size()}, {"volumes", json::array()}};
+  std::vector<size_t> next(lcores_.size(), 0);
+  for (const auto& v : volumes_)
+    out["volumes"].push_back(std::move(parts[v->lcore]["volumes"][next[v->lcore]++]));
+  return out;
+}
+
+// An lcore: commands when there are any, then each of its attached volumes. After a stretch of
+// idle polls, with nothing outstanding on any of its volumes (mirror::volume::busy), it naps for
+// 50 us per loop, so an idle replicator does not hold a core; the first request after a nap waits
+// at most that long. While I/O waits on the peer or the disk it keeps polling: a nap on each side
+// would add to every round trip.
+void replicator::run(lcore& l) {
+  const std::string name = "tandem-lcore" + std::to_string(l.id);  // at most 15 characters
+  ::pthread_setname_np(::pthread_self(), name.c_str());
+  if (l.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(l.cpu, &set);
+    if (const int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set); rc != 0) {
+      log("lcore " + std::to_string(l.id) + ": not pinned to CPU " + std::to_string(l.cpu) + ": " +
+          std::strerror(rc));
+    }
+  }
   // Naps of 50 us, not the default 50 us of timer slack on top.
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   // This thread serves block devices (tandem.ko, a loop device over the FUSE file): memory
@@ -259,21 +436,23 @@ void replicator::run() {
   ::prctl(PR_SET_IO_FLUSHER, 1UL, 0UL, 0UL, 0UL);
   if (dpdk_) {
     std::string error;
-    if (eal_register_thread(error) != 0) log("DPDK: " + error + " (mempool caches unused)");
+    if (eal_register_thread(error) != 0) {
+      log("lcore " + std::to_string(l.id) + ": DPDK: " + error + " (mempool caches unused)");
+    }
   }
   unsigned idle = 0;
-  while (!stop_) {
-    if (has_work_.load(std::memory_order_acquire)) {
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (l.has_work.load(std::memory_order_acquire)) {
       std::deque<pending> work;
       {
-        std::lock_guard<std::mutex> g(mu_);
-        work.swap(queue_);
-        has_work_ = false;
+        std::lock_guard<std::mutex> g(l.mu);
+        work.swap(l.queue);
+        l.has_work = false;
       }
       for (pending& p : work) {
         json answer;
         try {
-          answer = dispatch(p.command);
+          answer = dispatch(l, p.command);
         } catch (const std::exception& e) {
           answer = fail(e.what());
         }
@@ -283,7 +462,7 @@ void replicator::run() {
     }
     int busy = 0;
     const uint64_t now = now_ns();
-    for (auto& v : volumes_) {
+    for (volume_slot* v : l.volumes) {
       busy += pump(*v, now);
       if (!v->attached()) continue;
       busy += v->engine->poll(now);
@@ -305,53 +484,59 @@ void replicator::run() {
     if (busy) {
       idle = 0;
     } else if (++idle > 256) {
-      nap();
+      nap(l);
     }
   }
-  // Shutdown: the FUSE frontend takes no more requests, then every volume cleanly where it can
+  // Shutdown (the destructor closed the FUSE frontend first): each volume cleanly where it can
   // be, after what it has in flight completed.
-  if (fuse_) fuse_->close_down();
-  for (auto& v : volumes_) {
-    drain(*v, true);
-    if (!v->attached()) continue;
-    if (v->shim) {
-      // Deleted unless something holds it open; then it stays, failing I/O until a replicator
-      // attaches again.
-      // (Requests still in flight: it is unmapped only after the engine is gone, in release.)
-      try {
-        if (const int rc = v->shim->remove(); rc != 0) {
-          log("volume " + v->conf->name + ": " + v->shim->device() + " " +
-              (rc == -EBUSY ? "is open" : "still has requests in flight") +
-              ": left in place, failing I/O until the volume is attached again");
-        }
-      } catch (const std::exception& e) {
-        log("volume " + v->conf->name + ": " + e.what());
-      }
-    }
-    v->load.reset();
-    if (v->engine->shutdown() != 0) {
-      log("volume " + v->conf->name + ": not shut down cleanly: " + v->engine->last_error());
-    }
-    v->release();
-  }
-  // FUSE requests an engine took and never completed (it was destroyed): their workers must not
-  // wait for ever.
-  for (auto& v : volumes_)
-    if (v->fuse) v->fuse->fail_in_flight(-ESHUTDOWN);
+  for (volume_slot* v : l.volumes)
+    shut_down(*v);
   if (dpdk_) eal_unregister_thread();
 }
 
-// The idle lcore's 50 us nap. With kernel devices it sleeps on their eventfds instead, so a block
-// request wakes it at once (the kernel signals only while NEED_WAKEUP is set).
-void replicator::nap() {
-  pollfd fds[64];
-  int efd[64];
+void replicator::shut_down(volume_slot& v) {
+  drain(v, true);
+  if (!v.attached()) return;
+  if (v.shim) {
+    // Deleted unless something holds it open; then it stays, failing I/O until a replicator
+    // attaches again.
+    // (Requests still in flight: it is unmapped only after the engine is gone, in release.)
+    try {
+      if (const int rc = v.shim->remove(); rc != 0) {
+        log("volume " + v.conf->name + ": " + v.shim->device() + " " +
+            (rc == -EBUSY ? "is open" : "still has requests in flight") +
+            ": left in place, failing I/O until the volume is attached again");
+      }
+    } catch (const std::exception& e) {
+      log("volume " + v.conf->name + ": " + e.what());
+    }
+  }
+  v.load.reset();
+  if (v.engine->shutdown() != 0) {
+    log("volume " + v.conf->name + ": not shut down cleanly: " + v.engine->last_error());
+  }
+  release(v);
+}
+
+void replicator::release(volume_slot& v) {
+  std::unique_lock<std::mutex> g(dpdk_mu_, std::defer_lock);
+  if (v.device) g.lock();  // closes its ethdev and unplugs the device
+  v.release();
+}
+
+// The idle lcore's 50 us nap. With kernel devices it sleeps on their eventfds instead (those of
+// its own volumes), so a block request wakes it at once (the kernel signals only while
+// NEED_WAKEUP is set). Volumes beyond the poll set's capacity are seen after the 50 us.
+void replicator::nap(lcore& l) {
+  constexpr unsigned max_fds = 256;
+  pollfd fds[max_fds];
+  int efd[max_fds];
   unsigned n = 0;
   bool ready = false;
-  for (auto& v : volumes_) {
+  for (volume_slot* v : l.volumes) {
     if (!v->shim) continue;
     ready = v->shim->arm_wakeup() || ready;
-    const unsigned k = v->shim->event_fds(std::span<int>(efd + n, std::size(efd) - n));
+    const unsigned k = v->shim->event_fds(std::span<int>(efd + n, max_fds - n));
     for (unsigned i = 0; i < k; ++i)
       fds[n + i] = {.fd = efd[n + i], .events = POLLIN, .revents = 0};
     n += k;
@@ -362,7 +547,7 @@ void replicator::nap() {
     const timespec ts{.tv_sec = 0, .tv_nsec = 50'000};
     (void)::ppoll(fds, n, &ts, nullptr);
   }
-  for (auto& v : volumes_)
+  for (volume_slot* v : l.volumes)
     if (v->shim) v->shim->disarm_wakeup();
 }
 
@@ -462,19 +647,26 @@ json replicator::loop_command(const json& c) {
   return {{"ok", true}, {"device", *existing}, {"file", path}};
 }
 
-replicator::volume_slot& replicator::slot(const json& command) {
+replicator::volume_slot& replicator::slot(const lcore& l, const json& command) {
   if (!command.contains("volume") || !command["volume"].is_string()) {
     throw bad_command("\"volume\" (a volume name) is required");
   }
   const std::string name = command["volume"].get<std::string>();
-  for (auto& v : volumes_) {
+  for (volume_slot* v : l.volumes)
     if (v->conf->name == name) return *v;
+  // execute() sends a served volume's commands to its own lcore: the name is not served here.
+  std::vector<std::string> served;
+  for (const auto& v : volumes_)
+    served.push_back(v->conf->name);
+  if (const cfg::mirror_volume* other = opts_.config.find_volume(name)) {
+    std::vector<std::string> nodes;
+    for (const auto& r : other->replicas)
+      nodes.push_back(r.node);
+    throw bad_command("volume \"" + name + "\" has no replica on node " + opts_.node +
+                      " (its replicas: " + joined(nodes) + "; served here: " + joined(served) +
+                      ")");
   }
-  std::string known;
-  for (auto& v : volumes_)
-    known += (known.empty() ? "" : ", ") + v->conf->name;
-  throw bad_command("unknown volume \"" + name +
-                    "\" (configured: " + (known.empty() ? "none" : known) + ")");
+  throw bad_command("unknown volume \"" + name + "\" (configured: " + joined(served) + ")");
 }
 
 namespace {
@@ -493,7 +685,158 @@ json engine_result(int rc, const std::string& what, const mirror::volume& e) {
 
 }  // namespace
 
-json replicator::dispatch(const json& c) {
+// One volume's status, read by its owner.
+json replicator::volume_status(volume_slot& v) {
+  json vj = {{"name", v.conf->name},
+             {"attached", v.attached()},
+             {"data", v.conf->data_on(opts_.node)},
+             {"meta", v.conf->meta_on(opts_.node)},
+             {"peer", v.peer->node + " " + v.peer->address + ":" + std::to_string(v.peer->port)},
+             {"lcore", v.lcore}};
+  if (v.attached()) {
+    const mirror::volume_status s = v.engine->status();
+    vj["role"] = volume::to_string(s.role);
+    vj["disk"] = volume::to_string(s.disk);
+    vj["connection"] = mirror::to_string(s.conn);
+    vj["reason"] = s.reason;
+    vj["node_id"] = s.node_id;
+    vj["generations"] = gens(s.gen);
+    if (s.peer_known) {
+      vj["peer_state"] = {{"node_id", s.peer_node_id},
+                          {"role", volume::to_string(s.peer_role)},
+                          {"disk", volume::to_string(s.peer_disk)},
+                          {"generations", gens(s.peer_gen)}};
+    }
+    vj["dirty_bytes"] = s.dirty_bytes;
+    if (!s.split_brain.empty()) vj["split_brain"] = s.split_brain;
+    vj["resync"] = {{"full", s.resync_full},
+                    {"checksum", s.resync_checksum},
+                    {"paused", s.resync_paused},
+                    {"paused_by_peer", s.resync_paused_by_peer},
+                    {"total_bytes", s.resync_total_bytes},
+                    {"done_bytes", s.resync_done_bytes},
+                    {"rate", s.resync_rate},
+                    {"limit", s.resync_limit}};
+    {
+      const auto& f = s.verify;
+      json ranges = json::array();
+      for (uint32_t i = 0; i < f.ranges; ++i)
+        ranges.push_back({{"offset", f.range_offset[i]}, {"length", f.range_length[i]}});
+      vj["verify"] = {{"running", f.running},
+                      {"repair", f.repair},
+                      {"interrupted", f.interrupted},
+                      {"start", f.start},
+                      {"done_bytes", f.done_bytes},
+                      {"total_bytes", f.total_bytes},
+                      {"differing_blocks", f.differing_blocks},
+                      {"first_differences", ranges}};
+    }
+    vj["replication"] = {{"mode", s.async.enabled ? "async" : "sync"}};
+    if (s.async.enabled) {
+      vj["async"] = {{"queued", s.async.queued},
+                     {"queued_bytes", s.async.queued_bytes},
+                     {"unsent_bytes", s.async.unsent_bytes},
+                     {"capacity_bytes", s.async.capacity_bytes},
+                     {"lag_ms", s.async.lag_ns / 1'000'000}};
+    }
+    vj["in_flight"] = {
+        {"application", s.app_in_flight}, {"peer", s.peer_in_flight}, {"applying", s.applying}};
+    const auto& k = s.counters;
+    vj["counters"] = {{"reads", k.reads},
+                      {"writes", k.writes},
+                      {"flushes", k.flushes},
+                      {"discards", k.discards},
+                      {"write_zeroes", k.write_zeroes},
+                      {"read_bytes", k.read_bytes},
+                      {"write_bytes", k.write_bytes},
+                      {"fua_writes", k.fua_writes},
+                      {"app_errors", k.app_errors},
+                      {"rejected", k.rejected},
+                      {"replicated", k.replicated},
+                      {"replicated_bytes", k.replicated_bytes},
+                      {"peer_flushes", k.peer_flushes},
+                      {"acks", k.acks},
+                      {"peer_errors", k.peer_errors},
+                      {"local_errors", k.local_errors},
+                      {"marked_dirty", k.marked_dirty},
+                      {"applied", k.applied},
+                      {"applied_bytes", k.applied_bytes},
+                      {"resync_bytes_sent", k.resync_bytes_sent},
+                      {"resync_bytes_received", k.resync_bytes_received},
+                      {"resyncs_completed", k.resyncs_completed},
+                      {"resync_digest_chunks", k.resync_digest_chunks},
+                      {"resync_bytes_same", k.resync_bytes_same},
+                      {"verify_bytes", k.verify_bytes},
+                      {"verify_differing_blocks", k.verify_differing_blocks},
+                      {"verifies_completed", k.verifies_completed},
+                      {"split_brains", k.split_brains},
+                      {"async_queued", k.async_queued},
+                      {"async_queued_bytes", k.async_queued_bytes},
+                      {"async_fallbacks", k.async_fallbacks},
+                      {"async_compressed", k.async_compressed},
+                      {"async_compressed_bytes", k.async_compressed_bytes},
+                      {"async_compressed_wire_bytes", k.async_compressed_wire_bytes},
+                      {"resync_compressed_bytes", k.resync_compressed_bytes},
+                      {"resync_compressed_wire_bytes", k.resync_compressed_wire_bytes},
+                      {"al_commits", k.al_commits},
+                      {"al_waits", k.al_waits},
+                      {"bitmap_flushes", k.bitmap_flushes},
+                      {"superblock_commits", k.superblock_commits},
+                      {"sessions", k.sessions},
+                      {"session_losses", k.session_losses},
+                      {"protocol_errors", k.protocol_errors}};
+    const auto& t = s.transport;
+    vj["transport"] = {{"port", v.port->name()},
+                       {"port_stats",
+                        {{"tx_dgrams", v.port->stats().tx_dgrams},
+                         {"tx_full", v.port->stats().tx_full},
+                         {"rx_dgrams", v.port->stats().rx_dgrams},
+                         {"rx_dropped", v.port->stats().rx_dropped}}},
+                       {"sent_packets", t.sent_packets},
+                       {"sent_bytes", t.sent_bytes},
+                       {"retransmitted", t.retransmitted},
+                       {"dropped_bad_crc", t.dropped_bad_crc},
+                       {"dropped_auth", t.dropped_auth},
+                       {"dropped_replay", t.dropped_replay},
+                       {"dropped_malformed", t.dropped_malformed},
+                       {"rtt_us", t.rtt_ns / 1000},
+                       {"encrypted", v.engine->transport() && v.engine->transport()->encrypted()}};
+    if (v.load) vj["workload"] = v.load->status();
+  }
+  if (v.shim) {
+    const auto& k = v.shim->stats();
+    vj["kernel"] = {{"device", v.shim->device()}, {"in_flight", v.shim->in_flight()},
+                    {"reads", k.reads},           {"writes", k.writes},
+                    {"flushes", k.flushes},       {"fua_writes", k.fua},
+                    {"discards", k.discards},     {"write_zeroes", k.write_zeroes},
+                    {"read_bytes", k.read_bytes}, {"write_bytes", k.write_bytes},
+                    {"invalid", k.invalid},       {"errors", k.errors},
+                    {"commits", k.commits}};
+  }
+  if (v.fuse) {
+    const auto& k = v.fuse->stats();
+    json fj = {{"file", fuse_->path_of(v.conf->name)},
+               {"published", v.fuse->published()},
+               {"open", v.fuse->open_count()},
+               {"in_flight", v.fuse->in_flight()},
+               {"reads", k.reads.load()},
+               {"writes", k.writes.load()},
+               {"flushes", k.flushes.load()},
+               {"discards", k.discards.load()},
+               {"write_zeroes", k.zeroes.load()},
+               {"read_bytes", k.read_bytes.load()},
+               {"write_bytes", k.write_bytes.load()},
+               {"unaligned", k.unaligned.load()},
+               {"errors", k.errors.load()}};
+    const auto loop =
+        frontend::loop_find(fuse_->path_of(v.conf->name), fuse_->replaced_dead_mount());
+    fj["loop"] = loop ? json(*loop) : json(nullptr);
+    vj["fuse"] = std::move(fj);
+  }
+  return vj;
+}
+
+json replicator::dispatch(lcore& l, const json& c) {
   if (!c.contains("cmd") || !c["cmd"].is_string()) {
     return fail(
         "\"cmd\" is required (status, create, attach, detach, promote, demote, connect, "
@@ -510,170 +853,19 @@ json replicator::dispatch(const json& c) {
   }
   try {
     if (cmd == "status") {
-      json out = {{"ok", true}, {"node", opts_.node}, {"volumes", json::array()}};
-      for (auto& v : volumes_) {
+      json out = {{"ok", true},
+                  {"node", opts_.node},
+                  {"lcores", lcores_.size()},
+                  {"volumes", json::array()}};
+      for (volume_slot* v : l.volumes) {
         if (c.contains("volume") && c["volume"] != v->conf->name) continue;
-        json vj = {
-            {"name", v->conf->name},
-            {"attached", v->attached()},
-            {"data", v->conf->data_on(opts_.node)},
-            {"meta", v->conf->meta_on(opts_.node)},
-            {"peer", v->peer->node + " " + v->peer->address + ":" + std::to_string(v->peer->port)}};
-        if (v->attached()) {
-          const mirror::volume_status s = v->engine->status();
-          vj["role"] = volume::to_string(s.role);
-          vj["disk"] = volume::to_string(s.disk);
-          vj["connection"] = mirror::to_string(s.conn);
-          vj["reason"] = s.reason;
-          vj["node_id"] = s.node_id;
-          vj["generations"] = gens(s.gen);
-          if (s.peer_known) {
-            vj["peer_state"] = {{"node_id", s.peer_node_id},
-                                {"role", volume::to_string(s.peer_role)},
-                                {"disk", volume::to_string(s.peer_disk)},
-                                {"generations", gens(s.peer_gen)}};
-          }
-          vj["dirty_bytes"] = s.dirty_bytes;
-          if (!s.split_brain.empty()) vj["split_brain"] = s.split_brain;
-          vj["resync"] = {{"full", s.resync_full},
-                          {"checksum", s.resync_checksum},
-                          {"paused", s.resync_paused},
-                          {"paused_by_peer", s.resync_paused_by_peer},
-                          {"total_bytes", s.resync_total_bytes},
-                          {"done_bytes", s.resync_done_bytes},
-                          {"rate", s.resync_rate},
-                          {"limit", s.resync_limit}};
-          {
-            const auto& f = s.verify;
-            json ranges = json::array();
-            for (uint32_t i = 0; i < f.ranges; ++i)
-              ranges.push_back({{"offset", f.range_offset[i]}, {"length", f.range_length[i]}});
-            vj["verify"] = {{"running", f.running},
-                            {"repair", f.repair},
-                            {"interrupted", f.interrupted},
-                            {"start", f.start},
-                            {"done_bytes", f.done_bytes},
-                            {"total_bytes", f.total_bytes},
-                            {"differing_blocks", f.differing_blocks},
-                            {"first_differences", ranges}};
-          }
-          vj["replication"] = {{"mode", s.async.enabled ? "async" : "sync"}};
-          if (s.async.enabled) {
-            vj["async"] = {{"queued", s.async.queued},
-                           {"queued_bytes", s.async.queued_bytes},
-                           {"unsent_bytes", s.async.unsent_bytes},
-                           {"capacity_bytes", s.async.capacity_bytes},
-                           {"lag_ms", s.async.lag_ns / 1'000'000}};
-          }
-          vj["in_flight"] = {{"application", s.app_in_flight},
-                             {"peer", s.peer_in_flight},
-                             {"applying", s.applying}};
-          const auto& k = s.counters;
-          vj["counters"] = {{"reads", k.reads},
-                            {"writes", k.writes},
-                            {"flushes", k.flushes},
-                            {"discards", k.discards},
-                            {"write_zeroes", k.write_zeroes},
-                            {"read_bytes", k.read_bytes},
-                            {"write_bytes", k.write_bytes},
-                            {"fua_writes", k.fua_writes},
-                            {"app_errors", k.app_errors},
-                            {"rejected", k.rejected},
-                            {"replicated", k.replicated},
-                            {"replicated_bytes", k.replicated_bytes},
-                            {"peer_flushes", k.peer_flushes},
-                            {"acks", k.acks},
-                            {"peer_errors", k.peer_errors},
-                            {"local_errors", k.local_errors},
-                            {"marked_dirty", k.marked_dirty},
-                            {"applied", k.applied},
-                            {"applied_bytes", k.applied_bytes},
-                            {"resync_bytes_sent", k.resync_bytes_sent},
-                            {"resync_bytes_received", k.resync_bytes_received},
-                            {"resyncs_completed", k.resyncs_completed},
-                            {"resync_digest_chunks", k.resync_digest_chunks},
-                            {"resync_bytes_same", k.resync_bytes_same},
-                            {"verify_bytes", k.verify_bytes},
-                            {"verify_differing_blocks", k.verify_differing_blocks},
-                            {"verifies_completed", k.verifies_completed},
-                            {"split_brains", k.split_brains},
-                            {"async_queued", k.async_queued},
-                            {"async_queued_bytes", k.async_queued_bytes},
-                            {"async_fallbacks", k.async_fallbacks},
-                            {"async_compressed", k.async_compressed},
-                            {"async_compressed_bytes", k.async_compressed_bytes},
-                            {"async_compressed_wire_bytes", k.async_compressed_wire_bytes},
-                            {"resync_compressed_bytes", k.resync_compressed_bytes},
-                            {"resync_compressed_wire_bytes", k.resync_compressed_wire_bytes},
-                            {"al_commits", k.al_commits},
-                            {"al_waits", k.al_waits},
-                            {"bitmap_flushes", k.bitmap_flushes},
-                            {"superblock_commits", k.superblock_commits},
-                            {"sessions", k.sessions},
-                            {"session_losses", k.session_losses},
-                            {"protocol_errors", k.protocol_errors}};
-          const auto& t = s.transport;
-          vj["transport"] = {
-              {"port", v->port->name()},
-              {"port_stats",
-               {{"tx_dgrams", v->port->stats().tx_dgrams},
-                {"tx_full", v->port->stats().tx_full},
-                {"rx_dgrams", v->port->stats().rx_dgrams},
-                {"rx_dropped", v->port->stats().rx_dropped}}},
-              {"sent_packets", t.sent_packets},
-              {"sent_bytes", t.sent_bytes},
-              {"retransmitted", t.retransmitted},
-              {"dropped_bad_crc", t.dropped_bad_crc},
-              {"dropped_auth", t.dropped_auth},
-              {"dropped_replay", t.dropped_replay},
-              {"dropped_malformed", t.dropped_malformed},
-              {"rtt_us", t.rtt_ns / 1000},
-              {"encrypted", v->engine->transport() && v->engine->transport()->encrypted()}};
-          if (v->load) vj["workload"] = v->load->status();
-        }
-        if (v->shim) {
-          const auto& k = v->shim->stats();
-          vj["kernel"] = {{"device", v->shim->device()},
-                          {"in_flight", v->shim->in_flight()},
-                          {"reads", k.reads},
-                          {"writes", k.writes},
-                          {"flushes", k.flushes},
-                          {"fua_writes", k.fua},
-                          {"discards", k.discards},
-                          {"write_zeroes", k.write_zeroes},
-                          {"read_bytes", k.read_bytes},
-                          {"write_bytes", k.write_bytes},
-                          {"invalid", k.invalid},
-                          {"errors", k.errors},
-                          {"commits", k.commits}};
-        }
-        if (v->fuse) {
-          const auto& k = v->fuse->stats();
-          json fj = {{"file", fuse_->path_of(v->conf->name)},
-                     {"published", v->fuse->published()},
-                     {"open", v->fuse->open_count()},
-                     {"in_flight", v->fuse->in_flight()},
-                     {"reads", k.reads.load()},
-                     {"writes", k.writes.load()},
-                     {"flushes", k.flushes.load()},
-                     {"discards", k.discards.load()},
-                     {"write_zeroes", k.zeroes.load()},
-                     {"read_bytes", k.read_bytes.load()},
-                     {"write_bytes", k.write_bytes.load()},
-                     {"unaligned", k.unaligned.load()},
-                     {"errors", k.errors.load()}};
-          const auto loop =
-              frontend::loop_find(fuse_->path_of(v->conf->name), fuse_->replaced_dead_mount());
-          fj["loop"] = loop ? json(*loop) : json(nullptr);
-          vj["fuse"] = std::move(fj);
-        }
-        out["volumes"].push_back(std::move(vj));
+        out["volumes"].push_back(volume_status(*v));
       }
-      if (c.contains("volume") && out["volumes"].empty()) (void)slot(c);  // names the problem
+      if (c.contains("volume") && out["volumes"].empty()) (void)slot(l, c);  // names the problem
       return out;
     }
 
-    volume_slot& v = slot(c);
+    volume_slot& v = slot(l, c);
     const std::string& name = v.conf->name;
     if (cmd == "create") {
       if (v.attached()) return fail("create " + name + ": the volume is attached; detach it first");
@@ -750,6 +942,7 @@ json replicator::dispatch(const json& c) {
                                       v.local->address + ", " + v.peer->address + ")");
         }
         if (dpdk_) {
+          std::lock_guard<std::mutex> g(dpdk_mu_);  // another lcore may plug or unplug meanwhile
           v.device = std::make_unique<plugged_device>(v.local->dpdk_device);
           dpdk_port_options po;
           po.port_id = v.device->port_id();
@@ -770,8 +963,8 @@ json replicator::dispatch(const json& c) {
         tc.dead_peer_ns = static_cast<uint64_t>(tr.dead_peer.count()) * 1'000'000;
         tc.rate_cap_bps = tr.rate_limit * 8;
         tc.max_message = static_cast<uint32_t>(mirror::max_io_bytes + 4096);
-        tc.send_buffer = 32u << 20;
-        tc.recv_buffer = 32u << 20;
+        tc.send_buffer = static_cast<uint32_t>(tr.buffer);  // the loader keeps it within 1 GiB
+        tc.recv_buffer = static_cast<uint32_t>(tr.buffer);
         tc.log = [this, name](std::string_view line) {
           log("volume " + name + ": " + std::string(line));
         };
@@ -796,7 +989,7 @@ json replicator::dispatch(const json& c) {
         }
       } catch (const std::exception& e) {
         if (v.fuse) (void)v.fuse->withdraw();
-        v.release();
+        release(v);
         return fail("attach " + name + ": " + e.what());
       }
       log("volume " + name + ": attached (node id " + std::to_string(v.node_id) + ", peer " +
@@ -840,7 +1033,7 @@ json replicator::dispatch(const json& c) {
         if (v.fuse) v.fuse->publish(v.fuse->size(), v.fuse->block_size(), v.fuse->zero_chunk());
         return engine_result(rc, "detach " + name, e);
       }
-      v.release();
+      release(v);
       log("volume " + name + ": detached");
       return {{"ok", true}};
     }

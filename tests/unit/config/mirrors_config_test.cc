@@ -5,9 +5,11 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
+#include "control/config/config_json.h"
 #include "tests/unit/config/test_util.h"
 
 namespace tandem::ctl::config {
@@ -56,6 +58,7 @@ TEST(mirrors_config, mirrors_only_file_loads_with_defaults) {
   EXPECT_EQ(m.transport.keepalive, 200ms);
   EXPECT_EQ(m.transport.dead_peer, 3s);
   EXPECT_EQ(m.transport.rate_limit, 125'000'000u);
+  EXPECT_EQ(m.transport.buffer, 32u << 20);
   EXPECT_EQ(m.control_socket, "/run/tandem/replicator.sock");
   ASSERT_EQ(m.volumes.size(), 1u);
   const mirror_volume& v = m.volumes[0];
@@ -261,6 +264,23 @@ TEST(mirrors_config, transport_rules) {
                           "ignored: transport.port is socket"));
 }
 
+// transport.buffer: each volume's send and receive ring (most of an attached volume's memory).
+TEST(mirrors_config, transport_buffer) {
+  auto small =
+      load_mirrors(edit("    rate_limit: 1Gbit\n", "    rate_limit: 1Gbit\n    buffer: 4MiB\n"));
+  ASSERT_TRUE(small.ok()) << small.diag.to_string();
+  EXPECT_EQ(small.config.transport.buffer, 4u << 20);
+  EXPECT_EQ(to_json(small.config)["transport"]["buffer"], "4MiB");
+  auto tiny =
+      load_mirrors(edit("    rate_limit: 1Gbit\n", "    rate_limit: 1Gbit\n    buffer: 1MiB\n"));
+  EXPECT_TRUE(only_error(tiny.diag,
+                         "mirrors.yaml:7:13: mirrors.transport.buffer: 1MiB is outside 2MiB..1GiB "
+                         "(each ring holds whole messages of up to 1MiB)"));
+  auto huge =
+      load_mirrors(edit("    rate_limit: 1Gbit\n", "    rate_limit: 1Gbit\n    buffer: 2GiB\n"));
+  EXPECT_FALSE(huge.ok());
+}
+
 TEST(mirrors_config, dpdk_devices) {
   auto missing = load_mirrors(edit(", dpdk_device: \"0000:03:00.0\"", ""));
   EXPECT_TRUE(only_error(missing.diag,
@@ -298,6 +318,82 @@ TEST(mirrors_config, dpdk_devices) {
                          "mirrors.yaml:18:65: mirrors.volumes[1].replicas[0].dpdk_device: "
                          "device 0000:03:00.0 on node x is already used by volume db; every "
                          "volume needs its own DPDK device"));
+}
+
+// mirrors.lcores, mirrors.lcore_cpus and a volume's lcore: tandem-replicator's polling threads.
+TEST(mirrors_config, lcores_and_placement) {
+  auto defaults = load_mirrors(mirrors_only);
+  ASSERT_TRUE(defaults.ok()) << defaults.diag.to_string();
+  EXPECT_EQ(defaults.config.lcores, 1u);
+  EXPECT_TRUE(defaults.config.lcore_cpus.empty());
+  EXPECT_FALSE(defaults.config.volumes[0].lcore.has_value());
+  EXPECT_EQ(to_json(defaults.config)["lcores"], 1);
+
+  auto ok = load_mirrors(edit("  volumes:\n", "  lcores: 4\n  lcore_cpus: [2, 3]\n  volumes:\n",
+                              edit("      meta: /var/lib/tandem/db.meta\n",
+                                   "      meta: /var/lib/tandem/db.meta\n      lcore: 3\n")));
+  ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
+  EXPECT_TRUE(ok.diag.all().empty()) << ok.diag.to_string();
+  EXPECT_EQ(ok.config.lcores, 4u);
+  EXPECT_EQ(ok.config.lcore_cpus, (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(ok.config.volumes[0].lcore, 3u);
+
+  auto zero = load_mirrors(edit("  volumes:\n", "  lcores: 0\n  volumes:\n"));
+  EXPECT_TRUE(only_error(zero.diag,
+                         "mirrors.yaml:7:11: mirrors.lcores: \"0\" is out of range: expected 1 "
+                         "to 64"));
+  auto many = load_mirrors(edit("  volumes:\n", "  lcores: 65\n  volumes:\n"));
+  EXPECT_TRUE(only_error(many.diag,
+                         "mirrors.yaml:7:11: mirrors.lcores: \"65\" is out of range: expected 1 "
+                         "to 64"));
+  auto negative = load_mirrors(edit("  volumes:\n", "  lcore_cpus: [0, -1]\n  volumes:\n"));
+  EXPECT_TRUE(only_error(negative.diag,
+                         "mirrors.yaml:7:19: mirrors.lcore_cpus[1]: \"-1\" is out of range: "
+                         "expected 0 to 1023"));
+  auto word = load_mirrors(edit("  volumes:\n", "  lcore_cpus: [one]\n  volumes:\n"));
+  EXPECT_TRUE(only_error(word.diag,
+                         "mirrors.yaml:7:16: mirrors.lcore_cpus[0]: \"one\" is not a whole "
+                         "number"));
+  auto empty = load_mirrors(edit("  volumes:\n", "  lcore_cpus: []\n  volumes:\n"));
+  EXPECT_TRUE(only_error(empty.diag,
+                         "mirrors.yaml:7:15: mirrors.lcore_cpus: lists no CPU: leave the key out "
+                         "to run the lcores unpinned"));
+  auto scalar = load_mirrors(edit("  volumes:\n", "  lcore_cpus: 1\n  volumes:\n"));
+  EXPECT_TRUE(only_error(scalar.diag,
+                         "mirrors.yaml:7:15: mirrors.lcore_cpus: expected a list (\"- \" lines or "
+                         "[a, b]), found the value \"1\""));
+  // More CPUs than lcores: the rest are unused, which is worth a warning, not an error.
+  auto extra =
+      load_mirrors(edit("  volumes:\n", "  lcores: 2\n  lcore_cpus: [0, 1, 2]\n  volumes:\n"));
+  ASSERT_TRUE(extra.ok()) << extra.diag.to_string();
+  EXPECT_TRUE(has_problem(extra.diag,
+                          "mirrors.yaml:8:15: warning: mirrors.lcore_cpus: lists 3 CPUs for 2 "
+                          "lcores (mirrors.lcores): only the first 2 are used"))
+      << extra.diag.to_string();
+
+  // A volume's lcore must be one of the configured lcores: named with the volume and its place.
+  auto outside = load_mirrors(edit("  volumes:\n", "  lcores: 2\n  volumes:\n",
+                                   edit("      meta: /var/lib/tandem/db.meta\n",
+                                        "      meta: /var/lib/tandem/db.meta\n      lcore: 2\n")));
+  EXPECT_TRUE(only_error(outside.diag,
+                         "mirrors.yaml:12:14: mirrors.volumes[0].lcore: volume \"db\" is placed "
+                         "on lcore 2, but mirrors.lcores is 2 (lcores 0 to 1)"));
+  auto default_one = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                       "      meta: /var/lib/tandem/db.meta\n      lcore: 1\n"));
+  EXPECT_TRUE(only_error(default_one.diag,
+                         "mirrors.yaml:11:14: mirrors.volumes[0].lcore: volume \"db\" is placed "
+                         "on lcore 1, but mirrors.lcores is 1 (only lcore 0)"));
+  auto bad_lcore = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                     "      meta: /var/lib/tandem/db.meta\n      lcore: first\n"));
+  EXPECT_TRUE(only_error(bad_lcore.diag,
+                         "mirrors.yaml:11:14: mirrors.volumes[0].lcore: \"first\" is not a whole "
+                         "number"));
+
+  // The keys survive the written-out form (tandemctl config show, reload diffs).
+  const auto j = to_json(ok.config);
+  EXPECT_EQ(j["lcores"], 4);
+  EXPECT_EQ(j["lcore_cpus"], nlohmann::ordered_json::parse("[2, 3]"));
+  EXPECT_EQ(j["volumes"][0]["lcore"], 3);
 }
 
 }  // namespace
