@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
     dp::app::replicator rep(std::move(ro));
     if (attach) {
       for (const auto& v : rep.options().config.volumes) {
+        if (v.replica(rep.options().node) == nullptr) continue;  // N:1: another node's volume
         const auto r = rep.execute({{"cmd", "attach"}, {"volume", v.name}});
         if (!r["ok"].get<bool>()) {
           std::fprintf(stderr, "tandem-replicator: %s\n", r["error"].get<std::string>().c_str());
