@@ -76,8 +76,8 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
   if (opt.mode == replication_mode::async) {
     // The queue's slot rides in the sequence number below the counter (internal_flush_index
     // is reserved), and the ring must hold the largest write.
-    if (opt.async_queue_entries == 0 || opt.async_queue_entries >= internal_flush_index) {
-      bad("async_queue_entries must be 1.." + std::to_string(internal_flush_index - 1));
+    if (opt.async_queue_entries == 0 || opt.async_queue_entries > max_async_queue_entries) {
+      bad("async_queue_entries must be 1.." + std::to_string(max_async_queue_entries));
     }
     if (opt.async_queue_bytes < 2 * max_io_bytes || opt.async_queue_bytes > (uint64_t{1} << 40)) {
       bad("async_queue_bytes must be 2 MiB..1 TiB");

@@ -61,6 +61,8 @@ struct io_completion {
 
 // Largest read / write (the peer's receive pages are 16 KiB and a write takes at most 64).
 inline constexpr uint64_t max_io_bytes = 1u << 20;
+// Most entries an async queue may have (async_queue_entries).
+inline constexpr unsigned max_async_queue_entries = (1u << 20) - 2;
 inline constexpr uint32_t recv_page_size = 16u << 10;
 // Largest discard / write_zeroes: this, and at most (al_slots - 1) activity-log extents (a
 // request may not touch more extents than the log has slots); the frontend splits larger ones.

@@ -49,6 +49,7 @@ enum class flush_purpose : uint32_t {
 inline constexpr unsigned seq_index_bits = 20;
 inline constexpr uint64_t seq_index_mask = (1ULL << seq_index_bits) - 1;
 inline constexpr uint32_t internal_flush_index = static_cast<uint32_t>(seq_index_mask);
+static_assert(max_async_queue_entries < internal_flush_index);
 // Async: how long the next write may wait for activity-log slots that queued writes hold (the
 // peer is slow) before the engine falls back to the bitmap instead.
 inline constexpr uint64_t async_al_stall_ns = 100'000'000;
