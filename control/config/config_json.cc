@@ -149,6 +149,9 @@ json to_json(const mirrors_config& m) {
     vj["split_brain"] = v.split_brain;
     vj["compression"] = v.compression;
     vj["async"] = {{"queue", format_size(v.async_queue)}};
+    put_if(vj["async"], "history", v.async_history);
+    if (v.mode == mirror_mode::async)
+      vj["async"]["history_size"] = format_size(v.async_history_size);
     vj["activity_log"] = {{"extent", format_size(v.al_extent)}, {"slots", v.al_slots}};
     if (v.lcore) vj["lcore"] = *v.lcore;
     vj["resync"] = {{"rate", format_rate(v.resync_rate)},
@@ -160,6 +163,7 @@ json to_json(const mirrors_config& m) {
       rj["node"] = r.node;
       rj["address"] = r.address;
       rj["port"] = r.port;
+      put_if(rj, "history", r.history);
       put_if(rj, "data", r.data);
       put_if(rj, "meta", r.meta);
       put_if(rj, "dpdk_device", r.dpdk_device);

@@ -38,6 +38,11 @@ const std::string& mirror_volume::meta_on(std::string_view node) const noexcept 
   return r != nullptr && !r->meta.empty() ? r->meta : meta;
 }
 
+const std::string& mirror_volume::history_on(std::string_view node) const noexcept {
+  const mirror_replica* r = replica(node);
+  return r != nullptr && !r->history.empty() ? r->history : async_history;
+}
+
 const mirror_volume* mirrors_config::find_volume(std::string_view name) const noexcept {
   for (const mirror_volume& v : volumes)
     if (v.name == name) return &v;
@@ -103,11 +108,12 @@ void read_transport(const cursor& c, mirror_transport& t) {
 void read_replica(const cursor& c, mirror_replica& r) {
   r.loc = c.loc();
   if (!c.expect_map()) return;
-  c.check_keys({"node", "address", "port", "data", "meta", "dpdk_device", "mtu"});
+  c.check_keys({"node", "address", "port", "data", "meta", "history", "dpdk_device", "mtu"});
   c.read("node", r.node, r.locs, read_name, true);
   c.read("address", r.address, r.locs, read_ip, true);
   c.read("port", r.port, r.locs, read_port);
   c.read("data", r.data, r.locs, read_path);
+  c.read("history", r.history, r.locs, read_path);
   c.read("meta", r.meta, r.locs, read_path);
   c.read("dpdk_device", r.dpdk_device, r.locs, [](const cursor& x) -> std::optional<std::string> {
     auto s = x.str();
@@ -200,7 +206,19 @@ void read_volume(const cursor& c, mirror_volume& v) {
   if (auto aq = c.get("async")) {
     v.locs.insert_or_assign("async", aq->loc());
     if (aq->expect_map()) {
-      aq->check_keys({"queue"});
+      aq->check_keys({"queue", "history", "history_size"});
+      aq->read("history", v.async_history, v.locs, read_path);
+      aq->read("history_size", v.async_history_size, v.locs,
+               [](const cursor& x) -> std::optional<uint64_t> {
+                 auto s = x.size();
+                 if (!s) return std::nullopt;
+                 if (*s < (2u << 20) || *s > (16ull << 40) || *s % 4096 != 0) {
+                   x.error(format_size(*s) + " is outside 2MiB..16TiB or not a multiple of " +
+                           "4KiB (the history holds whole writes of up to 1MiB, in 4KiB blocks)");
+                   return std::nullopt;
+                 }
+                 return s;
+               });
       aq->read("queue", v.async_queue, v.locs, [](const cursor& x) -> std::optional<uint64_t> {
         auto s = x.size();
         if (!s) return std::nullopt;
@@ -352,6 +370,21 @@ void check_mirrors(const mirrors_config& m, diagnostics& diag,
                      (m.lcores == 1 ? std::string(" (only lcore 0)")
                                     : " (lcores 0 to " + std::to_string(m.lcores - 1) + ")"));
     }
+    if (v.mode != mirror_mode::async) {
+      // A history file serves only an async primary's queue: a sync volume naming one is a
+      // mistake worth saying (the mode, or the history, is not what the operator thinks).
+      if (!v.async_history.empty()) {
+        diag.error(loc_of(v.locs, "history", vl),
+                   "a history file is for mode: async (volume " + in_quotes(v.name) + " is sync)");
+      }
+      for (const mirror_replica& r : v.replicas) {
+        if (!r.history.empty()) {
+          diag.error(
+              loc_of(r.locs, "history", r.loc),
+              "a history file is for mode: async (volume " + in_quotes(v.name) + " is sync)");
+        }
+      }
+    }
     if (v.locs.contains("replicas") && v.replicas.size() < 2) {
       diag.error(loc_of(v.locs, "replicas", vl),
                  "a mirrored volume needs at least 2 replicas, found " +
@@ -416,7 +449,8 @@ void check_mirrors(const mirrors_config& m, diagnostics& diag,
       }
       for (const auto& [what, path] :
            {std::pair<std::string_view, std::string>{"data", v.data_on(r.node)},
-            {"meta", v.meta_on(r.node)}}) {
+            {"meta", v.meta_on(r.node)},
+            {"history", v.history_on(r.node)}}) {
         if (path.empty()) continue;
         const std::string user = "volume " + v.name + " (" + std::string(what) + ")";
         if (auto [it, fresh] =

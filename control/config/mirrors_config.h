@@ -44,8 +44,9 @@ struct mirror_replica {
   std::string node;
   std::string address;  // IPv4 or IPv6 literal
   uint16_t port = 7790;
-  std::string data;  // this node's data device when it differs from the volume's; else empty
-  std::string meta;  // this node's metadata device or file when it differs; else empty
+  std::string data;     // this node's data device when it differs from the volume's; else empty
+  std::string meta;     // this node's metadata device or file when it differs; else empty
+  std::string history;  // this node's async history file when it differs; else empty
   // port: dpdk only. The ethdev this replica's volume uses: a vdev spec ("net_memif0,role=server,
   // socket=/run/tandem/db.sock", "net_af_packet0,iface=eth1") or a PCI address with optional
   // arguments ("0000:03:00.0"). The replicator plugs it when the volume attaches and unplugs it
@@ -77,6 +78,11 @@ struct mirror_volume {
   // mode async: the write data held in memory for the peer; a full queue falls back to the
   // bitmap (and a resync).
   uint64_t async_queue = 32ull << 20;
+  // mode async: a history file (or block device) the queue spills to when its memory is full,
+  // before it falls back to the bitmap; empty: none (unless a replica names its own). A file
+  // is created, or resized, to async_history_size when the volume attaches.
+  std::string async_history;
+  uint64_t async_history_size = 1ull << 30;
   // The replicator lcore that polls this volume (0..mirrors.lcores-1); absent: round-robin over
   // the volumes a node serves, in the order of `volumes`.
   std::optional<uint32_t> lcore;
@@ -88,6 +94,8 @@ struct mirror_volume {
   // The data and metadata paths on `node` (its replica's override, else the volume's).
   [[nodiscard]] const std::string& data_on(std::string_view node) const noexcept;
   [[nodiscard]] const std::string& meta_on(std::string_view node) const noexcept;
+  // The async history file on `node` (its replica's override, else the volume's; empty: none).
+  [[nodiscard]] const std::string& history_on(std::string_view node) const noexcept;
 };
 
 struct mirrors_config {

@@ -243,6 +243,44 @@ TEST(mirrors_config, sizes_and_geometry) {
       << bad.diag.to_string();
 }
 
+// The async history file: a volume's path and size, a replica's own path, the checks.
+TEST(mirrors_config, async_history) {
+  auto ok =
+      load_mirrors(edit("address: 10.0.0.2,", "address: 10.0.0.2, history: /srv/db.history,",
+                        edit("      meta: /var/lib/tandem/db.meta\n",
+                             "      meta: /var/lib/tandem/db.meta\n      mode: async\n"
+                             "      async: {queue: 8MiB, history: /var/lib/tandem/db.history, "
+                             "history_size: 4GiB}\n")));
+  ASSERT_TRUE(ok.ok()) << ok.diag.to_string();
+  const mirror_volume& v = ok.config.volumes[0];
+  EXPECT_EQ(v.async_history, "/var/lib/tandem/db.history");
+  EXPECT_EQ(v.async_history_size, 4ull << 30);
+  EXPECT_EQ(v.history_on("x"), "/var/lib/tandem/db.history");
+  EXPECT_EQ(v.history_on("y"), "/srv/db.history");
+  const auto j = to_json(ok.config);
+  EXPECT_EQ(j["volumes"][0]["async"]["history"], "/var/lib/tandem/db.history") << j.dump();
+  EXPECT_EQ(j["volumes"][0]["async"]["history_size"], "4GiB") << j.dump();
+  EXPECT_EQ(j["volumes"][0]["replicas"][1]["history"], "/srv/db.history") << j.dump();
+
+  auto small = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                 "      meta: /var/lib/tandem/db.meta\n      mode: async\n"
+                                 "      async: {history: /h, history_size: 1MiB}\n"));
+  EXPECT_NE(small.diag.to_string().find("mirrors.volumes[0].async.history_size: 1MiB is outside "
+                                        "2MiB..16TiB"),
+            std::string::npos)
+      << small.diag.to_string();
+  auto sync = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                "      meta: /var/lib/tandem/db.meta\n"
+                                "      async: {history: /var/lib/tandem/db.history}\n"));
+  EXPECT_NE(sync.diag.to_string().find("a history file is for mode: async"), std::string::npos)
+      << sync.diag.to_string();
+  auto clash = load_mirrors(edit("      meta: /var/lib/tandem/db.meta\n",
+                                 "      meta: /var/lib/tandem/db.meta\n      mode: async\n"
+                                 "      async: {history: /var/lib/tandem/db.meta}\n"));
+  EXPECT_NE(clash.diag.to_string().find("is already used by volume db (meta)"), std::string::npos)
+      << clash.diag.to_string();
+}
+
 TEST(mirrors_config, transport_rules) {
   auto r = load_mirrors(edit("    rate_limit: 1Gbit\n",
                              "    rate_limit: 1Gbit\n    keepalive: 1s\n    dead_peer: 2s\n"));
