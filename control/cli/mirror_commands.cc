@@ -105,7 +105,12 @@ void print_volume(std::ostream& os, const json& v) {
        << bytes(a.value("queued_bytes", uint64_t{0})) << " of "
        << bytes(a.value("capacity_bytes", uint64_t{0})) << " ("
        << bytes(a.value("unsent_bytes", uint64_t{0})) << " unsent), lag "
-       << a.value("lag_ms", uint64_t{0}) << " ms\n";
+       << a.value("lag_ms", uint64_t{0}) << " ms";
+    if (a.value("history_capacity_bytes", uint64_t{0}) > 0) {
+      os << ", history " << bytes(a.value("history_bytes", uint64_t{0})) << " of "
+         << bytes(a.value("history_capacity_bytes", uint64_t{0}));
+    }
+    os << "\n";
   }
   const json& rs = v["resync"];
   const uint64_t total = rs.value("total_bytes", uint64_t{0});

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -112,6 +113,30 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
+// An async volume's history file: a block device as it is, a file created or resized to `size`
+// (its contents do not matter: the engine starts it empty on every attach).
+std::unique_ptr<backend::backend> open_history(const std::string& path, uint64_t size) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      throw std::runtime_error("cannot create the history file " + path + ": " +
+                               std::strerror(errno));
+    }
+    const int rc = ::ftruncate(fd, static_cast<off_t>(size));
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) {
+      throw std::runtime_error("cannot size the history file " + path + ": " + std::strerror(err));
+    }
+  }
+  backend::uring_options uo;
+  uo.path = path;
+  uo.block_size = 4096;
+  uo.queue_depth = 64;
+  return std::make_unique<backend::uring_backend>(uo);
+}
+
 // A command's argument errors: answered with {"ok":false} by dispatch().
 struct bad_command : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -127,6 +152,7 @@ struct replicator::volume_slot {
   // Attached: the engine and what it runs on (declared in destruction order: engine first).
   std::unique_ptr<backend::backend> data;
   std::unique_ptr<backend::backend> meta_io;
+  std::unique_ptr<backend::backend> history;  // mode async with a history file
   std::optional<volume::metadata_store> meta;
   std::unique_ptr<plugged_device> device;  // transport.port dpdk: the ethdev under `port`
   std::unique_ptr<dp::port> port;
@@ -155,6 +181,7 @@ struct replicator::volume_slot {
     device.reset();
     meta.reset();
     meta_io.reset();
+    history.reset();
     data.reset();
   }
 };
@@ -737,7 +764,9 @@ json replicator::volume_status(volume_slot& v) {
                      {"queued_bytes", s.async.queued_bytes},
                      {"unsent_bytes", s.async.unsent_bytes},
                      {"capacity_bytes", s.async.capacity_bytes},
-                     {"lag_ms", s.async.lag_ns / 1'000'000}};
+                     {"lag_ms", s.async.lag_ns / 1'000'000},
+                     {"history_bytes", s.async.history_bytes},
+                     {"history_capacity_bytes", s.async.history_capacity_bytes}};
     }
     vj["in_flight"] = {
         {"application", s.app_in_flight}, {"peer", s.peer_in_flight}, {"applying", s.applying}};
@@ -773,6 +802,8 @@ json replicator::volume_status(volume_slot& v) {
                       {"async_queued", k.async_queued},
                       {"async_queued_bytes", k.async_queued_bytes},
                       {"async_fallbacks", k.async_fallbacks},
+                      {"async_spilled", k.async_spilled},
+                      {"async_spilled_bytes", k.async_spilled_bytes},
                       {"async_compressed", k.async_compressed},
                       {"async_compressed_bytes", k.async_compressed_bytes},
                       {"async_compressed_wire_bytes", k.async_compressed_wire_bytes},
@@ -925,6 +956,17 @@ json replicator::dispatch(lcore& l, const json& c) {
         vo.mode = v.conf->mode == cfg::mirror_mode::async ? mirror::replication_mode::async
                                                           : mirror::replication_mode::sync;
         vo.async_queue_bytes = v.conf->async_queue;
+        if (const std::string& hp = v.conf->history_on(opts_.node);
+            vo.mode == mirror::replication_mode::async && !hp.empty()) {
+          v.history = open_history(hp, v.conf->async_history_size);
+          vo.async_history = v.history.get();
+          // Entries for what the history holds too: one per 8 KiB of queue and history.
+          vo.async_queue_entries = static_cast<unsigned>(
+              std::clamp<uint64_t>((v.conf->async_queue + v.history->geom().size) / 8192,
+                                   vo.async_queue_entries, mirror::max_async_queue_entries));
+          log("volume " + name + ": async history " + hp + " (" +
+              std::to_string(v.history->geom().size >> 20) + " MiB)");
+        }
         for (uint8_t p = 0; p <= mirror::split_brain_policy_max; ++p) {
           const auto policy = static_cast<mirror::split_brain_policy>(p);
           if (v.conf->split_brain == mirror::to_string(policy)) vo.split_brain = policy;

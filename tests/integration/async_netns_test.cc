@@ -2,9 +2,10 @@
 // Async replication between two tandem-replicators in lab namespaces (`mode: async`), over a
 // link the transport's rate limit makes slow: the primary's writes complete at local speed and
 // wait in the queue (status and tandemctl show it), the replicas converge once the link caught
-// up; a queue too small for the burst falls back to the bitmap and a resync; and the crash
-// campaign: kill -9 of the primary at a random moment leaves the secondary holding exactly a
-// prefix of the workload's writes, in order.
+// up; a queue too small for the burst falls back to the bitmap and a resync, unless a history
+// file takes what the queue's memory cannot; and the crash campaign: kill -9 of the primary at a
+// random moment leaves the secondary holding exactly a prefix of the workload's writes, in
+// order.
 #include <unistd.h>
 
 #include <chrono>
@@ -128,6 +129,56 @@ TEST(async_netns, a_queue_too_small_for_the_burst_falls_back_to_a_resync) {
     m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
   EXPECT_TRUE(read_file(m.image(0)) == read_file(m.image(1))) << "the images differ";
   const auto v = dp::app::verify_workload(m.image(1), log);
+  EXPECT_EQ(v.missing, 0u) << v.first_problem;
+  EXPECT_EQ(v.corrupt, 0u) << v.first_problem;
+}
+
+// The same burst with a 2 MiB queue and a history file: the writes spill to disk instead of
+// falling back, come back in order, and nothing is lost; tandemctl shows the history.
+TEST(async_netns, a_history_file_takes_the_burst_the_queue_cannot) {
+  mirror_pair_options o;
+  o.mib = 32;
+  o.transport = "keepalive: 100ms, dead_peer: 2s, rate_limit: 50Mbit";
+  o.volume_extra = "mode: async\n      async: {queue: 2MiB, history_size: 64MiB}";
+  o.history = true;
+  mirror_pair m(o);
+  m.bring_up();
+  ASSERT_TRUE(m.wait_for(1, mirror_pair::in_sync, 60s)) << m.volume(1).dump();
+  json v0 = m.volume(0);
+  EXPECT_EQ(v0["async"]["history_capacity_bytes"], 64u << 20) << v0.dump();
+  const std::string log = m.dir() + "/history.log";
+  m.ok(0, {{"cmd", "workload"},
+           {"volume", "db"},
+           {"seed", 12},
+           {"qd", 16},
+           {"count", 600},
+           {"max_size", 65536},
+           {"log", log}});
+  uint64_t peak = 0;
+  ASSERT_TRUE(m.wait_for(
+      0,
+      [&](const json& v) {
+        if (v.contains("async")) peak = std::max(peak, v["async"]["history_bytes"].get<uint64_t>());
+        return workload_done(v);
+      },
+      60s, 5ms))
+      << m.volume(0).dump();
+  EXPECT_GT(peak, 4u << 20) << m.volume(0).dump();
+  cli_result r = tandemctl({"mirror", "status", "db", "-r", m.sock(0)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("history"), std::string::npos) << r.out;
+  ASSERT_TRUE(m.wait_for(
+      0, [](const json& v) { return mirror_pair::in_sync(v) && queue_empty(v); }, 90s))
+      << m.volume(0).dump();
+  v0 = m.volume(0);
+  EXPECT_EQ(mirror_pair::counter(v0, "async_fallbacks"), 0u) << v0.dump();
+  EXPECT_GT(mirror_pair::counter(v0, "async_spilled_bytes"), 4u << 20) << v0.dump();
+  EXPECT_EQ(v0["async"]["history_bytes"], 0u);
+  for (int i = 0; i < 2; ++i)
+    m.ok(i, {{"cmd", "detach"}, {"volume", "db"}});
+  EXPECT_TRUE(read_file(m.image(0)) == read_file(m.image(1))) << "the images differ";
+  const auto v = dp::app::verify_workload(m.image(1), log);
+  EXPECT_EQ(v.acked_writes, 600u);
   EXPECT_EQ(v.missing, 0u) << v.first_problem;
   EXPECT_EQ(v.corrupt, 0u) << v.first_problem;
 }

@@ -43,6 +43,7 @@ mirror_pair::mirror_pair(const mirror_pair_options& o)
   for (int i = 0; i < 2; ++i) {
     f << "        - {node: " << node(i) << ", address: " << l_.address(node(i), 1)
       << ", port: 7790, data: " << image(i) << ", meta: " << meta(i);
+    if (o.history) f << ", history: " << history(i);
     if (port_ == "memif") {
       f << ", dpdk_device: \"" << dp::memif_vdev(0, i == 0 ? "server" : "client", memif, 0, 9000)
         << "\", mtu: 9000";

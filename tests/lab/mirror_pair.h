@@ -26,6 +26,9 @@ struct mirror_pair_options {
   std::string image_dir;     // where data images go; default: the lab's log directory
   // Each replicator serves the volume as a FUSE file under fuse_mount(i) (--fuse-mount).
   bool fuse = false;
+  // Each replica has an async history file, history(i) (its size: volume_extra's
+  // `async: {history_size: ...}`).
+  bool history = false;
 };
 
 // Failures (a replicator that does not start, a refused command, a state not reached) throw
@@ -42,6 +45,7 @@ class mirror_pair {
   std::string image(int i) const { return image_dir_ + "/" + node(i) + ".img"; }
   std::string meta(int i) const { return dir_ + "/" + node(i) + ".meta"; }
   std::string sock(int i) const { return dir_ + "/" + node(i) + ".sock"; }
+  std::string history(int i) const { return dir_ + "/" + node(i) + ".history"; }
   // Node i's FUSE mountpoint (options.fuse) and the volume's file in it.
   std::string fuse_mount(int i) const { return dir_ + "/" + node(i) + ".fuse"; }
   std::string fuse_file(int i) const { return fuse_mount(i) + "/db"; }
