@@ -53,6 +53,8 @@ static_assert(max_async_queue_entries < internal_flush_index);
 // Async: how long the next write may wait for activity-log slots that queued writes hold (the
 // peer is slow) before the engine falls back to the bitmap instead.
 inline constexpr uint64_t async_al_stall_ns = 100'000'000;
+// How long a write may wait for the history's writes before the history counts as failed.
+inline constexpr uint64_t async_history_stall_ns = 1'000'000'000;
 
 struct link {
   uint32_t prev = npos;
@@ -366,6 +368,8 @@ struct volume::impl {
   uint64_t aq_load_ = 0;
   uint64_t aq_hbfree_ = 0;
   uint64_t hist_bytes_ = 0;  // spilled data not yet read back (status: history_bytes)
+  bool hist_failed_ = false;
+  uint64_t aq_hist_wait_ns_ = 0;  // since when the next write waits for the history's writes
 
   // ---- Secondary path -------------------------------------------------------------------
   std::vector<rx_req> rx_;
@@ -556,8 +560,10 @@ struct volume::impl {
   // caller marks the write; -EAGAIN the history's bounce buffer or queue is full, the write
   // waits for the history's writes to complete.
   int aq_push(uint32_t i);
-  // A full queue: falls back to the bitmap (not during a resync). Returns 0.
-  int aq_full();
+  // A full queue: falls back to the bitmap, saying `why` (not during a resync). Returns 0.
+  int aq_full(const char* why);
+  // The history failed (an I/O error, a stall): logged once, not used again.
+  void hist_fail(const std::string& why);
   // Reads spilled writes back into the byte ring, in order, as it has room.
   int aq_load();
   void on_hist_completion(uint32_t slot, int64_t result);

@@ -645,34 +645,57 @@ uint64_t hist_round(uint64_t n) {
 
 }  // namespace
 
-int volume::impl::aq_full() {
+int volume::impl::aq_full(const char* why) {
   // During a resync the peer is Inconsistent anyway: the write is marked (the caller does)
   // and the resync's next pass sends it; restarting would only throw the resync's chunks in
   // flight away. Otherwise the session restarts into a resync.
-  if (state_ != conn_state::sync_source) {
-    aq_overflow(hist_ ? "async queue and history full" : "async queue full");
-  }
+  if (state_ != conn_state::sync_source) aq_overflow(why);
   return 0;
+}
+
+void volume::impl::hist_fail(const std::string& why) {
+  if (!hist_failed_) {
+    // A history that failed once is not trusted again (a full or dying disk would fail every
+    // spill and restart every session): full memory falls back to the bitmap, as without one,
+    // until the volume is attached again.
+    hist_failed_ = true;
+    log("async history: " + why + "; not used until the volume is attached again");
+  }
+  ++ctr_.local_errors;
 }
 
 int volume::impl::aq_push(uint32_t i) {
   const io_request& io = app_[i].io;
   const uint64_t len = io.op == io_op::write ? io.length : 0;
-  if (aq_overflowed_ || aq_tail_ - aq_head_ >= aq_.size()) return aq_full();
+  if (aq_overflowed_) return aq_full("async queue full");
+  if (aq_tail_ - aq_head_ >= aq_.size()) return aq_full("async queue entries full");
   // The byte ring while nothing waits in the history (the queue stays in order there), else
   // the history file through the bounce buffer.
   uint64_t start = aq_load_ == aq_tail_ ? ring_reserve(aq_rd_, aq_wr_, aq_cap_, len) : no_room;
   const bool spill = start == no_room;
   uint64_t hstart = 0;
   if (spill) {
-    if (hist_ == nullptr) return aq_full();
+    if (hist_ == nullptr || hist_failed_) return aq_full("async queue full");
     if (len > 0) {
       hstart = ring_reserve(hist_rd_, hist_wr_, hist_cap_, hist_round(len));
-      if (hstart == no_room) return aq_full();
+      if (hstart == no_room) return aq_full("async queue and history full");
       start = ring_reserve(hb_rd_, hb_wr_, hb_cap_, hist_round(len));
-      if (start == no_room || hist_->in_flight() >= hist_->queue_depth()) return -EAGAIN;
+      if (start == no_room || hist_->in_flight() >= hist_->queue_depth()) {
+        // The history's writes are behind: the application waits for them, but not for a
+        // history that stopped answering.
+        if (aq_hist_wait_ns_ == 0) {
+          aq_hist_wait_ns_ = now_ == 0 ? 1 : now_;
+        } else if (now_ - aq_hist_wait_ns_ > async_history_stall_ns) {
+          aq_hist_wait_ns_ = 0;
+          hist_fail("no history write completed for " +
+                    std::to_string(async_history_stall_ns / 1'000'000) + " ms");
+          return aq_full("the async history stalled");
+        }
+        return -EAGAIN;
+      }
     }
   }
+  aq_hist_wait_ns_ = 0;
   const uint32_t slot = static_cast<uint32_t>(aq_tail_ % aq_.size());
   aq_entry& e = aq_[slot];
   e = aq_entry{};
@@ -691,9 +714,6 @@ int volume::impl::aq_push(uint32_t i) {
     const size_t z = zcomp_ ? zcomp_->compress({src, len}, {dst, len}) : 0;
     if (z != 0) {
       e.wire = z;
-      ++ctr_.async_compressed;
-      ctr_.async_compressed_bytes += len;
-      ctr_.async_compressed_wire_bytes += z;
     } else {
       std::memcpy(dst, src, len);
     }
@@ -721,6 +741,11 @@ int volume::impl::aq_push(uint32_t i) {
       ++ctr_.async_spilled;
       ctr_.async_spilled_bytes += e.hlen;
     }
+  }
+  if (e.wire < len) {  // counted once it is queued (a retried write compresses again)
+    ++ctr_.async_compressed;
+    ctr_.async_compressed_bytes += len;
+    ctr_.async_compressed_wire_bytes += e.wire;
   }
   if (e.kind != msg_type::flush) {
     // The extents stay in the activity log until the peer has the write: a crash here before
@@ -772,12 +797,10 @@ void volume::impl::on_hist_completion(uint32_t slot, int64_t result) {
     aq_free_bounce();
   }
   if (result < 0) {
-    ++ctr_.local_errors;
-    if (!e.done) {
-      log(std::string("history ") + (write ? "write" : "read") + " failed (" +
-          std::strerror(static_cast<int>(-result)) + ")");
-      aq_overflow("the async history failed");
-    }
+    hist_fail(std::string("history ") + (write ? "write" : "read") + " failed (" +
+              std::strerror(static_cast<int>(-result)) + ")");
+    // Its data is in neither the history nor memory: the bitmap takes it, with the others.
+    if (!e.done) aq_overflow("the async history failed");
   } else if (write) {
     e.written = true;
   } else {

@@ -118,7 +118,7 @@ TEST(mirror_async, a_full_queue_falls_back_to_the_bitmap_and_the_peer_is_resynce
   EXPECT_EQ(d.st().errors, 0u);
   auto s = c.a.vol->status();
   EXPECT_EQ(s.counters.async_fallbacks, 1u);
-  EXPECT_TRUE(c.a.logged("async queue full")) << c.a.all_logs();
+  EXPECT_TRUE(c.a.logged("async queue entries full")) << c.a.all_logs();
   EXPECT_GT(s.dirty_bits, 0u);
   EXPECT_EQ(s.async.queued, 0u);  // the queued writes were marked instead
   c.b.paused = false;
@@ -433,12 +433,14 @@ dp::fault_profile slow_link(uint64_t bps = 100'000'000) {
 // Runs the workload while tracking the most the history held; returns it.
 uint64_t workload_watching_history(cluster& c, app_driver& d, uint64_t count) {
   uint64_t most = 0, issued = 0;
-  while (issued < count || d.in_flight() > 0) {
+  const uint64_t end = c.now + 20'000'000'000ULL;  // writes that wait for ever fail the test
+  while ((issued < count || d.in_flight() > 0) && c.now < end) {
     while (issued < count && d.in_flight() < 16 && d.submit_random(256))
       ++issued;
     d.step();
     most = std::max(most, c.a.vol->status().async.history_bytes);
   }
+  EXPECT_LT(c.now, end) << d.in_flight() << " writes never completed";
   return most;
 }
 
@@ -513,6 +515,60 @@ TEST(mirror_async, a_failing_history_falls_back_to_the_bitmap) {
     return c.both_connected() && queue_empty(c) && c.a.vol->status().dirty_bits == 0;
   })) << c.a.all_logs()
       << c.b.all_logs();
+  EXPECT_GE(c.a.vol->status().counters.async_fallbacks, 1u);
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+  // Not trusted again: the next burst falls back from memory, as without a history.
+  EXPECT_TRUE(c.a.logged("not used until the volume is attached again")) << c.a.all_logs();
+  const uint64_t spilled = c.a.vol->status().counters.async_spilled;
+  (void)workload_watching_history(c, d, 200);
+  EXPECT_EQ(c.a.vol->status().counters.async_spilled, spilled);
+  ASSERT_TRUE(c.run_until(
+      [&] { return c.both_connected() && queue_empty(c) && c.a.vol->status().dirty_bits == 0; }));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
+// A history disk that stops answering (its completions never come): the application waits at
+// most a second for it, then the engine gives it up and falls back to the bitmap.
+TEST(mirror_async, a_history_that_stops_answering_is_given_up_after_a_second) {
+  struct stuck_backend final : db::backend {
+    db::mem_backend inner;
+    bool stuck = false;
+    explicit stuck_backend(const db::mem_options& o) : inner(o) {}
+    int submit(std::span<const db::request> r) noexcept override { return inner.submit(r); }
+    int poll(std::span<db::completion> out) noexcept override {
+      return stuck ? 0 : inner.poll(out);
+    }
+    int wait(unsigned m, std::chrono::nanoseconds t) noexcept override { return inner.wait(m, t); }
+    int register_buffers(std::span<const iovec> r) noexcept override {
+      return inner.register_buffers(r);
+    }
+    const db::geometry& geom() const noexcept override { return inner.geom(); }
+    unsigned queue_depth() const noexcept override { return inner.queue_depth(); }
+    unsigned in_flight() const noexcept override { return inner.in_flight(); }
+    const db::backend_stats& stats() const noexcept override { return inner.stats(); }
+    std::string name() const override { return "stuck"; }
+  };
+  db::mem_options mo;
+  mo.size = 16u << 20;
+  mo.block_size = blk;
+  mo.queue_depth = 4;
+  stuck_backend hist(mo);
+  cluster c;
+  dm::volume_options oa = async_opt(c, c.a, 2u << 20);
+  oa.async_history = &hist;
+  setup_async(c, oa, slow_link(), 67);
+  hist.stuck = true;
+  app_driver d(c, c.a, 68);
+  const uint64_t t0 = c.now;
+  (void)workload_watching_history(c, d, 200);
+  EXPECT_EQ(d.st().errors, 0u);
+  EXPECT_TRUE(c.a.logged("no history write completed for 1000 ms")) << c.a.all_logs();
+  EXPECT_LT(c.now - t0, 3'000'000'000u);  // the writes waited about a second, not for ever
+  hist.stuck = false;                     // what it held completes late; nothing uses it any more
+  ASSERT_TRUE(c.run_until([&] {
+    return c.both_connected() && queue_empty(c) && c.a.vol->status().dirty_bits == 0;
+  })) << c.a.all_logs();
   EXPECT_GE(c.a.vol->status().counters.async_fallbacks, 1u);
   EXPECT_TRUE(d.matches_last(c.b.data->data()));
   EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
