@@ -113,21 +113,46 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
-// An async volume's history file: a block device as it is, a file created or resized to `size`
-// (its contents do not matter: the engine starts it empty on every attach).
-std::unique_ptr<backend::backend> open_history(const std::string& path, uint64_t size) {
+// An async volume's history file: an existing block device as it is; a regular file created (only
+// where nothing is: a device path that does not exist yet must not become a file in /dev) or
+// resized to `size`, with its blocks allocated now so that a full file system shows at attach,
+// not as a failed spill. It must not be the volume's data or metadata under another name.
+std::unique_ptr<backend::backend> open_history(const std::string& path, uint64_t size,
+                                               const std::string& data, const std::string& meta) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) {
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      throw std::runtime_error("history " + path + ": " + std::strerror(errno));
+    }
+    if (path.rfind("/dev/", 0) == 0) {
+      throw std::runtime_error("history " + path +
+                               " does not exist (a device path is not created)");
+    }
+  } else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+    throw std::runtime_error("history " + path + " is neither a regular file nor a block device");
+  } else {
+    for (const std::string& other : {data, meta}) {
+      struct stat o {};
+      if (::stat(other.c_str(), &o) == 0 && o.st_dev == st.st_dev && o.st_ino == st.st_ino) {
+        throw std::runtime_error("history " + path + " is " + other +
+                                 ", the volume's own data or metadata");
+      }
+    }
+  }
+  if (!S_ISBLK(st.st_mode)) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
       throw std::runtime_error("cannot create the history file " + path + ": " +
                                std::strerror(errno));
     }
-    const int rc = ::ftruncate(fd, static_cast<off_t>(size));
-    const int err = errno;
+    // posix_fallocate answers an errno itself.
+    const int rc = ::ftruncate(fd, static_cast<off_t>(size)) == 0
+                       ? ::posix_fallocate(fd, 0, static_cast<off_t>(size))
+                       : errno;
     ::close(fd);
     if (rc != 0) {
-      throw std::runtime_error("cannot size the history file " + path + ": " + std::strerror(err));
+      throw std::runtime_error("cannot allocate the history file " + path + " (" +
+                               std::to_string(size >> 20) + " MiB): " + std::strerror(rc));
     }
   }
   backend::uring_options uo;
@@ -958,12 +983,21 @@ json replicator::dispatch(lcore& l, const json& c) {
         vo.async_queue_bytes = v.conf->async_queue;
         if (const std::string& hp = v.conf->history_on(opts_.node);
             vo.mode == mirror::replication_mode::async && !hp.empty()) {
-          v.history = open_history(hp, v.conf->async_history_size);
+          v.history = open_history(hp, v.conf->async_history_size, v.conf->data_on(opts_.node),
+                                   v.conf->meta_on(opts_.node));
           vo.async_history = v.history.get();
-          // Entries for what the history holds too: one per 8 KiB of queue and history.
+          // Entries for what the history holds too: one per 4 KiB block of queue and history (a
+          // spilled write takes whole blocks), about 110 bytes each.
+          const uint64_t want = (v.conf->async_queue + v.history->geom().size) / 4096;
           vo.async_queue_entries = static_cast<unsigned>(
-              std::clamp<uint64_t>((v.conf->async_queue + v.history->geom().size) / 8192,
-                                   vo.async_queue_entries, mirror::max_async_queue_entries));
+              std::clamp<uint64_t>(want, vo.async_queue_entries, mirror::max_async_queue_entries));
+          if (want > mirror::max_async_queue_entries) {
+            log("volume " + name + ": the async queue holds at most " +
+                std::to_string(mirror::max_async_queue_entries) +
+                " writes: a history this large fills with them only if they average " +
+                std::to_string(v.history->geom().size / mirror::max_async_queue_entries >> 10) +
+                " KiB or more");
+          }
           log("volume " + name + ": async history " + hp + " (" +
               std::to_string(v.history->geom().size >> 20) + " MiB)");
         }
