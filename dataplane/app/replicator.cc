@@ -835,6 +835,7 @@ json replicator::volume_status(volume_slot& v) {
                       {"resync_compressed_bytes", k.resync_compressed_bytes},
                       {"resync_compressed_wire_bytes", k.resync_compressed_wire_bytes},
                       {"al_commits", k.al_commits},
+                      {"resync_compression_input_bytes", k.resync_compression_input_bytes},
                       {"al_waits", k.al_waits},
                       {"bitmap_flushes", k.bitmap_flushes},
                       {"superblock_commits", k.superblock_commits},

@@ -181,9 +181,11 @@ struct volume_counters {
   // sent). Target: digest requests answered, and the bytes it found identical.
   uint64_t resync_digest_chunks = 0;
   uint64_t resync_bytes_same = 0;
-  // Resync data sent compressed (source): the volume bytes, and what they took on the wire.
+  // Resync data sent compressed (source): the volume bytes, and what they took on the wire; and
+  // the bytes given to the compressor (each chunk once, whether it shrank or not).
   uint64_t resync_compressed_bytes = 0;
   uint64_t resync_compressed_wire_bytes = 0;
+  uint64_t resync_compression_input_bytes = 0;
   // Online verify (both sides): bytes compared, 4 KiB blocks found different, verifies that ran
   // to the end.
   uint64_t verify_bytes = 0;

@@ -229,6 +229,8 @@ struct rs_chunk {
   uint32_t pages = 0;
   uint8_t* buf = nullptr;
   uint8_t* zbuf = nullptr;  // its compressed image (compression)
+  uint32_t zlen = 0;        // of zbuf; 0: the chunk does not shrink
+  bool zready = false;      // zbuf/zlen hold buf's current data
   bool acked = false;
   bool released = true;
   // Checksum resync, and online verify (checksum set too: digests only, never data).

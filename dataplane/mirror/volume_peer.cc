@@ -1546,10 +1546,15 @@ int volume::impl::send_chunks() {
       work += sent;
       continue;
     }
-    // Compressed when the option is on and the chunk shrinks (0: it does not, send it as is).
-    // A chunk compressed once and held back by a full send buffer is compressed again: the
-    // compressor is deterministic for the same input and output size.
-    const size_t z = zcomp_ ? zcomp_->compress({k.buf, k.length}, {k.zbuf, rs_zcap_}) : 0;
+    // Compressed when the option is on and the chunk shrinks (0: it does not, send it as is),
+    // once per read: a chunk held back by a full send buffer, as on a slow link, would otherwise
+    // be compressed again at every poll.
+    if (zcomp_ && !k.zready) {
+      k.zlen = static_cast<uint32_t>(zcomp_->compress({k.buf, k.length}, {k.zbuf, rs_zcap_}));
+      k.zready = true;
+      ctr_.resync_compression_input_bytes += k.length;
+    }
+    const size_t z = zcomp_ ? k.zlen : 0;
     const uint64_t wire = z ? z : k.length;
     if (!room_for(io_len + wire)) break;
     io_msg m;
@@ -1698,6 +1703,7 @@ void volume::impl::on_rs_read(uint32_t c, int64_t result) {
     return;
   }
   k.st = k.st == rs_chunk::stage::rereading ? rs_chunk::stage::parts : rs_chunk::stage::read;
+  k.zready = false;  // new data: compressed again before it is sent
 }
 
 void volume::impl::handle_resync_ack(const ack_msg& a) {

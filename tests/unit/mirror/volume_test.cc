@@ -1288,24 +1288,26 @@ TEST(mirror_volume, verify_survives_a_disconnect_and_a_peer_with_minimal_credit)
 
 // ---- Compressed resync -----------------------------------------------------------------------
 
+// The first half of the node's disk compressible (text-like repeats), the rest random.
+void fill_half_compressible(node& n) {
+  auto* img = const_cast<uint8_t*>(n.data->data().data());
+  const char* text = "tandem mirrors block volumes between nodes. ";
+  const size_t tl = std::strlen(text);
+  for (size_t k = 0; k < vol_size / 2; ++k)
+    img[k] = static_cast<uint8_t>(text[k % tl] + (k / 4096) % 3);
+  uint64_t x = 1;
+  for (size_t k = vol_size / 2; k < vol_size; k += 8) {
+    x = mix(x);
+    std::memcpy(img + k, &x, 8);
+  }
+}
+
 // A full resync with compression on the source: compressible chunks travel compressed and
 // arrive intact, incompressible ones travel as they are.
 TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
   cluster c;
   c.create(c.a);
-  // The first half of A's disk compressible (text-like repeats), the rest random.
-  {
-    auto* img = const_cast<uint8_t*>(c.a.data->data().data());
-    const char* text = "tandem mirrors block volumes between nodes. ";
-    const size_t tl = std::strlen(text);
-    for (size_t k = 0; k < vol_size / 2; ++k)
-      img[k] = static_cast<uint8_t>(text[k % tl] + (k / 4096) % 3);
-    uint64_t x = 1;
-    for (size_t k = vol_size / 2; k < vol_size; k += 8) {
-      x = mix(x);
-      std::memcpy(img + k, &x, 8);
-    }
-  }
+  fill_half_compressible(c.a);
   auto oa = c.default_opt(c.a);
   oa.compression = dp::compression::igzip;
   c.start(c.a, oa);
@@ -1318,6 +1320,7 @@ TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
   const auto s = c.a.vol->status();
   EXPECT_EQ(s.counters.resync_bytes_sent, vol_size);
   EXPECT_EQ(s.counters.resync_compressed_bytes, vol_size / 2);  // the random half went raw
+  EXPECT_EQ(s.counters.resync_compression_input_bytes, vol_size);
   EXPECT_LT(s.counters.resync_compressed_wire_bytes, vol_size / 20);
   EXPECT_LT(s.transport.sent_bytes, vol_size / 2 + vol_size / 10);
   EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
@@ -1326,6 +1329,32 @@ TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
   app_driver d(c, c.a, 131);
   workload(c, d, 200, 16);
   final_flush(d);
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
+}
+
+// Over a slow link the send buffer holds each chunk back for many polls: it is compressed once,
+// not at every poll (which, before, was a thousand times the volume's bytes through igzip).
+TEST(mirror_volume, a_compressed_resync_on_a_slow_link_compresses_each_chunk_once) {
+  cluster c;
+  c.create(c.a);
+  fill_half_compressible(c.a);
+  dp::fault_profile link;
+  link.rate_bps = 20'000'000;
+  link.delay_ns = 50'000'000;
+  c.with_faults(c.a, link, 5);
+  auto oa = c.default_opt(c.a);
+  oa.compression = dp::compression::igzip;
+  c.start(c.a, oa);
+  ASSERT_EQ(c.a.vol->promote(true), 0);
+  c.create(c.b);
+  c.start(c.b);
+  ASSERT_EQ(c.a.vol->connect(), 0);
+  ASSERT_EQ(c.b.vol->connect(), 0);
+  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs() << c.b.all_logs();
+  const auto s = c.a.vol->status();
+  EXPECT_EQ(s.counters.resync_bytes_sent, vol_size);
+  EXPECT_EQ(s.counters.resync_compressed_bytes, vol_size / 2);
+  EXPECT_EQ(s.counters.resync_compression_input_bytes, vol_size);
   EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
 }
 
