@@ -3,6 +3,8 @@
 // engine's own flushes, operator commands and status. volume_peer.cc has the peer's side.
 #include "dataplane/mirror/volume.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -10,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <new>
 #include <stdexcept>
 
 #include "dataplane/mirror/volume_impl.h"
@@ -22,6 +25,17 @@ aligned_buf alloc_aligned(size_t bytes, size_t align) {
   void* p = std::aligned_alloc(align, rounded == 0 ? align : rounded);
   if (p == nullptr) throw std::bad_alloc();
   return aligned_buf(static_cast<uint8_t*>(p));
+}
+
+void* map_zeroed(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return p;
+}
+
+void unmap_zeroed(void* p, size_t bytes) noexcept {
+  if (p != nullptr) ::munmap(p, bytes);
 }
 
 const char* to_string(conn_state s) noexcept {
@@ -172,7 +186,7 @@ volume::impl::impl(backend::backend& data, vm::metadata_store& meta, const volum
   }
   zscratch_ = alloc_aligned(max_io_bytes, 64);
   if (async()) {
-    aq_.resize(opt.async_queue_entries);
+    aq_ = lazy_array<aq_entry>(opt.async_queue_entries);
     aq_cap_ = opt.async_queue_bytes / 4096 * 4096;
     aq_mem_ = alloc_aligned(aq_cap_, 4096);
     if (opt.async_history != nullptr) {

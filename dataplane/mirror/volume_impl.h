@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "dataplane/backend/backend.h"
@@ -103,6 +105,42 @@ struct aligned_free {
 };
 using aligned_buf = std::unique_ptr<uint8_t[], aligned_free>;
 aligned_buf alloc_aligned(size_t bytes, size_t align);
+
+// A fixed array over anonymous memory: zero-filled and not allocated until touched, so a large one
+// that is barely used costs only the pages in use. The async queue's entries are sized for the
+// whole history (a quarter of a million for 1 GiB): a std::vector would construct, and so
+// allocate, every one of them, even on a secondary that never queues a write. All-zero bytes
+// must be a valid T, and T's lifetime starts with the mapping (an implicit-lifetime type).
+void* map_zeroed(size_t bytes);
+void unmap_zeroed(void* p, size_t bytes) noexcept;
+template <typename T>
+class lazy_array {
+  static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>);
+
+ public:
+  lazy_array() = default;
+  explicit lazy_array(size_t n) : p_(static_cast<T*>(map_zeroed(n * sizeof(T)))), n_(n) {}
+  lazy_array(const lazy_array&) = delete;
+  lazy_array& operator=(const lazy_array&) = delete;
+  lazy_array(lazy_array&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  lazy_array& operator=(lazy_array&& o) noexcept {
+    if (this != &o) {
+      unmap_zeroed(p_, n_ * sizeof(T));
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+    }
+    return *this;
+  }
+  ~lazy_array() { unmap_zeroed(p_, n_ * sizeof(T)); }
+  [[nodiscard]] size_t size() const noexcept { return n_; }
+  T& operator[](size_t i) noexcept { return p_[i]; }
+  const T& operator[](size_t i) const noexcept { return p_[i]; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
 
 inline bool overlaps(uint64_t a_off, uint64_t a_len, uint64_t b_off, uint64_t b_len) noexcept {
   return a_off < b_off + b_len && b_off < a_off + a_len;
@@ -341,7 +379,7 @@ struct volume::impl {
   // Entries are a ring indexed by absolute counters: [aq_head_, aq_tail_) in the queue,
   // [aq_send_, aq_tail_) not yet sent. Write data: a byte ring of aq_cap_ bytes, [aq_rd_, aq_wr_)
   // in use (absolute; an entry that would wrap starts at the ring's beginning instead).
-  std::vector<aq_entry> aq_;
+  lazy_array<aq_entry> aq_;
   uint64_t aq_head_ = 0;
   uint64_t aq_send_ = 0;
   uint64_t aq_tail_ = 0;

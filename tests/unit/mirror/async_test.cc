@@ -5,7 +5,11 @@
 // queued, a primary crash whose queued writes the activity log covers, and the crash campaign:
 // whenever the primary dies, the secondary holds exactly a prefix of its writes.
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -611,6 +615,42 @@ TEST(mirror_async, history_options_are_checked) {
   o = c.default_opt(c.a);  // sync
   o.async_history = fine.get();
   EXPECT_THROW(dm::volume(*c.a.data, *c.a.meta, o), std::invalid_argument);
+}
+
+// Resident memory of this process (VmRSS), in bytes.
+uint64_t resident_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  ADD_FAILURE() << "no VmRSS in /proc/self/status";
+  return 0;
+}
+
+// The queue's entries are sized for memory and history together (a million for 4 GiB), but a
+// volume that queues nothing, as every secondary, must not pay for them: with N:1 a standby
+// holds dozens of async volumes.
+TEST(mirror_async, the_queues_entries_take_memory_only_when_used) {
+  cluster c;
+  c.create(c.a);
+  dm::volume_options o = async_opt(c, c.a, 16u << 20, dm::max_async_queue_entries);
+  const uint64_t before = resident_bytes();
+  auto v = std::make_unique<dm::volume>(*c.a.data, *c.a.meta, o);
+  const uint64_t after = resident_bytes();
+  const uint64_t grown = after > before ? after - before : 0;
+  // A vector of them (112 bytes each) would have taken 112 MiB here.
+  EXPECT_LT(grown, uint64_t{24} << 20)
+      << "constructing the volume took " << (grown >> 20) << " MiB";
+  // And the queue works at its full size: a primary's writes reach the peer.
+  v.reset();
+  setup_async(c, o);
+  app_driver d(c, c.a, 7);
+  workload(d, 500, 16);
+  ASSERT_TRUE(d.drain());
+  ASSERT_TRUE(c.run_until([&] { return queue_empty(c); }));
+  EXPECT_TRUE(d.matches_last(c.b.data->data()));
+  EXPECT_TRUE(cluster::identical(c.a, c.b)) << cluster::first_difference(c.a, c.b);
 }
 
 }  // namespace
