@@ -101,11 +101,13 @@ void print_volume(std::ostream& os, const json& v) {
   if (v.contains("async")) {
     // What an async primary holds for the peer: the data a disaster now would lose.
     const json& a = v["async"];
+    // Memory and history are shown apart: the queued bytes may be far more than the memory.
     os << "  async:      " << a.value("queued", uint64_t{0}) << " queued, "
-       << bytes(a.value("queued_bytes", uint64_t{0})) << " of "
-       << bytes(a.value("capacity_bytes", uint64_t{0})) << " ("
+       << bytes(a.value("queued_bytes", uint64_t{0})) << " ("
        << bytes(a.value("unsent_bytes", uint64_t{0})) << " unsent), lag "
-       << a.value("lag_ms", uint64_t{0}) << " ms";
+       << a.value("lag_ms", uint64_t{0}) << " ms; memory "
+       << bytes(a.value("memory_bytes", uint64_t{0})) << " of "
+       << bytes(a.value("capacity_bytes", uint64_t{0}));
     if (a.value("history_capacity_bytes", uint64_t{0}) > 0) {
       os << ", history " << bytes(a.value("history_bytes", uint64_t{0})) << " of "
          << bytes(a.value("history_capacity_bytes", uint64_t{0}));

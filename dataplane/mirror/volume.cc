@@ -1095,6 +1095,7 @@ volume_status volume::status() const {
   s.resync_limit = d.rs_limit_;
   s.async.enabled = d.async();
   s.async.capacity_bytes = d.aq_cap_;
+  s.async.memory_bytes = d.aq_wr_ - d.aq_rd_;
   s.async.queued_bytes = d.aq_bytes_;
   s.async.unsent_bytes = d.aq_unsent_bytes_;
   s.async.queued = d.aq_pending_;

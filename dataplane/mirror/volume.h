@@ -263,7 +263,8 @@ struct volume_status {
     uint32_t queued = 0;          // writes and flushes in the queue (sent or not, not acked)
     uint64_t queued_bytes = 0;    // their data, as held (compressed or not)
     uint64_t unsent_bytes = 0;    // of which not yet sent
-    uint64_t capacity_bytes = 0;  // async_queue_bytes
+    uint64_t memory_bytes = 0;    // of the queue's memory in use (the rest is in the history)
+    uint64_t capacity_bytes = 0;  // the queue's memory: async_queue_bytes
     uint64_t lag_ns = 0;          // age of the oldest write the peer has not acknowledged
     uint64_t history_bytes = 0;   // queued writes' data in the history file, not read back
     uint64_t history_capacity_bytes = 0;  // the history file's size; 0: no history

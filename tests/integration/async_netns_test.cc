@@ -84,6 +84,7 @@ TEST(async_netns, writes_outrun_a_slow_link_then_the_replicas_converge) {
   cli_result r = tandemctl({"mirror", "status", "db", "-r", m.sock(0)});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("async:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" of 64.0 MiB\n"), std::string::npos) << r.out;  // the memory, no history
   ASSERT_TRUE(m.wait_for(0, queue_empty, 60s)) << m.volume(0).dump();
   ASSERT_TRUE(m.wait_for(0, mirror_pair::in_sync, 60s)) << m.volume(0).dump();
   v0 = m.volume(0);
@@ -166,7 +167,9 @@ TEST(async_netns, a_history_file_takes_the_burst_the_queue_cannot) {
   EXPECT_GT(peak, 4u << 20) << m.volume(0).dump();
   cli_result r = tandemctl({"mirror", "status", "db", "-r", m.sock(0)});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("history"), std::string::npos) << r.out;
+  // Memory and history apart: "memory X of 2.0 MiB, history Y of 64.0 MiB".
+  EXPECT_NE(r.out.find(" of 2.0 MiB, history "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" of 64.0 MiB"), std::string::npos) << r.out;
   ASSERT_TRUE(m.wait_for(
       0, [](const json& v) { return mirror_pair::in_sync(v) && queue_empty(v); }, 90s))
       << m.volume(0).dump();

@@ -75,6 +75,7 @@ TEST(mirror_async, writes_complete_before_the_peer_has_them_and_the_replicas_con
   EXPECT_TRUE(s.async.enabled);
   EXPECT_EQ(s.async.queued, 3u);
   EXPECT_EQ(s.async.queued_bytes, 5u * blk);  // the discard carries no data
+  EXPECT_GE(s.async.memory_bytes, 5u * blk);  // all of it in memory
   EXPECT_EQ(s.async.capacity_bytes, 16u << 20);
   EXPECT_GE(s.async.lag_ns, 40'000'000u);
   EXPECT_EQ(block_id(c.b.data->data(), 10), 0u);
@@ -84,6 +85,7 @@ TEST(mirror_async, writes_complete_before_the_peer_has_them_and_the_replicas_con
   s = c.a.vol->status();
   EXPECT_EQ(s.async.queued_bytes, 0u);
   EXPECT_EQ(s.async.unsent_bytes, 0u);
+  EXPECT_EQ(s.async.memory_bytes, 0u);
   EXPECT_EQ(s.async.lag_ns, 0u);
   EXPECT_TRUE(d.matches_last(c.b.data->data()));
 
@@ -442,7 +444,12 @@ uint64_t workload_watching_history(cluster& c, app_driver& d, uint64_t count) {
     while (issued < count && d.in_flight() < 16 && d.submit_random(256))
       ++issued;
     d.step();
-    most = std::max(most, c.a.vol->status().async.history_bytes);
+    const auto s = c.a.vol->status();
+    most = std::max(most, s.async.history_bytes);
+    EXPECT_LE(s.async.memory_bytes, s.async.capacity_bytes);
+    if (s.async.history_bytes > 0) {
+      EXPECT_GT(s.async.queued_bytes, s.async.memory_bytes);
+    }
   }
   EXPECT_LT(c.now, end) << d.in_flight() << " writes never completed";
   return most;
