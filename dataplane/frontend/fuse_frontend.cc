@@ -3,6 +3,7 @@
 #define FUSE_USE_VERSION 312
 #include "dataplane/frontend/fuse_frontend.h"
 
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -46,18 +47,26 @@ fuse_export::fuse_export(std::string name, uint64_t ino) : name_(std::move(name)
     throw std::system_error(errno, std::generic_category(), "FUSE export " + name_ + ": buffers");
   }
   mem_ = static_cast<uint8_t*>(m);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    const int err = errno;
+    ::munmap(mem_, size_t{slot_count} * slot_bytes);
+    throw std::system_error(err, std::generic_category(), "FUSE export " + name_ + ": eventfd");
+  }
   for (unsigned i = 0; i < slot_count; ++i)
     slots_[i].buf = mem_ + size_t{i} * slot_bytes;
   free_mask_.store(slot_count == 32 ? ~0u : (1u << slot_count) - 1, std::memory_order_release);
 }
 
 fuse_export::~fuse_export() {
+  ::close(wake_fd_);
   ::munmap(mem_, size_t{slot_count} * slot_bytes);
 }
 
 bool fuse_export::next(mirror::io_request& out) noexcept {
   uint32_t i = 0;
   if (!handed_.pop(i)) return false;
+  ++taken_;
   out = slots_[i].io;
   out.cookie = fuse_cookie_bit | i;
   return true;
@@ -72,6 +81,25 @@ void fuse_export::complete(uint64_t cookie, int result) noexcept {
   in_flight_.fetch_sub(1, std::memory_order_acq_rel);
   s.state.store(2, std::memory_order_release);
   s.state.notify_one();
+}
+
+// armed_ and handed_count_ are sequentially consistent on both sides: either the lcore sees the
+// worker's request counted, or the worker sees the lcore armed and signals. signalled_ only
+// saves workers a write each: while it is set, a write was made or is on its way, so wake_fd_
+// is or becomes readable; a write that lands after a disarm wakes the next sleep at once, which
+// then drains it.
+bool fuse_export::arm_wakeup() noexcept {
+  armed_.store(true);
+  return handed_count_.load() != taken_;
+}
+
+void fuse_export::disarm_wakeup(bool fired) noexcept {
+  armed_.store(false);
+  if (fired) {
+    uint64_t n = 0;
+    (void)!::read(wake_fd_, &n, sizeof n);
+  }
+  signalled_.store(false);
 }
 
 void fuse_export::fail_pending(int result) noexcept {
@@ -139,6 +167,11 @@ int fuse_export::run(unsigned i) {
   s.state.store(1, std::memory_order_release);
   // Never full: a slot is handed over at most once at a time and the queue holds them all.
   while (!handed_.push(i)) {
+  }
+  handed_count_.fetch_add(1);
+  if (armed_.load() && !signalled_.exchange(true)) {
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
   }
   uint32_t st;
   while ((st = s.state.load(std::memory_order_acquire)) != 2)

@@ -63,6 +63,13 @@ class fuse_export {
   void complete(uint64_t cookie, int result) noexcept;
   // Slots handed over and not completed (the lcore drains them before a detach completes).
   unsigned in_flight() const noexcept { return in_flight_.load(std::memory_order_acquire); }
+  // The idle lcore's sleep, as with the kernel devices' NEED_WAKEUP: arm_wakeup(), sleep on
+  // wake_fd() (an eventfd, readable once a worker handed a request over while armed), then
+  // disarm_wakeup(fired: the sleep saw wake_fd() readable). arm_wakeup() returns true when a
+  // request is already waiting: do not sleep. A wake-up may be spurious, never lost.
+  bool arm_wakeup() noexcept;
+  int wake_fd() const noexcept { return wake_fd_; }
+  void disarm_wakeup(bool fired) noexcept;
 
   // ---- control (the lcore at attach / detach) -----------------------------------------------
   // The file appears with this size and block size. Discards and zeroings are cut on a grid of
@@ -124,6 +131,13 @@ class fuse_export {
   uint8_t* mem_ = nullptr;  // slot_count * slot_bytes, page aligned
   slot slots_[slot_count];
   boost::lockfree::queue<uint32_t, boost::lockfree::capacity<slot_count>> handed_;
+  // Wake-up: workers count what they hand over and, while the lcore is armed, signal wake_fd_
+  // (once: signalled_); the lcore counts what it took (taken_, its own).
+  int wake_fd_ = -1;
+  std::atomic<uint64_t> handed_count_{0};
+  uint64_t taken_ = 0;
+  std::atomic<bool> armed_{false};
+  std::atomic<bool> signalled_{false};
   std::atomic<uint32_t> free_mask_{0};  // bit i: slot i free
   std::atomic<unsigned> in_flight_{0};
   std::atomic<bool> published_{false};

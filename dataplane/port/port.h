@@ -65,6 +65,10 @@ class port {
   virtual const port_stats& stats() const = 0;
   // "dpdk:net_af_packet0", "socket", "fault(socket)": for logs and benchmark lines.
   virtual std::string name() const = 0;
+  // For an idle lcore that sleeps: a file descriptor that polls readable when recv() would
+  // return datagrams, or -1 when it cannot wait on this port now (a polled-mode device; or
+  // datagrams already received and not handed out): then it naps briefly and polls.
+  virtual int wait_fd() const noexcept { return -1; }
 };
 
 }  // namespace tandem::dp

@@ -98,6 +98,7 @@ class socket_port final : public port {
   unsigned available() const { return free_top_; }
   // Datagrams received with GRO but not yet handed out by recv().
   bool rx_pending() const { return rx_stage_next_ < rx_stage_count_; }
+  int wait_fd() const noexcept override { return rx_pending() ? -1 : fd_; }
 
  private:
   struct stage;

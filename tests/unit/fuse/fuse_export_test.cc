@@ -2,6 +2,8 @@
 // fuse_export without a kernel: worker threads call read / write / flush / zero_range while a
 // fake lcore takes the requests, checks that each is one the engine accepts (whole blocks, at
 // most max_io_bytes, zeroings on the extent grid) and applies it to an in-memory image.
+#include <poll.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -20,10 +22,12 @@ constexpr uint64_t volume_bytes = 8u << 20;
 constexpr uint32_t block = 4096;
 constexpr uint64_t zero_chunk = 1u << 20;
 
-// The engine's side: one thread, like the replicator's lcore.
+// The engine's side: one thread, like the replicator's lcore. `sleep_when_idle`: with nothing to do
+// it sleeps on the export's wake-up (for up to 200 ms) instead of spinning, as an idle lcore does.
 class fake_lcore {
  public:
-  explicit fake_lcore(fuse_export& e) : e_(e), image_(volume_bytes, 0) {
+  explicit fake_lcore(fuse_export& e, bool sleep_when_idle = false)
+      : e_(e), image_(volume_bytes, 0), sleeps_(sleep_when_idle) {
     t_ = std::thread([this] { run(); });
   }
   ~fake_lcore() {
@@ -34,18 +38,41 @@ class fake_lcore {
   std::atomic<int> fail_with{0};  // complete everything with this (0: apply)
   std::atomic<uint64_t> bad{0};   // requests the engine would refuse
   std::atomic<uint64_t> requests{0}, flushes{0}, discards{0}, zeroes{0};
+  // Sleeps, those a worker's request ended, and those that ran out while a request waited.
+  std::atomic<uint64_t> sleeps{0}, woken{0}, lost_wakeups{0};
 
  private:
   void run() {
     while (!stop_) {
       mirror::io_request io;
       if (!e_.next(io)) {
-        std::this_thread::yield();
+        if (sleeps_) {
+          sleep(io);
+        } else {
+          std::this_thread::yield();
+        }
         continue;
       }
       ++requests;
       EXPECT_TRUE(io.cookie & fuse_cookie_bit);
       e_.complete(io.cookie, fail_with ? fail_with.load() : apply(io));
+    }
+  }
+  void sleep(mirror::io_request& io) {
+    if (e_.arm_wakeup()) {
+      e_.disarm_wakeup(false);
+      return;
+    }
+    ++sleeps;
+    pollfd p{.fd = e_.wake_fd(), .events = POLLIN, .revents = 0};
+    const int rc = ::poll(&p, 1, 200);
+    e_.disarm_wakeup(rc == 1);
+    if (rc == 1) {
+      ++woken;
+    } else if (e_.next(io)) {  // a request waited through the whole sleep: its wake-up was lost
+      ++lost_wakeups;
+      ++requests;
+      e_.complete(io.cookie, apply(io));
     }
   }
   int apply(const mirror::io_request& io) {
@@ -78,6 +105,7 @@ class fake_lcore {
 
   fuse_export& e_;
   std::vector<uint8_t> image_;
+  bool sleeps_;
   std::atomic<bool> stop_{false};
   std::thread t_;
 };
@@ -196,6 +224,39 @@ TEST(fuse_export, engine_errors_reach_the_caller_and_concurrent_writers_do_not_t
     }
   }
   EXPECT_EQ(lc.bad, 0u);
+}
+
+// An lcore that sleeps between requests is woken by each worker's request: none waits out a
+// sleep, and every write lands.
+TEST(fuse_export, a_sleeping_lcore_is_woken_by_every_request) {
+  fuse_export e("db", 2);
+  e.publish(volume_bytes, block, zero_chunk);
+  fake_lcore lc(e, true);
+  constexpr int writers = 4, rounds = 300;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < writers; ++t) {
+    ts.emplace_back([&e, t] {
+      for (int k = 0; k < rounds; ++k) {
+        const std::string piece = pattern(block, static_cast<uint8_t>(t * 13 + k));
+        EXPECT_EQ(e.write(piece.data(), block, static_cast<uint64_t>(t * rounds + k) * block),
+                  static_cast<ssize_t>(block));
+      }
+    });
+  }
+  for (auto& t : ts)
+    t.join();
+  EXPECT_EQ(lc.requests, uint64_t{writers} * rounds);
+  EXPECT_EQ(lc.lost_wakeups, 0u);
+  EXPECT_GT(lc.woken, 0u) << "the lcore never slept: the test shows nothing";
+  for (int t = 0; t < writers; ++t) {
+    for (int k = 0; k < rounds; ++k) {
+      const std::string piece = pattern(block, static_cast<uint8_t>(t * 13 + k));
+      ASSERT_EQ(std::memcmp(lc.image().data() + static_cast<uint64_t>(t * rounds + k) * block,
+                            piece.data(), block),
+                0)
+          << "writer " << t << " round " << k;
+    }
+  }
 }
 
 TEST(fuse_export, close_down_turns_requests_away) {

@@ -2,6 +2,7 @@
 // The socket port on 127.0.0.1: binding, the pool, datagrams intact and once with GSO/GRO on/off.
 #include "dataplane/port/socket_port.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -269,6 +270,40 @@ TEST(socket_port, a_coalesced_message_is_handed_out_in_order_across_calls) {
   EXPECT_EQ(rs.rx_copies, 43U);  // the first stays in the buffer it was received into
   EXPECT_FALSE(rx.rx_pending());
   EXPECT_EQ(rx.available(), 10U);
+}
+
+// An idle lcore sleeps on wait_fd(): readable once a datagram arrives; -1 while recv() still
+// holds datagrams it received (nothing would wake the sleep for those).
+TEST(socket_port, wait_fd_wakes_a_sleeper_and_is_withheld_while_datagrams_are_held) {
+  socket_port tx(on_loopback());
+  socket_port_options ro = on_loopback();
+  ro.buffers = 4;
+  socket_port rx(ro);
+  ASSERT_GE(rx.wait_fd(), 0);
+  pollfd pfd{.fd = rx.wait_fd(), .events = POLLIN, .revents = 0};
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);  // nothing yet
+  std::vector<dgram*> out(8);
+  ASSERT_EQ(tx.alloc(out.data(), 8), 8U);
+  for (unsigned i = 0; i < 8; ++i) {
+    test::fill(*out[i], i, 1472);  // one GSO message, one GRO message: more than rx's pool
+    out[i]->peer = rx.local();
+  }
+  ASSERT_EQ(tx.send(out.data(), 8), 8U);
+  pfd.revents = 0;
+  ASSERT_EQ(::poll(&pfd, 1, 5000), 1) << "a datagram did not wake the sleeper";
+  std::vector<dgram*> in(8);
+  unsigned got = rx.recv(in.data(), 8);
+  if (rx.gro()) {
+    EXPECT_EQ(got, 4U);  // the pool is dry: the rest waits in the port, not in the socket
+    EXPECT_TRUE(rx.rx_pending());
+    EXPECT_EQ(rx.wait_fd(), -1);
+    rx.free(in.data(), got);
+    got = rx.recv(in.data(), 8);
+    EXPECT_EQ(got, 4U);
+    EXPECT_FALSE(rx.rx_pending());
+    EXPECT_GE(rx.wait_fd(), 0);
+  }
+  rx.free(in.data(), got);
 }
 
 TEST(socket_port, single_datagrams_are_not_copied_with_gro_on) {
