@@ -43,6 +43,14 @@ namespace {
 using json = nlohmann::json;
 namespace cfg = ctl::config;
 
+// An idle lcore's naps (replicator::nap): 50 us at first; 1 ms once it has seen no I/O for 10 ms
+// and every volume can wake it. The timers an idle volume runs (keepalive, dead peer) are 10 ms
+// or more; an ack of a keepalive may leave up to a nap late, and says so (ack_delay), so the
+// RTT estimate is not skewed.
+constexpr uint64_t short_nap_ns = 50'000;
+constexpr uint64_t long_nap_ns = 1'000'000;
+constexpr uint64_t long_nap_after_ns = 10'000'000;
+
 uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
@@ -463,11 +471,11 @@ json replicator::status_all(const json& command) {
   return out;
 }
 
-// An lcore: commands when there are any, then each of its attached volumes. After a stretch of
-// idle polls, with nothing outstanding on any of its volumes (mirror::volume::busy), it naps for
-// 50 us per loop, so an idle replicator does not hold a core; the first request after a nap waits
-// at most that long. While I/O waits on the peer or the disk it keeps polling: a nap on each side
-// would add to every round trip.
+// An lcore: commands when there are any, then each of its attached volumes. After 256 polls with
+// no I/O (no application request, nothing outstanding on any of its volumes: mirror::volume::busy)
+// it naps between polls, so an idle replicator does not hold a core. While I/O waits on the peer
+// or the disk it keeps polling: a nap on each side would add to every round trip. Session traffic
+// alone (keepalives) is handled without starting the 256 polls again.
 void replicator::run(lcore& l) {
   const std::string name = "tandem-lcore" + std::to_string(l.id);  // at most 15 characters
   ::pthread_setname_np(::pthread_self(), name.c_str());
@@ -493,7 +501,9 @@ void replicator::run(lcore& l) {
     }
   }
   unsigned idle = 0;
+  uint64_t last_io = now_ns();
   while (!stop_.load(std::memory_order_relaxed)) {
+    int io = 0;  // application requests, the workload, commands, volumes with I/O outstanding
     if (l.has_work.load(std::memory_order_acquire)) {
       std::deque<pending> work;
       {
@@ -510,18 +520,18 @@ void replicator::run(lcore& l) {
         }
         p.answer.set_value(std::move(answer));
       }
-      idle = 0;
+      ++io;
     }
-    int busy = 0;
+    int busy = 0;  // any work, the session's own included
     const uint64_t now = now_ns();
     for (volume_slot* v : l.volumes) {
-      busy += pump(*v, now);
+      io += pump(*v, now);
       if (!v->attached()) continue;
       busy += v->engine->poll(now);
       // Waiting on the peer or the disk: keep polling (a nap would add to every round trip).
-      if (v->engine->busy()) ++busy;
-      busy += pump(*v, now);
-      if (v->load) busy += v->load->poll(now);
+      if (v->engine->busy()) ++io;
+      io += pump(*v, now);
+      if (v->load) io += v->load->poll(now);
       const auto conn = v->engine->connection_state();
       const auto role = v->engine->role();
       const auto disk = v->engine->disk();
@@ -533,10 +543,11 @@ void replicator::run(lcore& l) {
         v->last_disk = disk;
       }
     }
-    if (busy) {
+    if (io) {
       idle = 0;
-    } else if (++idle > 256) {
-      nap(l);
+      last_io = now;
+    } else if (busy == 0 && ++idle > 256) {
+      nap(l, now - last_io >= long_nap_after_ns);
     }
   }
   // Shutdown (the destructor closed the FUSE frontend first): each volume cleanly where it can
@@ -576,31 +587,57 @@ void replicator::release(volume_slot& v) {
   v.release();
 }
 
-// The idle lcore's 50 us nap. With kernel devices it sleeps on their eventfds instead (those of
-// its own volumes), so a block request wakes it at once (the kernel signals only while
-// NEED_WAKEUP is set). Volumes beyond the poll set's capacity are seen after the 50 us.
-void replicator::nap(lcore& l) {
-  constexpr unsigned max_fds = 256;
+// The idle lcore's nap: a sleep on what can wake it, those of its own volumes: the kernel
+// devices' eventfds (the kernel signals only while NEED_WAKEUP is set), the FUSE files' eventfds
+// (likewise armed) and the socket ports. A block request or a datagram wakes it at once. The nap
+// lasts 50 us; after `long_nap_after_ns` without I/O it lasts `long_nap_ns` instead, when every
+// attached volume can wake it that way (not a DPDK port, nor a socket port with datagrams
+// received and not handed out, nor more descriptors than the poll set holds), so an idle
+// replicator costs little CPU.
+void replicator::nap(lcore& l, bool long_nap) {
+  constexpr unsigned max_fds = 512;
   pollfd fds[max_fds];
   int efd[max_fds];
+  unsigned fuse_at[max_fds];  // per volume of the lcore: its FUSE file's place in fds, or max_fds
   unsigned n = 0;
   bool ready = false;
-  for (volume_slot* v : l.volumes) {
-    if (!v->shim) continue;
-    ready = v->shim->arm_wakeup() || ready;
-    const unsigned k = v->shim->event_fds(std::span<int>(efd + n, max_fds - n));
-    for (unsigned i = 0; i < k; ++i)
-      fds[n + i] = {.fd = efd[n + i], .events = POLLIN, .revents = 0};
-    n += k;
+  bool wakes = true;  // every volume can wake the sleep
+  auto add = [&](int fd) {
+    if (n == max_fds) {
+      wakes = false;
+      return false;
+    }
+    fds[n++] = {.fd = fd, .events = POLLIN, .revents = 0};
+    return true;
+  };
+  for (size_t i = 0; i < l.volumes.size(); ++i) {
+    volume_slot* v = l.volumes[i];
+    if (v->shim) {
+      ready = v->shim->arm_wakeup() || ready;
+      const unsigned k = v->shim->event_fds(std::span<int>(efd, max_fds));
+      for (unsigned j = 0; j < k; ++j)
+        (void)add(efd[j]);
+    }
+    fuse_at[i] = max_fds;
+    if (v->fuse) {
+      ready = v->fuse->arm_wakeup() || ready;
+      if (add(v->fuse->wake_fd())) fuse_at[i] = n - 1;
+    }
+    if (v->attached()) {
+      const int fd = v->port->wait_fd();
+      if (fd < 0 || !add(fd)) wakes = false;
+    }
   }
-  if (n == 0) {
-    ::usleep(50);
-  } else if (!ready) {
-    const timespec ts{.tv_sec = 0, .tv_nsec = 50'000};
+  if (!ready) {
+    const uint64_t ns = long_nap && wakes ? long_nap_ns : short_nap_ns;
+    const timespec ts{.tv_sec = 0, .tv_nsec = static_cast<long>(ns)};
     (void)::ppoll(fds, n, &ts, nullptr);
   }
-  for (volume_slot* v : l.volumes)
+  for (size_t i = 0; i < l.volumes.size(); ++i) {
+    volume_slot* v = l.volumes[i];
     if (v->shim) v->shim->disarm_wakeup();
+    if (v->fuse) v->fuse->disarm_wakeup(fuse_at[i] < n && (fds[fuse_at[i]].revents & POLLIN) != 0);
+  }
 }
 
 // Moves FUSE requests to the engine and the engine's completions to their submitters (the FUSE

@@ -103,7 +103,7 @@ class replicator {
   };
 
   void run(lcore& l);
-  void nap(lcore& l);
+  void nap(lcore& l, bool long_nap);
   int pump(volume_slot& v, uint64_t now);
   void drain(volume_slot& v, bool workload);
   void shut_down(volume_slot& v);
