@@ -86,6 +86,19 @@ int64_t witness_expiry_before(const grant_map& g, const std::string& node, int64
   return expiry;
 }
 
+// The witness logged `node` giving a valid lease back at `since` or later
+// ("release cluster=C node=N epoch=E now_mono_ns=T").
+bool witness_saw_release(const std::string& text, const std::string& node, int64_t since) {
+  static const std::regex re(R"(release cluster=\S+ node=(\S+) .*now_mono_ns=(\d+))");
+  std::istringstream in(text);
+  std::string line;
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (std::regex_search(line, m, re) && m[1] == node && std::stoll(m[2]) >= since) return true;
+  }
+  return false;
+}
+
 std::string ms(int64_t ns) {
   return std::to_string(ns / ms_ns) + " ms";
 }
@@ -466,17 +479,23 @@ TEST_F(tandemd_quorum_netns, two_daemons_and_a_witness_never_both_hold_quorum) {
   check_safety(q, &grants);
   if (HasFailure()) return;
 
-  // A clean stop (SIGTERM) of the holder gives the lease back: the other node holds well
-  // before the lease (3 s) could have run out, and leaving raised no groups_stop on the holder.
+  // A clean stop (SIGTERM) of the holder gives the lease back: the witness logs the release
+  // (it logs one only for a lease still valid, so the other node did not wait for it to run
+  // out), the other node then holds, and leaving raised no groups_stop on the holder. How long
+  // the hand-over took is printed, not asserted: on a loaded 2-core host the other node's next
+  // attempt, a second later, may itself time out.
   q.stop_probe();
   const int h = q.wait_for_holder(10s);
   ASSERT_GE(h, 0);
   const auto t0 = std::chrono::steady_clock::now();
+  const int64_t t0_ns = mono_ns();
   q.c().terminate(h);
   EXPECT_TRUE(tandemd_cluster::wait_until([&] { return q.holds(1 - h); }, 10s, 20ms));
   const auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-  EXPECT_LT(took, 2500ms) << "the stopped holder did not give the lease back";
+  EXPECT_TRUE(witness_saw_release(q.server_log(), lease_lab::node(h), t0_ns))
+      << "the stopped holder did not give the lease back:\n"
+      << q.server_log();
   const std::string log = q.c().log(h);
   const size_t stopping = log.find("tandemd.stopping");
   ASSERT_NE(stopping, std::string::npos) << log;
