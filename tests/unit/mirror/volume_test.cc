@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <gtest/gtest.h>
 
@@ -1302,12 +1303,12 @@ void fill_half_compressible(node& n) {
   }
 }
 
-// A full resync with compression on the source: compressible chunks travel compressed and
-// arrive intact, incompressible ones travel as they are.
-TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
-  cluster c;
+// A, half compressible, promoted with compression on; B fresh: both connect, and the full
+// resync runs until they are connected (`link`: a fault profile on what A sends).
+void compressed_full_sync(cluster& c, std::optional<dp::fault_profile> link = std::nullopt) {
   c.create(c.a);
   fill_half_compressible(c.a);
+  if (link) c.with_faults(c.a, *link, 5);
   auto oa = c.default_opt(c.a);
   oa.compression = dp::compression::igzip;
   c.start(c.a, oa);
@@ -1317,6 +1318,13 @@ TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
   ASSERT_EQ(c.a.vol->connect(), 0);
   ASSERT_EQ(c.b.vol->connect(), 0);
   ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs() << c.b.all_logs();
+}
+
+// A full resync with compression on the source: compressible chunks travel compressed and
+// arrive intact, incompressible ones travel as they are.
+TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
+  cluster c;
+  ASSERT_NO_FATAL_FAILURE(compressed_full_sync(c));
   const auto s = c.a.vol->status();
   EXPECT_EQ(s.counters.resync_bytes_sent, vol_size);
   EXPECT_EQ(s.counters.resync_compressed_bytes, vol_size / 2);  // the random half went raw
@@ -1336,21 +1344,10 @@ TEST(mirror_volume, compressed_resync_of_compressible_and_random_data) {
 // not at every poll (which, before, was a thousand times the volume's bytes through igzip).
 TEST(mirror_volume, a_compressed_resync_on_a_slow_link_compresses_each_chunk_once) {
   cluster c;
-  c.create(c.a);
-  fill_half_compressible(c.a);
   dp::fault_profile link;
   link.rate_bps = 20'000'000;
   link.delay_ns = 50'000'000;
-  c.with_faults(c.a, link, 5);
-  auto oa = c.default_opt(c.a);
-  oa.compression = dp::compression::igzip;
-  c.start(c.a, oa);
-  ASSERT_EQ(c.a.vol->promote(true), 0);
-  c.create(c.b);
-  c.start(c.b);
-  ASSERT_EQ(c.a.vol->connect(), 0);
-  ASSERT_EQ(c.b.vol->connect(), 0);
-  ASSERT_TRUE(c.run_until([&] { return c.both_connected(); })) << c.a.all_logs() << c.b.all_logs();
+  ASSERT_NO_FATAL_FAILURE(compressed_full_sync(c, link));
   const auto s = c.a.vol->status();
   EXPECT_EQ(s.counters.resync_bytes_sent, vol_size);
   EXPECT_EQ(s.counters.resync_compressed_bytes, vol_size / 2);
